@@ -1,0 +1,39 @@
+//! Compiles every .proto under `careers/` with protox (pure Rust, no system protoc) and
+//! writes the descriptor set beside the generated code for gRPC reflection.
+
+use std::{
+    env, fs, io,
+    path::{Path, PathBuf},
+};
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
+    let mut files = Vec::new();
+    collect_protos(&root.join("careers"), &mut files)?;
+    files.sort();
+    println!("cargo:rerun-if-changed=careers");
+
+    let fds = protox::compile(&files, [&root])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out_dir.join("careers_descriptor.bin"), fds.encode_to_vec())?;
+
+    tonic_prost_build::configure()
+        .include_file("careers.rs")
+        .emit_rerun_if_changed(false)
+        .compile_fds(fds)?;
+    Ok(())
+}
+
+fn collect_protos(dir: &Path, files: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_protos(&path, files)?;
+        } else if path.extension().is_some_and(|ext| ext == "proto") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}

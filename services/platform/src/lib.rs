@@ -1,0 +1,20 @@
+//! The platform every careers service is built on, written once.
+//!
+//! - [`settings`]: layered configuration with unknown keys refused by path.
+//! - [`telemetry`]: JSON logs with trace ids, OTLP traces, Prometheus metrics.
+//! - [`store`]: SQLite or PostgreSQL from one URL, migrations under an advisory lock.
+//! - [`readiness`]: the `liveness` and full-name health statuses of CONTRACT.md.
+//! - [`grpc`]: reflection and W3C trace context on calls.
+//! - [`service`]: the [`service::Service`] trait, [`service::App`] and the shared `main`.
+//! - [`shutdown`]: SIGTERM and Ctrl-C.
+
+pub mod grpc;
+pub mod readiness;
+pub mod service;
+pub mod settings;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+
+pub use service::{App, AppError, Context, Service};
+pub use settings::Settings;

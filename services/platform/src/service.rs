@@ -1,0 +1,241 @@
+//! One way to run any careers service: the [`Service`] trait says what is particular to
+//! a service; [`App`] does the rest (store, migrations, health, reflection, tracing and
+//! graceful shutdown), and [`main`] wraps it in the command line every binary shares.
+
+use std::{
+    fmt::Debug,
+    future::Future,
+    net::SocketAddr,
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use clap::{Parser, Subcommand};
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+use crate::{
+    grpc,
+    readiness::Readiness,
+    settings::{self, Settings, Sources},
+    store, telemetry,
+};
+
+/// What a service brings; everything else is shared.
+pub trait Service: Send + Sync + 'static {
+    /// Lowercase name: config prefix `CAREERS_<NAME>`, logs, traces.
+    const NAME: &'static str;
+    /// The full gRPC service name whose health status means "ready".
+    const GRPC_SERVICE: &'static str;
+    /// The embedded default configuration (TOML).
+    const DEFAULTS: &'static str;
+
+    /// The service's own settings sections, beside the platform's.
+    type Settings: DeserializeOwned + Debug + Clone + Send + Sync + 'static;
+    /// The service's schema.
+    type Migrator: MigratorTrait;
+
+    /// Builds the service's gRPC routes. Background work it starts stops when
+    /// `context.stop` is cancelled.
+    fn routes(
+        context: &Context<Self::Settings>,
+    ) -> impl Future<Output = Result<Routes, AppError>> + Send;
+}
+
+/// What a service's handlers are built from.
+#[derive(Debug, Clone)]
+pub struct Context<S> {
+    pub settings: Settings<S>,
+    pub db: DatabaseConnection,
+    pub readiness: Readiness,
+    /// Cancelled when shutdown begins.
+    pub stop: CancellationToken,
+}
+
+/// Why a service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error(transparent)]
+    Telemetry(#[from] telemetry::TelemetryError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("grpc: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("grpc: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Service(String),
+}
+
+/// A built service, bound to its port and ready to run.
+#[derive(Debug)]
+pub struct App<S: Service> {
+    context: Context<S::Settings>,
+    listener: TcpListener,
+    routes: Routes,
+}
+
+impl<S: Service> App<S> {
+    /// Connects and migrates the store, binds the gRPC port and builds the routes.
+    pub async fn build(settings: Settings<S::Settings>) -> Result<Self, AppError> {
+        let platform = &settings.platform;
+        let addr = platform.grpc.listen;
+        // Bind first: a taken port should fail at once, before any slow work.
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::Bind { addr, source })?;
+
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let readiness = Readiness::new(reporter, S::GRPC_SERVICE).await;
+        let db = store::connect(&platform.database).await?;
+        readiness.set_store_ok(true).await;
+        if platform.database.migrate_on_start {
+            store::migrate::<S::Migrator>(&db, &platform.database.redacted_url()).await?;
+            tracing::info!(service = S::NAME, "migrations applied");
+        }
+        readiness.set_migrated().await;
+
+        let context = Context {
+            settings,
+            db,
+            readiness,
+            stop: CancellationToken::new(),
+        };
+        let routes = S::routes(&context)
+            .await?
+            .add_service(health_service)
+            .add_service(grpc::reflection_v1()?)
+            .add_service(grpc::reflection_v1alpha()?);
+        Ok(Self {
+            context,
+            listener,
+            routes,
+        })
+    }
+
+    /// The bound gRPC port (useful when the configured port was 0).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|addr| addr.port()).unwrap_or(0)
+    }
+
+    pub fn context(&self) -> &Context<S::Settings> {
+        &self.context
+    }
+
+    /// Serves until `shutdown` resolves, then reports NOT_SERVING, waits `drain_delay` so
+    /// load balancers notice, stops accepting and lets in-flight calls finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
+        let Self {
+            context,
+            listener,
+            routes,
+        } = self;
+        let shutdown_settings = context.settings.platform.shutdown.clone();
+        let store_watch = context.readiness.watch_store(
+            context.db.clone(),
+            &context.settings.platform.readiness,
+            context.stop.clone(),
+        );
+        let close = CancellationToken::new();
+        let server = tonic::transport::Server::builder()
+            .trace_fn(grpc::request_span)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                close.clone().cancelled_owned(),
+            );
+        tokio::pin!(server);
+        tracing::info!(service = S::NAME, "serving gRPC");
+
+        tokio::select! {
+            result = &mut server => {
+                context.stop.cancel();
+                return result.map_err(AppError::from);
+            }
+            () = shutdown => {}
+        }
+        context.readiness.set_shutting_down().await;
+        context.stop.cancel();
+        tracing::info!(delay = ?shutdown_settings.drain_delay, "draining");
+        // Keep serving (health included) while the delay runs.
+        tokio::select! {
+            result = &mut server => return result.map_err(AppError::from),
+            () = tokio::time::sleep(shutdown_settings.drain_delay) => {}
+        }
+        close.cancel();
+        let drained = tokio::time::timeout(shutdown_settings.drain_timeout, &mut server).await;
+        store_watch.abort();
+        context.db.clone().close().await.ok();
+        match drained {
+            Ok(result) => result.map_err(AppError::from),
+            Err(_) => {
+                tracing::warn!("in-flight calls still running after drain timeout; stopping");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The command line every service binary shares.
+#[derive(Debug, Parser)]
+struct Cli {
+    /// A TOML file layered over the embedded defaults.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve gRPC (the default).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+}
+
+/// The whole `main` of a service binary.
+pub async fn main<S: Service>() -> ExitCode {
+    let cli = Cli::parse();
+    match run::<S>(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "stopped");
+            eprintln!("{}: {error}", S::NAME);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run<S: Service>(cli: Cli) -> Result<(), AppError> {
+    let settings = settings::load::<S::Settings>(
+        S::NAME,
+        Sources::from_process(S::DEFAULTS, cli.config.as_deref()),
+    )?;
+    let _telemetry = telemetry::init(S::NAME, &settings.platform.telemetry)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            let db = store::connect(&settings.platform.database).await?;
+            store::migrate::<S::Migrator>(&db, &settings.platform.database.redacted_url())
+                .await?;
+            tracing::info!(service = S::NAME, "migrations applied");
+            db.close().await.ok();
+            Ok(())
+        }
+        Command::Serve => {
+            telemetry::serve_metrics(&settings.platform.metrics)?;
+            let app = App::<S>::build(settings).await?;
+            app.run_until(crate::shutdown::signal()).await
+        }
+    }
+}

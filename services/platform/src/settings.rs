@@ -1,0 +1,391 @@
+//! Layered configuration: the service's embedded defaults, then an optional `--config`
+//! file, then `CAREERS_<SERVICE>__<SECTION>__<KEY>` environment variables.
+//!
+//! The same merged tree is read twice: once into the [`PlatformSettings`] every service
+//! shares and once into the service's own settings. A key that neither reads is an error
+//! naming its path, so a typo never silently falls back to a default.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::SocketAddr,
+    path::Path,
+    time::Duration,
+};
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, de::DeserializeOwned};
+
+/// Why the settings could not be loaded. Each message fits on one line and names the
+/// offending key path or file.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: unknown key `{0}`")]
+    UnknownKey(String),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// Settings every service shares; each section has the same shape in every service.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlatformSettings {
+    pub grpc: GrpcSettings,
+    pub metrics: MetricsSettings,
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
+    #[serde(default)]
+    pub readiness: ReadinessSettings,
+    #[serde(default)]
+    pub shutdown: ShutdownSettings,
+}
+
+/// Where the gRPC server listens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GrpcSettings {
+    pub listen: SocketAddr,
+}
+
+/// Where Prometheus scrapes; never the public port.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    pub listen: SocketAddr,
+    /// Off in tests that run many services in one process: the recorder is global.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+/// The service's own store.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `sqlite://path?mode=rwc` or `postgres://user:password@host/db`; a secret because
+    /// it may carry a password.
+    pub url: SecretString,
+    #[serde(default = "yes")]
+    pub migrate_on_start: bool,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl DatabaseSettings {
+    /// A settings value for a URL, with every other field at its default.
+    pub fn for_url(url: impl Into<String>) -> Self {
+        Self {
+            url: SecretString::from(url.into()),
+            migrate_on_start: true,
+            max_connections: default_max_connections(),
+            connect_timeout: default_connect_timeout(),
+        }
+    }
+
+    /// The URL with any password replaced, safe for logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(self.url.expose_secret())
+    }
+}
+
+/// Logs and traces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    /// An `EnvFilter` directive such as `info,sqlx=warn`.
+    pub log_filter: String,
+    /// Parent-based ratio sampling: the share of new root traces kept.
+    pub sampling_ratio: f64,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_filter: "info,sqlx=warn,sea_orm=warn,h2=warn,tower=warn,hyper=warn".into(),
+            sampling_ratio: 0.1,
+        }
+    }
+}
+
+/// What "ready" waits for and how often the store is checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ReadinessSettings {
+    /// How long an unreachable NATS may delay readiness at start before the service
+    /// reports ready anyway (with a warning).
+    #[serde(with = "humantime_serde")]
+    pub catch_up_timeout: Duration,
+    /// How often the store is pinged to keep the readiness status true.
+    #[serde(with = "humantime_serde")]
+    pub store_check_interval: Duration,
+}
+
+impl Default for ReadinessSettings {
+    fn default() -> Self {
+        Self {
+            catch_up_timeout: Duration::from_secs(30),
+            store_check_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ShutdownSettings {
+    /// Time between reporting NOT_SERVING and closing the listener, so load balancers
+    /// stop sending new calls before in-flight ones are drained.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
+    /// The longest in-flight calls may take to finish after the listener closes.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self {
+            drain_delay: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// A service's platform and own settings, loaded from one merged tree.
+#[derive(Debug, Clone)]
+pub struct Settings<S> {
+    pub platform: PlatformSettings,
+    pub service: S,
+}
+
+/// Where the settings come from. Tests build one by hand instead of touching the
+/// process environment.
+#[derive(Debug, Clone, Default)]
+pub struct Sources<'a> {
+    /// The service's embedded defaults (TOML).
+    pub defaults: &'a str,
+    /// The `--config` file, if given.
+    pub file: Option<&'a Path>,
+    /// Environment variables; only those starting `CAREERS_<SERVICE>__` are read.
+    pub environment: HashMap<String, String>,
+}
+
+impl<'a> Sources<'a> {
+    /// Defaults, the optional file and the process environment.
+    pub fn from_process(defaults: &'a str, file: Option<&'a Path>) -> Self {
+        Self {
+            defaults,
+            file,
+            environment: std::env::vars().collect(),
+        }
+    }
+}
+
+/// Loads settings for `service` (lowercase, e.g. `lmi`).
+pub fn load<S: DeserializeOwned>(
+    service: &str,
+    sources: Sources<'_>,
+) -> Result<Settings<S>, SettingsError> {
+    let prefix = format!("CAREERS_{}", service.to_ascii_uppercase());
+    let mut builder =
+        Config::builder().add_source(File::from_str(sources.defaults, FileFormat::Toml));
+    if let Some(path) = sources.file {
+        builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+    }
+    let environment = Environment::with_prefix(&prefix)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .source(Some(sources.environment.into_iter().collect()));
+    let merged = builder
+        .add_source(environment)
+        .build()
+        .map_err(|error| SettingsError::Invalid(one_line(&error)))?;
+
+    let mut ignored_by_platform = BTreeSet::new();
+    let platform: PlatformSettings = serde_ignored::deserialize(merged.clone(), |path| {
+        ignored_by_platform.insert(path.to_string());
+    })
+    .map_err(|error| SettingsError::Invalid(one_line(&error)))?;
+    let mut ignored_by_service = BTreeSet::new();
+    let service: S = serde_ignored::deserialize(merged.clone(), |path| {
+        ignored_by_service.insert(path.to_string());
+    })
+    .map_err(|error| SettingsError::Invalid(one_line(&error)))?;
+
+    // The platform ignores the service's sections and the other way round: a key is
+    // unknown only when both ignored it (itself or a section above it).
+    let unknown = ignored_by_platform
+        .iter()
+        .chain(&ignored_by_service)
+        .filter(|path| covered(&ignored_by_platform, path) && covered(&ignored_by_service, path))
+        .max_by_key(|path| path.len());
+    if let Some(path) = unknown {
+        return Err(SettingsError::UnknownKey(first_leaf(&merged, path)));
+    }
+    Ok(Settings { platform, service })
+}
+
+/// The first key below an unknown section, so the message names a full key path.
+fn first_leaf(config: &Config, path: &str) -> String {
+    match config.get_table(path) {
+        Ok(table) => match table.keys().min() {
+            Some(key) => first_leaf(config, &format!("{path}.{key}")),
+            None => path.to_owned(),
+        },
+        Err(_) => path.to_owned(),
+    }
+}
+
+/// Whether `path` or a section above it is in `ignored`.
+fn covered(ignored: &BTreeSet<String>, path: &str) -> bool {
+    ignored.iter().any(|section| {
+        path == section
+            || path
+                .strip_prefix(section.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+fn one_line(error: &dyn std::fmt::Display) -> String {
+    error.to_string().replace('\n', " ")
+}
+
+/// Replaces the password in a URL's userinfo with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    const DEFAULTS: &str = r#"
+        [grpc]
+        listen = "127.0.0.1:50061"
+        [metrics]
+        listen = "127.0.0.1:9101"
+        [database]
+        url = "sqlite://data/test.db?mode=rwc"
+        [validation]
+        quarantine_change = 0.5
+    "#;
+
+    #[derive(Debug, Deserialize)]
+    struct ServiceOnly {
+        validation: Validation,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Validation {
+        quarantine_change: f64,
+    }
+
+    fn sources(environment: &[(&str, &str)]) -> Sources<'static> {
+        Sources {
+            defaults: DEFAULTS,
+            file: None,
+            environment: environment
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_load_into_platform_and_service_sections() {
+        let settings = load::<ServiceOnly>("lmi", sources(&[])).unwrap();
+        assert_eq!(settings.platform.grpc.listen.port(), 50061);
+        assert!(settings.platform.database.migrate_on_start);
+        assert_eq!(settings.platform.telemetry.sampling_ratio, 0.1);
+        assert_eq!(settings.service.validation.quarantine_change, 0.5);
+    }
+
+    #[test]
+    fn an_unknown_key_fails_naming_its_path() {
+        let error = load::<ServiceOnly>(
+            "lmi",
+            sources(&[("CAREERS_LMI__DATABASE__MIGRATE_ON_STAR", "false")]),
+        )
+        .unwrap_err();
+        assert_eq!(error.to_string(), "configuration: unknown key `database.migrate_on_star`");
+
+        let error =
+            load::<ServiceOnly>("lmi", sources(&[("CAREERS_LMI__NOSUCH__KEY", "1")])).unwrap_err();
+        assert_eq!(error.to_string(), "configuration: unknown key `nosuch.key`");
+    }
+
+    #[test]
+    fn a_bad_value_fails_naming_its_key() {
+        let error =
+            load::<ServiceOnly>("lmi", sources(&[("CAREERS_LMI__GRPC__LISTEN", "not-an-address")]))
+                .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("grpc.listen"), "{message}");
+        assert!(!message.contains('\n'));
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_which_overrides_defaults() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[validation]\nquarantine_change = 0.25\n[grpc]\nlisten = \"127.0.0.1:1\""
+        )
+        .unwrap();
+        let mut sources = sources(&[("CAREERS_LMI__VALIDATION__QUARANTINE_CHANGE", "0.75")]);
+        sources.file = Some(file.path());
+        let settings = load::<ServiceOnly>("lmi", sources).unwrap();
+        assert_eq!(settings.service.validation.quarantine_change, 0.75);
+        assert_eq!(settings.platform.grpc.listen.port(), 1);
+    }
+
+    #[test]
+    fn variables_of_other_services_are_ignored() {
+        let settings = load::<ServiceOnly>(
+            "lmi",
+            sources(&[
+                ("CAREERS_OCCUPATIONS__NOSUCH__KEY", "1"),
+                ("CAREERS_LMIX__GRPC__LISTEN", "nonsense"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.platform.grpc.listen.port(), 50061);
+    }
+
+    #[test]
+    fn the_database_url_never_shows_in_debug_output() {
+        let settings = load::<ServiceOnly>(
+            "lmi",
+            sources(&[("CAREERS_LMI__DATABASE__URL", "postgres://careers:hunter2@db/lmi")]),
+        )
+        .unwrap();
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert_eq!(
+            settings.platform.database.redacted_url(),
+            "postgres://careers:***@db/lmi"
+        );
+    }
+}

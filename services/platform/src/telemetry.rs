@@ -1,0 +1,132 @@
+//! Logs, traces and metrics, set up once per process.
+//!
+//! Logs are JSON lines on stdout carrying the OpenTelemetry trace and span ids. Traces go
+//! to OTLP only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, sampled parent-based with the
+//! configured ratio. Metrics are served in the Prometheus format on the metrics port.
+
+use std::net::SocketAddr;
+
+use opentelemetry::{KeyValue, trace::TracerProvider as _};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    trace::{Sampler, SdkTracerProvider, SpanExporter},
+};
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+
+use crate::settings::{MetricsSettings, TelemetrySettings};
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("telemetry: bad log filter `{filter}`: {reason}")]
+    Filter { filter: String, reason: String },
+    #[error("telemetry: OTLP exporter: {0}")]
+    Exporter(String),
+    #[error("metrics: cannot listen on {addr}: {reason}")]
+    Metrics { addr: SocketAddr, reason: String },
+}
+
+/// Flushes buffered spans when dropped; keep it alive for the life of the process.
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    /// `None` when tracing export is off.
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("telemetry: flushing spans at exit failed: {error}");
+        }
+    }
+}
+
+/// Installs the global log subscriber and, when an OTLP endpoint is set, the trace
+/// exporter. A second call in the same process (tests) keeps the first subscriber.
+pub fn init(service: &str, settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+    let exporter = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .build()
+                .map_err(|error| TelemetryError::Exporter(error.to_string()))?,
+        ),
+        _ => None,
+    };
+    init_with_exporter(service, settings, exporter)
+}
+
+/// Like [`init`] with an explicit span exporter, for tests that inspect spans.
+pub fn init_with_exporter(
+    service: &str,
+    settings: &TelemetrySettings,
+    exporter: Option<impl SpanExporter + 'static>,
+) -> Result<TelemetryGuard, TelemetryError> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter = EnvFilter::try_new(&settings.log_filter).map_err(|error| {
+        TelemetryError::Filter {
+            filter: settings.log_filter.clone(),
+            reason: error.to_string(),
+        }
+    })?;
+
+    // Spans are always created with OpenTelemetry context so that logs carry trace ids
+    // and incoming trace context propagates, even when nothing is exported.
+    let mut builder = SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            settings.sampling_ratio,
+        ))))
+        .with_resource(
+            Resource::builder()
+                .with_service_name(format!("careers-{service}"))
+                .with_attribute(KeyValue::new("service.namespace", "careers"))
+                .build(),
+        );
+    let exporting = exporter.is_some();
+    if let Some(exporter) = exporter {
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let provider = builder.build();
+    let tracer = provider.tracer(format!("careers-{service}"));
+    opentelemetry::global::set_tracer_provider(provider.clone());
+
+    let logs = json_subscriber::fmt::layer()
+        .with_opentelemetry_ids(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(true);
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(logs)
+        .try_init()
+        .is_ok();
+    if !installed {
+        tracing::debug!("a log subscriber was already installed; keeping it");
+    }
+    Ok(TelemetryGuard {
+        provider: exporting.then_some(provider),
+    })
+}
+
+/// Serves Prometheus metrics on their own port. Only the first call in a process
+/// installs the recorder; later calls (several services in one test) are no-ops.
+pub fn serve_metrics(settings: &MetricsSettings) -> Result<(), TelemetryError> {
+    if !settings.enabled {
+        return Ok(());
+    }
+    let result = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(settings.listen)
+        .install();
+    match result {
+        Ok(()) => Ok(()),
+        Err(metrics_exporter_prometheus::BuildError::FailedToSetGlobalRecorder(_)) => Ok(()),
+        Err(error) => Err(TelemetryError::Metrics {
+            addr: settings.listen,
+            reason: error.to_string(),
+        }),
+    }
+}
