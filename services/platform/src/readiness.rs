@@ -89,7 +89,7 @@ impl Readiness {
         let was = self.inner.store_ok.swap(ok, Ordering::SeqCst);
         if was != ok {
             if ok {
-                tracing::info!("store reachable again");
+                tracing::info!("store reachable");
             } else {
                 tracing::warn!("store unreachable; reporting NOT_SERVING");
             }
@@ -140,9 +140,12 @@ impl Readiness {
                     () = stop.cancelled() => return,
                     _ = ticker.tick() => {}
                 }
-                let ok = tokio::time::timeout(interval.max(std::time::Duration::from_secs(1)), db.ping())
-                    .await
-                    .is_ok_and(|result| result.is_ok());
+                let ok = tokio::time::timeout(
+                    interval.max(std::time::Duration::from_secs(1)),
+                    db.ping(),
+                )
+                .await
+                .is_ok_and(|result| result.is_ok());
                 readiness.set_store_ok(ok).await;
             }
         })

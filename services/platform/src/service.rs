@@ -2,13 +2,7 @@
 //! a service; [`App`] does the rest (store, migrations, health, reflection, tracing and
 //! graceful shutdown), and [`main`] wraps it in the command line every binary shares.
 
-use std::{
-    fmt::Debug,
-    future::Future,
-    net::SocketAddr,
-    path::PathBuf,
-    process::ExitCode,
-};
+use std::{fmt::Debug, future::Future, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use sea_orm::DatabaseConnection;
@@ -125,7 +119,10 @@ impl<S: Service> App<S> {
 
     /// The bound gRPC port (useful when the configured port was 0).
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|addr| addr.port()).unwrap_or(0)
+        self.listener
+            .local_addr()
+            .map(|addr| addr.port())
+            .unwrap_or(0)
     }
 
     pub fn context(&self) -> &Context<S::Settings> {
@@ -134,7 +131,10 @@ impl<S: Service> App<S> {
 
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, waits `drain_delay` so
     /// load balancers notice, stops accepting and lets in-flight calls finish.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), AppError> {
         let Self {
             context,
             listener,
@@ -226,8 +226,7 @@ async fn run<S: Service>(cli: Cli) -> Result<(), AppError> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             let db = store::connect(&settings.platform.database).await?;
-            store::migrate::<S::Migrator>(&db, &settings.platform.database.redacted_url())
-                .await?;
+            store::migrate::<S::Migrator>(&db, &settings.platform.database.redacted_url()).await?;
             tracing::info!(service = S::NAME, "migrations applied");
             db.close().await.ok();
             Ok(())

@@ -329,7 +329,10 @@ mod tests {
             sources(&[("CAREERS_LMI__DATABASE__MIGRATE_ON_STAR", "false")]),
         )
         .unwrap_err();
-        assert_eq!(error.to_string(), "configuration: unknown key `database.migrate_on_star`");
+        assert_eq!(
+            error.to_string(),
+            "configuration: unknown key `database.migrate_on_star`"
+        );
 
         let error =
             load::<ServiceOnly>("lmi", sources(&[("CAREERS_LMI__NOSUCH__KEY", "1")])).unwrap_err();
@@ -338,9 +341,11 @@ mod tests {
 
     #[test]
     fn a_bad_value_fails_naming_its_key() {
-        let error =
-            load::<ServiceOnly>("lmi", sources(&[("CAREERS_LMI__GRPC__LISTEN", "not-an-address")]))
-                .unwrap_err();
+        let error = load::<ServiceOnly>(
+            "lmi",
+            sources(&[("CAREERS_LMI__GRPC__LISTEN", "not-an-address")]),
+        )
+        .unwrap_err();
         let message = error.to_string();
         assert!(message.contains("grpc.listen"), "{message}");
         assert!(!message.contains('\n'));
@@ -378,7 +383,10 @@ mod tests {
     fn the_database_url_never_shows_in_debug_output() {
         let settings = load::<ServiceOnly>(
             "lmi",
-            sources(&[("CAREERS_LMI__DATABASE__URL", "postgres://careers:hunter2@db/lmi")]),
+            sources(&[(
+                "CAREERS_LMI__DATABASE__URL",
+                "postgres://careers:hunter2@db/lmi",
+            )]),
         )
         .unwrap();
         let debug = format!("{settings:?}");

@@ -56,6 +56,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
             url: redacted.clone(),
             source,
         })?;
+    tracing::info!(database = %redacted, "store connected");
     if backend == DatabaseBackend::Sqlite {
         // WAL lets readers run beside the one writer; foreign keys are off by default.
         for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA foreign_keys = ON"] {
@@ -84,9 +85,11 @@ pub async fn migrate<M: MigratorTrait>(
     match db.get_database_backend() {
         DatabaseBackend::Postgres => {
             let txn = db.begin().await.map_err(fail)?;
-            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
-                .await
-                .map_err(fail)?;
+            txn.execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+            ))
+            .await
+            .map_err(fail)?;
             M::up(&txn, None).await.map_err(fail)?;
             txn.commit().await.map_err(fail)
         }
@@ -149,6 +152,9 @@ mod tests {
     #[test]
     fn unknown_schemes_are_refused() {
         assert_eq!(backend_of("mysql://x"), None);
-        assert_eq!(backend_of("postgresql://x"), Some(DatabaseBackend::Postgres));
+        assert_eq!(
+            backend_of("postgresql://x"),
+            Some(DatabaseBackend::Postgres)
+        );
     }
 }

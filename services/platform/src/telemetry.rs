@@ -66,12 +66,11 @@ pub fn init_with_exporter(
     exporter: Option<impl SpanExporter + 'static>,
 ) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_new(&settings.log_filter).map_err(|error| {
-        TelemetryError::Filter {
+    let filter =
+        EnvFilter::try_new(&settings.log_filter).map_err(|error| TelemetryError::Filter {
             filter: settings.log_filter.clone(),
             reason: error.to_string(),
-        }
-    })?;
+        })?;
 
     // Spans are always created with OpenTelemetry context so that logs carry trace ids
     // and incoming trace context propagates, even when nothing is exported.

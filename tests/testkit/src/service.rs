@@ -1,0 +1,81 @@
+//! A careers service running inside the test process on a free port.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use careers_platform::{
+    App, AppError, Service,
+    settings::{self, Sources},
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// A service started by [`spawn`]; stop it with [`RunningService::shutdown`] (dropping
+/// it aborts the server).
+#[derive(Debug)]
+pub struct RunningService {
+    pub port: u16,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), AppError>>,
+}
+
+/// Builds and runs service `S` on `database_url` with test settings (gRPC on a free
+/// port, no metrics listener, no drain delay) and `overrides`, given as
+/// `("section.key", "value")`.
+pub async fn spawn<S: Service>(
+    database_url: &str,
+    overrides: &[(&str, &str)],
+) -> anyhow::Result<RunningService> {
+    let prefix = format!("CAREERS_{}", S::NAME.to_ascii_uppercase());
+    let variable = |key: &str| format!("{prefix}__{}", key.replace('.', "__").to_ascii_uppercase());
+    let mut environment: HashMap<String, String> = [
+        ("grpc.listen", "127.0.0.1:0"),
+        ("metrics.enabled", "false"),
+        ("shutdown.drain_delay", "0s"),
+        ("readiness.store_check_interval", "200ms"),
+        ("database.url", database_url),
+    ]
+    .into_iter()
+    .map(|(key, value)| (variable(key), value.to_owned()))
+    .collect();
+    for (key, value) in overrides {
+        environment.insert(variable(key), (*value).to_owned());
+    }
+    let settings = settings::load::<S::Settings>(
+        S::NAME,
+        Sources {
+            defaults: S::DEFAULTS,
+            file: None,
+            environment,
+        },
+    )?;
+    let app = App::<S>::build(settings)
+        .await
+        .with_context(|| format!("building {}", S::NAME))?;
+    let port = app.port();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async {
+        stopped.await.ok();
+    }));
+    Ok(RunningService {
+        port,
+        stop: Some(stop),
+        task,
+    })
+}
+
+impl RunningService {
+    /// Runs the service's graceful shutdown and waits for it.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        (&mut self.task).await??;
+        Ok(())
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
