@@ -1,8 +1,114 @@
-//! The event backbone shared by every careers service.
+//! The event backbone shared by every careers service: NATS JetStream with a
+//! transactional outbox and an idempotent inbox.
 //!
-//! - [`migration`]: the `outbox` and `inbox` tables each service's migrator includes, so
-//!   a state change and its event, or an event and its effect, commit in one transaction.
-//!
-//! The JetStream relay, consumers, dead letters and reconciler build on these tables.
+//! - [`catalogue`]: every event's subject and type, every stream.
+//! - [`migration`]: the `outbox` and `inbox` tables each service's migrator includes.
+//! - [`outbox`]: [`outbox::enqueue`] in the state change's transaction, and the relay.
+//! - [`consumer`]: durable consumers applying each event once, with dead letters.
+//! - [`reconcile`]: republishing what a stream lost; pruning old rows.
+//! - [`dlq`], [`replay`]: what `careersctl dlq` and `careersctl replay` do.
+//! - [`provision`]: connecting and creating streams in code.
+//! - [`envelope`]: the CloudEvents headers.
 
+pub mod catalogue;
+pub mod consumer;
+pub mod dlq;
+pub mod entity;
+pub mod envelope;
+mod error;
 pub mod migration;
+pub mod outbox;
+pub mod provision;
+pub mod reconcile;
+pub mod replay;
+pub mod settings;
+
+pub use catalogue::Event;
+pub use consumer::{Consumer, ConsumerSpec, Handler, HandlerError};
+pub use envelope::Envelope;
+pub use error::EventbusError;
+pub use outbox::{Relay, RelayWaker, enqueue};
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use sea_orm::DatabaseConnection;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// The event backbone of one service, started: its relay runs, its consumers run.
+#[derive(Debug)]
+pub struct Eventbus {
+    jetstream: jetstream::Context,
+    db: DatabaseConnection,
+    inbox: settings::InboxSettings,
+    waker: RelayWaker,
+    caught_up: Vec<watch::Receiver<bool>>,
+    stop: CancellationToken,
+}
+
+impl Eventbus {
+    /// Connects to NATS (in the background if it is down) and starts the relay of the
+    /// service's outbox to its own stream. Everything stops when `stop` is cancelled.
+    pub async fn start(
+        service: &str,
+        db: DatabaseConnection,
+        own_stream: catalogue::StreamName,
+        nats: &settings::NatsSettings,
+        outbox: &settings::OutboxSettings,
+        inbox: &settings::InboxSettings,
+        stop: CancellationToken,
+    ) -> Result<Self, EventbusError> {
+        let jetstream = provision::connect(nats, &format!("careers-{service}")).await?;
+        let relay = Relay::new(
+            db.clone(),
+            jetstream.clone(),
+            own_stream,
+            nats.clone(),
+            outbox.clone(),
+            inbox.retention,
+        );
+        let waker = relay.waker();
+        tokio::spawn(relay.run(stop.clone()));
+        Ok(Self {
+            jetstream,
+            db,
+            inbox: inbox.clone(),
+            waker,
+            caught_up: Vec::new(),
+            stop,
+        })
+    }
+
+    /// Starts a durable consumer with its handler.
+    pub fn consume<H: Handler>(&mut self, spec: ConsumerSpec, handler: H) {
+        let consumer = Consumer::new(
+            self.db.clone(),
+            self.jetstream.clone(),
+            spec,
+            self.inbox.clone(),
+            handler,
+        );
+        self.caught_up.push(consumer.caught_up());
+        tokio::spawn(consumer.run(self.stop.clone()));
+    }
+
+    /// Wake the relay after committing an outbox row.
+    pub fn waker(&self) -> RelayWaker {
+        self.waker.clone()
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    /// Waits until every consumer caught up once, or `timeout`; returns whether they did.
+    pub async fn caught_up(&self, timeout: Duration) -> bool {
+        let all = futures::future::join_all(self.caught_up.iter().cloned().map(
+            |mut receiver| async move { receiver.wait_for(|caught_up| *caught_up).await.is_ok() },
+        ));
+        tokio::time::timeout(timeout, all)
+            .await
+            .is_ok_and(|results| results.into_iter().all(|ok| ok))
+    }
+}

@@ -88,7 +88,17 @@ impl MigrationTrait for CreateOutboxAndInbox {
                     .name("outbox_unsent")
                     .table(Outbox::Table)
                     .col(Outbox::SentAt)
-                    .col(Outbox::CreatedAt)
+                    .col(Outbox::EventId)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("outbox_stream_sequence")
+                    .table(Outbox::Table)
+                    .col(Outbox::StreamSequence)
                     .if_not_exists()
                     .to_owned(),
             )
