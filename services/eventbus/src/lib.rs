@@ -9,6 +9,7 @@
 //! - [`dlq`], [`replay`]: what `careersctl dlq` and `careersctl replay` do.
 //! - [`provision`]: connecting and creating streams in code.
 //! - [`envelope`]: the CloudEvents headers.
+//! - [`testing`]: a projection for testing and benchmarking the backbone itself.
 
 pub mod catalogue;
 pub mod consumer;
@@ -22,6 +23,7 @@ pub mod provision;
 pub mod reconcile;
 pub mod replay;
 pub mod settings;
+pub mod testing;
 
 pub use catalogue::Event;
 pub use consumer::{Consumer, ConsumerSpec, Handler, HandlerError};

@@ -1,5 +1,6 @@
 //! The event backbone against a real nats-server and real stores, SQLite and PostgreSQL.
 
+mod chaos;
 mod harness;
 
 use std::time::Duration;
@@ -35,7 +36,10 @@ macro_rules! on_both_backends {
     };
 }
 
+use chaos::nothing_is_lost_or_doubled_through_crashes;
+
 on_both_backends!(
+    nothing_is_lost_or_doubled_through_crashes,
     a_change_commits_while_nats_is_down_and_is_published_once_it_is_back,
     a_relay_dying_between_publish_and_mark_does_not_apply_twice,
     duplicates_and_reordering_never_move_a_projection_backwards,
