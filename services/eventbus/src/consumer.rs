@@ -104,6 +104,8 @@ pub struct Consumer<H> {
 #[derive(Debug)]
 enum Outcome {
     Ack,
+    /// Already applied (a redelivery): acknowledged, nothing done.
+    Duplicate,
     /// Retry after the delay; the event's fault.
     Nak(Duration),
     /// Retry after the delay; not the event's fault (the store).
@@ -227,17 +229,24 @@ impl<H: Handler> Consumer<H> {
                 messages.iter().map(|_| Outcome::Retry(delay)).collect()
             }
         };
-        for (message, outcome) in messages.iter().zip(outcomes) {
-            if let Err(error) = self.settle(message, outcome).await {
-                // The message will be redelivered after ack_wait; the inbox makes that safe.
-                tracing::debug!(durable = %self.spec.durable, %error, "acknowledgement lost");
-            }
+        // Acknowledged together: one by one, each waits a round trip to the broker.
+        let settled = futures::future::join_all(
+            messages
+                .iter()
+                .zip(outcomes)
+                .map(|(message, outcome)| self.settle(message, outcome)),
+        )
+        .await;
+        for error in settled.into_iter().filter_map(Result::err) {
+            // The message will be redelivered after ack_wait; the inbox makes that safe.
+            tracing::debug!(durable = %self.spec.durable, %error, "acknowledgement lost");
         }
     }
 
     async fn apply(&self, messages: &[jetstream::Message]) -> Result<Vec<Outcome>, DbErr> {
         let txn = self.db.begin().await?;
         let mut outcomes = Vec::with_capacity(messages.len());
+        let mut applied_times = Vec::with_capacity(messages.len());
         for message in messages {
             let deliveries = message
                 .info()
@@ -259,9 +268,19 @@ impl<H: Handler> Consumer<H> {
                     continue;
                 }
             };
-            outcomes.push(self.apply_one(&txn, &envelope, deliveries).await?);
+            let outcome = self.apply_one(&txn, &envelope, deliveries).await?;
+            if matches!(outcome, Outcome::Ack) {
+                applied_times.push(envelope.time);
+            }
+            outcomes.push(outcome);
         }
         txn.commit().await?;
+        // From the producer's commit (ce-time) to this effect's commit.
+        let now = Utc::now();
+        for time in applied_times {
+            metrics::histogram!("careers_event_propagation_seconds", "durable" => self.spec.durable.clone())
+                .record((now - time).as_seconds_f64());
+        }
         Ok(outcomes)
     }
 
@@ -273,7 +292,7 @@ impl<H: Handler> Consumer<H> {
     ) -> Result<Outcome, DbErr> {
         let key = (self.spec.durable.clone(), envelope.id.clone());
         if inbox::Entity::find_by_id(key).one(txn).await?.is_some() {
-            return Ok(Outcome::Ack);
+            return Ok(Outcome::Duplicate);
         }
         let span = tracing::info_span!(
             "event.handle",
@@ -336,7 +355,9 @@ impl<H: Handler> Consumer<H> {
         outcome: Outcome,
     ) -> Result<(), EventbusError> {
         match outcome {
-            Outcome::Ack => message.double_ack().await.map_err(EventbusError::nats),
+            Outcome::Ack | Outcome::Duplicate => {
+                message.double_ack().await.map_err(EventbusError::nats)
+            }
             Outcome::Nak(delay) | Outcome::Retry(delay) => message
                 .ack_with(AckKind::Nak(Some(delay)))
                 .await

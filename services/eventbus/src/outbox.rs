@@ -272,28 +272,37 @@ pub async fn pending_count(connection: &impl ConnectionTrait) -> Result<u64, Eve
         .await?)
 }
 
+/// Marks every acknowledged row sent with its stream sequence, in one statement.
 async fn mark_sent(
     connection: &impl ConnectionTrait,
     rows: &[outbox::Model],
     acks: &[Result<PublishAck, EventbusError>],
 ) -> Result<usize, EventbusError> {
-    let now = Utc::now();
-    let mut marked = 0;
+    let mut values: Vec<sea_orm::Value> = vec![Utc::now().into()];
+    let mut tuples = Vec::new();
     for (row, ack) in rows.iter().zip(acks) {
         if let Ok(ack) = ack {
-            outbox::Entity::update_many()
-                .col_expr(outbox::Column::SentAt, sea_orm::sea_query::Expr::value(now))
-                .col_expr(
-                    outbox::Column::StreamSequence,
-                    sea_orm::sea_query::Expr::value(ack.sequence as i64),
-                )
-                .filter(outbox::Column::EventId.eq(row.event_id.clone()))
-                .exec(connection)
-                .await?;
-            marked += 1;
+            let n = values.len();
+            tuples.push(format!("(${}, CAST(${} AS BIGINT))", n + 1, n + 2));
+            values.push(row.event_id.clone().into());
+            values.push((ack.sequence as i64).into());
         }
     }
-    Ok(marked)
+    if tuples.is_empty() {
+        return Ok(0);
+    }
+    // A CTE rather than UPDATE … FROM (VALUES …) AS t(a, b): SQLite has no column aliases
+    // on VALUES, and both backends accept this form.
+    let sql = format!(
+        "WITH acked(event_id, stream_sequence) AS (VALUES {}) \
+         UPDATE outbox SET sent_at = $1, \
+         stream_sequence = (SELECT acked.stream_sequence FROM acked WHERE acked.event_id = outbox.event_id) \
+         WHERE event_id IN (SELECT event_id FROM acked)",
+        tuples.join(", ")
+    );
+    let statement =
+        sea_orm::Statement::from_sql_and_values(connection.get_database_backend(), sql, values);
+    Ok(connection.execute_raw(statement).await?.rows_affected() as usize)
 }
 
 fn first_error(acks: Vec<Result<PublishAck, EventbusError>>) -> Result<(), EventbusError> {

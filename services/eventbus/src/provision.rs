@@ -37,6 +37,23 @@ pub async fn connect(
     Ok(context)
 }
 
+/// Connects at once or fails: for command-line tools, which should not wait for a
+/// broker that is not there.
+pub async fn connect_now(
+    settings: &NatsSettings,
+    name: &str,
+) -> Result<jetstream::Context, EventbusError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(settings.request_timeout)
+        .connect(&settings.url)
+        .await
+        .map_err(EventbusError::nats)?;
+    let mut context = jetstream::new(client);
+    context.set_timeout(settings.request_timeout);
+    Ok(context)
+}
+
 /// Creates or updates `stream` with the configured retention and replicas.
 pub async fn ensure_stream(
     jetstream: &jetstream::Context,

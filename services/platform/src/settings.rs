@@ -196,33 +196,9 @@ pub fn load<S: DeserializeOwned>(
     service: &str,
     sources: Sources<'_>,
 ) -> Result<Settings<S>, SettingsError> {
-    let prefix = format!("CAREERS_{}", service.to_ascii_uppercase());
-    let mut builder =
-        Config::builder().add_source(File::from_str(sources.defaults, FileFormat::Toml));
-    if let Some(path) = sources.file {
-        builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
-    }
-    let environment = Environment::with_prefix(&prefix)
-        .prefix_separator("__")
-        .separator("__")
-        .try_parsing(true)
-        .source(Some(sources.environment.into_iter().collect()));
-    let merged = builder
-        .add_source(environment)
-        .build()
-        .map_err(|error| SettingsError::Invalid(one_line(&error)))?;
-
-    let mut ignored_by_platform = BTreeSet::new();
-    let platform: PlatformSettings = serde_ignored::deserialize(merged.clone(), |path| {
-        ignored_by_platform.insert(path.to_string());
-    })
-    .map_err(|error| SettingsError::Invalid(one_line(&error)))?;
-    let mut ignored_by_service = BTreeSet::new();
-    let service: S = serde_ignored::deserialize(merged.clone(), |path| {
-        ignored_by_service.insert(path.to_string());
-    })
-    .map_err(|error| SettingsError::Invalid(one_line(&error)))?;
-
+    let merged = merge(service, sources)?;
+    let (platform, ignored_by_platform) = read::<PlatformSettings>(&merged)?;
+    let (service, ignored_by_service) = read::<S>(&merged)?;
     // The platform ignores the service's sections and the other way round: a key is
     // unknown only when both ignored it (itself or a section above it).
     let unknown = ignored_by_platform
@@ -234,6 +210,49 @@ pub fn load<S: DeserializeOwned>(
         return Err(SettingsError::UnknownKey(first_leaf(&merged, path)));
     }
     Ok(Settings { platform, service })
+}
+
+/// Loads settings of a program that is not a service (`careersctl`): the same layers
+/// and the same refusal of unknown keys, without the platform's sections.
+pub fn load_standalone<S: DeserializeOwned>(
+    program: &str,
+    sources: Sources<'_>,
+) -> Result<S, SettingsError> {
+    let merged = merge(program, sources)?;
+    let (settings, ignored) = read::<S>(&merged)?;
+    match ignored.iter().max_by_key(|path| path.len()) {
+        Some(path) => Err(SettingsError::UnknownKey(first_leaf(&merged, path))),
+        None => Ok(settings),
+    }
+}
+
+/// Defaults, then the file, then `CAREERS_<PROGRAM>__` variables.
+fn merge(program: &str, sources: Sources<'_>) -> Result<Config, SettingsError> {
+    let prefix = format!("CAREERS_{}", program.to_ascii_uppercase());
+    let mut builder =
+        Config::builder().add_source(File::from_str(sources.defaults, FileFormat::Toml));
+    if let Some(path) = sources.file {
+        builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+    }
+    let environment = Environment::with_prefix(&prefix)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .source(Some(sources.environment.into_iter().collect()));
+    builder
+        .add_source(environment)
+        .build()
+        .map_err(|error| SettingsError::Invalid(one_line(&error)))
+}
+
+/// Deserialises `T`, collecting the paths it ignored.
+fn read<T: DeserializeOwned>(merged: &Config) -> Result<(T, BTreeSet<String>), SettingsError> {
+    let mut ignored = BTreeSet::new();
+    let value = serde_ignored::deserialize(merged.clone(), |path| {
+        ignored.insert(path.to_string());
+    })
+    .map_err(|error| SettingsError::Invalid(one_line(&error)))?;
+    Ok((value, ignored))
 }
 
 /// The first key below an unknown section, so the message names a full key path.

@@ -1,0 +1,86 @@
+//! careersctl as an operator runs it, against a real nats-server.
+
+use std::process::{Command, Output};
+
+use async_nats::jetstream;
+use careers_eventbus::{catalogue, envelope, provision, settings::NatsSettings};
+use careers_testkit::nats::NatsServer;
+
+fn careersctl(nats_url: &str, args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_careersctl"))
+        .env_clear()
+        .env("CAREERS_CAREERSCTL__NATS__URL", nats_url)
+        .args(args)
+        .output()?)
+}
+
+#[tokio::test]
+async fn dlq_list_shows_a_dead_letter_and_replay_re_drives_it() -> anyhow::Result<()> {
+    let nats = NatsServer::start()?;
+    let settings = NatsSettings {
+        url: nats.url(),
+        ..NatsSettings::default()
+    };
+    let jetstream = provision::connect_now(&settings, "test").await?;
+    provision::ensure_streams(&jetstream, catalogue::OCCUPATIONS, &settings).await?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(envelope::CE_ID, "0190a0b0-0000-7000-8000-000000000001");
+    headers.insert(
+        envelope::CE_TYPE,
+        "careers.occupations.events.v1.OccupationUpserted",
+    );
+    headers.insert(envelope::DLQ_REASON, "unknown SOC code 9999");
+    headers.insert(envelope::DLQ_DELIVERIES, "5");
+    headers.insert(
+        envelope::DLQ_SUBJECT,
+        "careers.occupations.v1.occupation_upserted",
+    );
+    jetstream
+        .send_publish(
+            catalogue::dead_letter_subject("lmi_occupations"),
+            jetstream::message::PublishMessage::build()
+                .payload("x".into())
+                .headers(headers),
+        )
+        .await?
+        .await?;
+
+    let listed = careersctl(&nats.url(), &["dlq", "list"])?;
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(stdout.contains("lmi_occupations"), "{stdout}");
+    assert!(stdout.contains("unknown SOC code 9999"), "{stdout}");
+
+    let replayed = careersctl(&nats.url(), &["dlq", "replay", "lmi_occupations"])?;
+    assert!(replayed.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&replayed.stdout).trim(),
+        "re-drove 1 dead letters of lmi_occupations"
+    );
+    let mut stream = jetstream.get_stream("CAREERS_OCCUPATIONS").await?;
+    assert_eq!(stream.info().await?.state.messages, 1);
+    let listed = careersctl(&nats.url(), &["dlq", "list"])?;
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).lines().count(),
+        1,
+        "only the header line"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_unreachable_broker_fails_with_a_clear_message() -> anyhow::Result<()> {
+    let port = careers_testkit::free_port()?;
+    let output = careersctl(&format!("nats://127.0.0.1:{port}"), &["dlq", "list"])?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("connecting to NATS at nats://127.0.0.1:"),
+        "{stderr}"
+    );
+    Ok(())
+}
