@@ -10,7 +10,7 @@
 //! message goes to the dead-letter stream with the reason and the events behind it keep
 //! flowing. Store errors are not the event's fault: they are retried without limit.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     self, AckKind,
@@ -19,7 +19,8 @@ use async_nats::jetstream::{
 use chrono::Utc;
 use futures::StreamExt;
 use sea_orm::{
-    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, TransactionTrait,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -179,6 +180,7 @@ impl<H: Handler> Consumer<H> {
             .await
             .map_err(EventbusError::nats)?;
         let mut chunks = messages.ready_chunks(self.settings.batch_size);
+        let mut last_check = tokio::time::Instant::now();
         loop {
             let chunk = tokio::select! {
                 () = stop.cancelled() => return Ok(()),
@@ -192,22 +194,20 @@ impl<H: Handler> Consumer<H> {
                 batch.push(message.map_err(EventbusError::nats)?);
             }
             self.handle_batch(batch).await;
-            self.check_caught_up(&mut consumer).await;
+            // Until caught up after every batch, then once a second for the lag gauge: a
+            // consumer info request per batch would cost a round trip per event at low rates.
+            if !*self.caught_up.borrow() || last_check.elapsed() >= Duration::from_secs(1) {
+                self.check_caught_up(&mut consumer).await;
+                last_check = tokio::time::Instant::now();
+            }
         }
     }
 
     async fn check_caught_up(&self, consumer: &mut PullConsumer) {
-        if *self.caught_up.borrow() {
-            if let Ok(info) = consumer.info().await {
-                metrics::gauge!("careers_consumer_lag", "durable" => self.spec.durable.clone())
-                    .set(info.num_pending as f64);
-            }
-            return;
-        }
         if let Ok(info) = consumer.info().await {
             metrics::gauge!("careers_consumer_lag", "durable" => self.spec.durable.clone())
                 .set(info.num_pending as f64);
-            if info.num_pending == 0 && info.num_ack_pending == 0 {
+            if !*self.caught_up.borrow() && info.num_pending == 0 && info.num_ack_pending == 0 {
                 tracing::info!(durable = %self.spec.durable, "consumer caught up");
                 self.caught_up.send_replace(true);
             }
@@ -247,6 +247,7 @@ impl<H: Handler> Consumer<H> {
         let txn = self.db.begin().await?;
         let mut outcomes = Vec::with_capacity(messages.len());
         let mut applied_times = Vec::with_capacity(messages.len());
+        let mut seen = self.already_handled(&txn, messages).await?;
         for message in messages {
             let deliveries = message
                 .info()
@@ -268,6 +269,11 @@ impl<H: Handler> Consumer<H> {
                     continue;
                 }
             };
+            // A second copy within the batch, or one applied before: acknowledge only.
+            if !seen.insert(envelope.id.clone()) {
+                outcomes.push(Outcome::Duplicate);
+                continue;
+            }
             let outcome = self.apply_one(&txn, &envelope, deliveries).await?;
             if matches!(outcome, Outcome::Ack) {
                 applied_times.push(envelope.time);
@@ -284,16 +290,33 @@ impl<H: Handler> Consumer<H> {
         Ok(outcomes)
     }
 
+    /// The ids of this batch's events that the inbox already holds, in one query.
+    async fn already_handled(
+        &self,
+        txn: &DatabaseTransaction,
+        messages: &[jetstream::Message],
+    ) -> Result<HashSet<String>, DbErr> {
+        let ids: Vec<String> = messages
+            .iter()
+            .filter_map(|message| message.headers.as_ref()?.get(envelope::CE_ID))
+            .map(|id| id.as_str().to_owned())
+            .collect();
+        Ok(inbox::Entity::find()
+            .filter(inbox::Column::Consumer.eq(self.spec.durable.clone()))
+            .filter(inbox::Column::EventId.is_in(ids))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|row| row.event_id)
+            .collect())
+    }
+
     async fn apply_one(
         &self,
         txn: &DatabaseTransaction,
         envelope: &Envelope,
         deliveries: i64,
     ) -> Result<Outcome, DbErr> {
-        let key = (self.spec.durable.clone(), envelope.id.clone());
-        if inbox::Entity::find_by_id(key).one(txn).await?.is_some() {
-            return Ok(Outcome::Duplicate);
-        }
         let span = tracing::info_span!(
             "event.handle",
             otel.kind = "consumer",

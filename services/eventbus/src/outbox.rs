@@ -116,6 +116,7 @@ impl Relay {
         let mut provisioned = false;
         let mut next_reconcile = tokio::time::Instant::now();
         let mut next_prune = tokio::time::Instant::now();
+        let mut next_backlog = tokio::time::Instant::now();
         loop {
             if stop.is_cancelled() {
                 return;
@@ -176,7 +177,10 @@ impl Relay {
                     pause
                 }
             };
-            self.record_backlog().await;
+            if tokio::time::Instant::now() >= next_backlog {
+                next_backlog = tokio::time::Instant::now() + Duration::from_secs(1);
+                self.record_backlog().await;
+            }
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = self.waker.0.notified() => {}

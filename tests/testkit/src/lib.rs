@@ -1,7 +1,7 @@
 //! Real servers for tests, hermetic and parallel-safe: each fixture picks free loopback
 //! ports and a temporary directory, and stops its server when dropped.
 //!
-//! - [`grpc`]: health and reflection clients.
+//! - [`grpc`]: health and reflection clients; [`http`]: a GET for health endpoints.
 //! - [`nats`]: a nats-server (≥ 2.10.23) with JetStream, or `CAREERS_TEST_NATS_URL`.
 //! - [`postgres`]: a PostgreSQL cluster, one per `make test` run (shared through
 //!   `CAREERS_TEST_DATABASE_URL`) or one per test process; a fresh database per test,
@@ -10,6 +10,7 @@
 //! - [`sqlite`]: a fresh SQLite file per test.
 
 pub mod grpc;
+pub mod http;
 pub mod nats;
 pub mod postgres;
 pub mod service;

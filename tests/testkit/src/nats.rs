@@ -5,8 +5,6 @@
 //! PATH is never used.
 
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -186,17 +184,9 @@ fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     ))
 }
 
-/// A minimal HTTP GET on loopback: whether the answer is 200.
+/// Whether the monitoring endpoint answers 200.
 fn http_ok(port: u16, path: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    stream.set_read_timeout(Some(Duration::from_secs(1))).ok();
-    if write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
+    crate::http::get(port, path).is_ok_and(|(status, _)| status == 200)
 }
 
 #[cfg(test)]

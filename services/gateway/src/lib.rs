@@ -1,0 +1,267 @@
+//! The gateway: the only public entry point.
+//!
+//! Today it serves what operators and load balancers need: `/healthz` and `/readyz` on
+//! its HTTP port, and gRPC health (`liveness`, `careers.gateway`) and reflection on its
+//! gRPC port. The HTTP/JSON API, authentication and the services' re-served gRPC APIs
+//! arrive with the first end-to-end flow.
+
+use std::{net::SocketAddr, time::Duration};
+
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use careers_platform::{
+    grpc,
+    readiness::LIVENESS,
+    settings::{MetricsSettings, ShutdownSettings, TelemetrySettings},
+};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic_health::{
+    ServingStatus,
+    pb::{HealthCheckRequest, health_check_response, health_client::HealthClient},
+    server::HealthReporter,
+};
+
+/// The gateway's own health name; never tied to upstreams.
+pub const HEALTH_NAME: &str = "careers.gateway";
+
+/// The gateway's settings (`CAREERS_GATEWAY__…`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub http: Listen,
+    pub grpc: Listen,
+    pub metrics: MetricsSettings,
+    pub upstreams: Upstreams,
+    #[serde(default)]
+    pub readiness: ReadinessSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
+    #[serde(default)]
+    pub shutdown: ShutdownSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Listen {
+    pub listen: SocketAddr,
+}
+
+/// Where each service's gRPC API is (`CAREERS_GATEWAY__UPSTREAMS__LMI=http://…`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Upstreams {
+    pub occupations: String,
+    pub lmi: String,
+    pub casenotes: String,
+    pub ambassadors: String,
+}
+
+impl Upstreams {
+    /// (short name, full gRPC service name, URL), in a fixed order.
+    fn all(&self) -> [(&'static str, &'static str, &str); 4] {
+        use careers_proto::service_names as names;
+        [
+            ("occupations", names::OCCUPATIONS, &self.occupations),
+            ("lmi", names::LMI, &self.lmi),
+            ("casenotes", names::CASENOTES, &self.casenotes),
+            ("ambassadors", names::AMBASSADORS, &self.ambassadors),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ReadinessSettings {
+    /// How long `/readyz` waits for each upstream's health answer.
+    #[serde(with = "humantime_serde")]
+    pub upstream_timeout: Duration,
+}
+
+impl Default for ReadinessSettings {
+    fn default() -> Self {
+        Self {
+            upstream_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{what}: cannot listen on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("upstream {name}: bad URL {url}")]
+    Upstream { name: &'static str, url: String },
+    #[error(transparent)]
+    App(#[from] careers_platform::AppError),
+    #[error("serving: {0}")]
+    Serve(String),
+}
+
+/// One upstream as `/readyz` checks it.
+#[derive(Debug, Clone)]
+struct Upstream {
+    name: &'static str,
+    service: &'static str,
+    channel: Channel,
+}
+
+/// A built gateway, bound to its ports.
+#[derive(Debug)]
+pub struct App {
+    settings: Settings,
+    http: TcpListener,
+    grpc: TcpListener,
+    upstreams: Vec<Upstream>,
+}
+
+impl App {
+    /// Binds the HTTP and gRPC ports (failing at once, naming a taken port) and prepares
+    /// lazy channels to the upstreams.
+    pub async fn build(settings: Settings) -> Result<Self, GatewayError> {
+        let bind = |what: &'static str, addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| GatewayError::Bind { what, addr, source })
+        };
+        let http = bind("http", settings.http.listen).await?;
+        let grpc = bind("grpc", settings.grpc.listen).await?;
+        let upstreams = settings
+            .upstreams
+            .all()
+            .into_iter()
+            .map(|(name, service, url)| {
+                let channel = Channel::from_shared(url.to_owned())
+                    .map_err(|_| GatewayError::Upstream {
+                        name,
+                        url: url.to_owned(),
+                    })?
+                    .connect_timeout(settings.readiness.upstream_timeout)
+                    .connect_lazy();
+                Ok(Upstream {
+                    name,
+                    service,
+                    channel,
+                })
+            })
+            .collect::<Result<_, GatewayError>>()?;
+        Ok(Self {
+            settings,
+            http,
+            grpc,
+            upstreams,
+        })
+    }
+
+    pub fn http_port(&self) -> u16 {
+        self.http.local_addr().map(|addr| addr.port()).unwrap_or(0)
+    }
+
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc.local_addr().map(|addr| addr.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown`, then reports NOT_SERVING, waits `drain_delay` and stops.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), GatewayError> {
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        for name in ["", LIVENESS, HEALTH_NAME] {
+            reporter
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        let close = CancellationToken::new();
+        let grpc_server = tonic::transport::Server::builder()
+            .trace_fn(grpc::request_span)
+            .add_service(health_service)
+            .add_service(grpc::reflection_v1()?)
+            .add_service(grpc::reflection_v1alpha()?)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc),
+                close.clone().cancelled_owned(),
+            );
+        let router = Router::new()
+            .route("/healthz", get(|| async { StatusCode::OK }))
+            .route("/readyz", get(readyz))
+            .with_state(ReadyState {
+                upstreams: self.upstreams,
+                timeout: self.settings.readiness.upstream_timeout,
+            });
+        let http_server = axum::serve(self.http, router)
+            .with_graceful_shutdown(close.clone().cancelled_owned())
+            .into_future();
+        tracing::info!("gateway serving");
+        let servers = async {
+            let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
+            grpc_result.map_err(|error| GatewayError::Serve(error.to_string()))?;
+            http_result.map_err(|error| GatewayError::Serve(error.to_string()))
+        };
+        tokio::pin!(servers);
+        tokio::select! {
+            result = &mut servers => return result,
+            () = shutdown => {}
+        }
+        stop_serving(&reporter).await;
+        tokio::select! {
+            result = &mut servers => return result,
+            () = tokio::time::sleep(self.settings.shutdown.drain_delay) => {}
+        }
+        close.cancel();
+        match tokio::time::timeout(self.settings.shutdown.drain_timeout, servers).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!("in-flight requests still running after drain timeout; stopping");
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn stop_serving(reporter: &HealthReporter) {
+    reporter
+        .set_service_status(HEALTH_NAME, ServingStatus::NotServing)
+        .await;
+}
+
+#[derive(Clone)]
+struct ReadyState {
+    upstreams: Vec<Upstream>,
+    timeout: Duration,
+}
+
+/// 200 `{"status":"ready"}` when every upstream's full name is SERVING, else 503
+/// `{"status":"degraded","unavailable":[…]}`.
+async fn readyz(State(state): State<ReadyState>) -> (StatusCode, Json<serde_json::Value>) {
+    let checks = state.upstreams.iter().map(|upstream| async {
+        let request = HealthCheckRequest {
+            service: upstream.service.to_owned(),
+        };
+        let answer = tokio::time::timeout(
+            state.timeout,
+            HealthClient::new(upstream.channel.clone()).check(request),
+        )
+        .await;
+        let serving = matches!(answer, Ok(Ok(ref response))
+            if response.get_ref().status() == health_check_response::ServingStatus::Serving);
+        (upstream.name, serving)
+    });
+    let unavailable: Vec<&str> = futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .filter_map(|(name, serving)| (!serving).then_some(name))
+        .collect();
+    if unavailable.is_empty() {
+        (StatusCode::OK, Json(serde_json::json!({"status": "ready"})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "degraded", "unavailable": unavailable})),
+        )
+    }
+}
