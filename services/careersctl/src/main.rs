@@ -2,13 +2,22 @@
 //!
 //! - `careersctl dlq list [--durable D]`: dead letters with their reasons.
 //! - `careersctl dlq replay DURABLE [--sequence N]`: re-drive them once the handler is fixed.
+//! - `careersctl replay DURABLE`: rebuild a projection from the start of its stream.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
-use careers_eventbus::{dlq, provision, settings::NatsSettings};
-use careers_platform::settings::{Sources, load_standalone};
+use async_nats::jetstream;
+use careers_eventbus::{
+    dlq, provision, replay,
+    settings::{InboxSettings, NatsSettings},
+};
+use careers_platform::{
+    settings::{DatabaseSettings, Sources, load_standalone},
+    store,
+};
 use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 #[derive(Debug, Parser)]
@@ -26,6 +35,12 @@ enum Command {
     /// Dead-lettered events.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Rebuild a projection: pause its durable consumer, delete the projection and its
+    /// inbox rows in one transaction, and recreate the durable from the start of the stream.
+    Replay {
+        /// The durable consumer, e.g. `lmi_occupations`.
+        durable: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +64,16 @@ enum DlqCommand {
 struct Settings {
     #[serde(default)]
     nats: NatsSettings,
+    #[serde(default)]
+    inbox: InboxSettings,
+    #[serde(default)]
+    databases: Databases,
+}
+
+/// Each service's store, for the commands that change a projection.
+#[derive(Debug, Default, Deserialize)]
+struct Databases {
+    lmi: Option<SecretString>,
 }
 
 #[tokio::main]
@@ -68,33 +93,68 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "careersctl",
         Sources::from_process(include_str!("defaults.toml"), cli.config.as_deref()),
     )?;
+    let jetstream = provision::connect_now(&settings.nats, "careersctl")
+        .await
+        .with_context(|| format!("connecting to NATS at {}", settings.nats.url))?;
     match cli.command {
-        Command::Dlq(command) => {
-            let jetstream = provision::connect_now(&settings.nats, "careersctl")
-                .await
-                .with_context(|| format!("connecting to NATS at {}", settings.nats.url))?;
-            match command {
-                DlqCommand::List { durable } => {
-                    let letters = dlq::list(&jetstream, durable.as_deref()).await?;
-                    println!("sequence\tdurable\tevent_id\tevent_type\tdeliveries\treason");
-                    for (letter, _) in letters {
-                        println!(
-                            "{}\t{}\t{}\t{}\t{}\t{}",
-                            letter.sequence,
-                            letter.durable,
-                            letter.event_id,
-                            letter.event_type,
-                            letter.deliveries,
-                            letter.reason
-                        );
-                    }
-                }
-                DlqCommand::Replay { durable, sequence } => {
-                    let replayed = dlq::replay(&jetstream, &durable, sequence).await?;
-                    println!("re-drove {replayed} dead letters of {durable}");
+        Command::Replay { durable } => replay(&settings, &jetstream, &durable).await?,
+        Command::Dlq(command) => match command {
+            DlqCommand::List { durable } => {
+                let letters = dlq::list(&jetstream, durable.as_deref()).await?;
+                println!("sequence\tdurable\tevent_id\tevent_type\tdeliveries\treason");
+                for (letter, _) in letters {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        letter.sequence,
+                        letter.durable,
+                        letter.event_id,
+                        letter.event_type,
+                        letter.deliveries,
+                        letter.reason
+                    );
                 }
             }
-        }
+            DlqCommand::Replay { durable, sequence } => {
+                let replayed = dlq::replay(&jetstream, &durable, sequence).await?;
+                println!("re-drove {replayed} dead letters of {durable}");
+            }
+        },
     }
+    Ok(())
+}
+
+/// The projections careersctl can rebuild, by durable name.
+async fn replay(
+    settings: &Settings,
+    jetstream: &jetstream::Context,
+    durable: &str,
+) -> anyhow::Result<()> {
+    let (service, url) = match durable {
+        "lmi_occupations" => ("lmi", settings.databases.lmi.as_ref()),
+        other => {
+            anyhow::bail!("no projection is kept by durable {other:?}; known: lmi_occupations")
+        }
+    };
+    let url = url.with_context(|| {
+        format!(
+            "set databases.{service} (CAREERS_CAREERSCTL__DATABASES__{}) to the {service} store",
+            service.to_ascii_uppercase()
+        )
+    })?;
+    let database = DatabaseSettings::for_url(url.expose_secret());
+    let db = store::connect(&database).await?;
+    let spec = careers_lmi::events::known_occupations_consumer();
+    replay::rebuild(
+        &db,
+        jetstream,
+        &spec,
+        &settings.inbox,
+        &careers_lmi::events::KnownOccupations,
+    )
+    .await?;
+    println!(
+        "{durable}: projection cleared; the {service} service rebuilds it from the start of {}",
+        spec.stream.name
+    );
     Ok(())
 }

@@ -40,8 +40,15 @@ enum Inbox {
     HandledAt,
 }
 
-#[derive(DeriveMigrationName)]
+/// Named explicitly: the derived name is the file's stem, which several crates' files
+/// share, and names must be unique within a store.
 struct CreateOutboxAndInbox;
+
+impl MigrationName for CreateOutboxAndInbox {
+    fn name(&self) -> &str {
+        "m20261123_000001_eventbus_outbox_inbox"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for CreateOutboxAndInbox {

@@ -33,8 +33,15 @@ impl MigratorTrait for Migrator {
     }
 }
 
-#[derive(DeriveMigrationName)]
+/// Named explicitly: the derived name is the file's stem, which several crates' files
+/// share, and names must be unique within a store.
 struct CreateTestTables;
+
+impl MigrationName for CreateTestTables {
+    fn name(&self) -> &str {
+        "m20261123_900001_eventbus_testing_tables"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for CreateTestTables {

@@ -1,13 +1,23 @@
 //! The lmi service: labour market information pushed by sector skills councils.
 //!
-//! Its gRPC operations arrive with their issues; today it runs on the shared platform,
-//! migrates its store (the event backbone's outbox and inbox) and answers health and
-//! reflection.
+//! - [`store`]: the schema and `known_occupations`, its projection of the catalogue.
+//! - [`events`]: the handler keeping that projection from `OccupationUpserted`.
+//!
+//! Submissions (the gRPC API) arrive with the first end-to-end flow; today the service
+//! migrates, keeps its projection and answers health and reflection.
 
+pub mod events;
+pub mod store;
+
+use careers_eventbus::{
+    Eventbus, catalogue,
+    settings::{InboxSettings, NatsSettings, OutboxSettings},
+};
 use careers_platform::{AppError, Context, Service};
-use sea_orm_migration::{MigrationTrait, MigratorTrait};
 use serde::Deserialize;
 use tonic::service::Routes;
+
+pub use store::migration::Migrator;
 
 /// The lmi service, as the platform runs it.
 #[derive(Debug)]
@@ -15,16 +25,13 @@ pub struct Lmi;
 
 /// Settings of the lmi service beyond the platform's sections.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct LmiSettings {}
-
-/// The lmi store's schema.
-#[derive(Debug)]
-pub struct Migrator;
-
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        careers_eventbus::migration::migrations()
-    }
+pub struct LmiSettings {
+    #[serde(default)]
+    pub nats: NatsSettings,
+    #[serde(default)]
+    pub outbox: OutboxSettings,
+    #[serde(default)]
+    pub inbox: InboxSettings,
 }
 
 impl Service for Lmi {
@@ -36,8 +43,26 @@ impl Service for Lmi {
     type Migrator = Migrator;
 
     async fn routes(context: &Context<Self::Settings>) -> Result<Routes, AppError> {
-        // Nothing to catch up with until the service consumes events.
-        context.readiness.set_caught_up().await;
+        let settings = &context.settings.service;
+        let mut bus = Eventbus::start(
+            Self::NAME,
+            context.db.clone(),
+            catalogue::LMI,
+            &settings.nats,
+            &settings.outbox,
+            &settings.inbox,
+            context.stop.clone(),
+        )
+        .await
+        .map_err(|error| AppError::Service(error.to_string()))?;
+        bus.consume(
+            events::known_occupations_consumer(),
+            events::KnownOccupations,
+        );
+        let timeout = context.settings.platform.readiness.catch_up_timeout;
+        context
+            .readiness
+            .set_caught_up_when(async move { bus.caught_up(timeout).await });
         Ok(Routes::builder().routes())
     }
 }

@@ -104,6 +104,21 @@ impl Readiness {
         self.publish().await;
     }
 
+    /// Marks the projections caught up once `caught_up` resolves: with `true` when the
+    /// consumers caught up, with `false` when they did not within the timeout (NATS
+    /// unreachable), which is logged and then treated as caught up, as the contract says.
+    pub fn set_caught_up_when(&self, caught_up: impl Future<Output = bool> + Send + 'static) {
+        let readiness = self.clone();
+        tokio::spawn(async move {
+            if !caught_up.await {
+                tracing::warn!(
+                    "consumers did not catch up in time (is NATS reachable?); reporting ready anyway"
+                );
+            }
+            readiness.set_caught_up().await;
+        });
+    }
+
     /// Reports NOT_SERVING from now on; the first step of shutdown.
     pub async fn set_shutting_down(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);

@@ -21,7 +21,15 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// Starts `S` on `database_url` and checks health and reflection, then shuts it down.
 async fn starts_and_serves<S: Service>(database_url: &str) -> anyhow::Result<()> {
-    let running = spawn::<S>(database_url, &[]).await?;
+    // No broker here: a closed port, so NATS stays unreachable and readiness falls back
+    // to the catch-up timeout.
+    let closed = format!("nats://127.0.0.1:{}", careers_testkit::free_port()?);
+    let overrides: &[(&str, &str)] = if S::NAME == "lmi" {
+        &[("nats.url", &closed)]
+    } else {
+        &[]
+    };
+    let running = spawn::<S>(database_url, overrides).await?;
     wait_for_health(running.port, S::GRPC_SERVICE, ServingStatus::Serving, WAIT).await?;
     for name in [LIVENESS, ""] {
         assert_eq!(

@@ -19,8 +19,9 @@ pub struct RunningService {
 }
 
 /// Builds and runs service `S` on `database_url` with test settings (gRPC on a free
-/// port, no metrics listener, no drain delay) and `overrides`, given as
-/// `("section.key", "value")`.
+/// port, no metrics listener, no drain delay, a 1 s catch-up timeout) and `overrides`,
+/// given as `("section.key", "value")`. A service that uses NATS needs `nats.url`
+/// among the overrides, or it would look for a broker on the default port.
 pub async fn spawn<S: Service>(
     database_url: &str,
     overrides: &[(&str, &str)],
@@ -32,6 +33,8 @@ pub async fn spawn<S: Service>(
         ("metrics.enabled", "false"),
         ("shutdown.drain_delay", "0s"),
         ("readiness.store_check_interval", "200ms"),
+        // Tests without a broker should not wait the default 30 s to be ready.
+        ("readiness.catch_up_timeout", "1s"),
         ("database.url", database_url),
     ]
     .into_iter()

@@ -6,10 +6,17 @@ use async_nats::jetstream;
 use careers_eventbus::{catalogue, envelope, provision, settings::NatsSettings};
 use careers_testkit::nats::NatsServer;
 
+mod replay;
+
 fn careersctl(nats_url: &str, args: &[&str]) -> anyhow::Result<Output> {
+    careersctl_with(nats_url, &[], args)
+}
+
+fn careersctl_with(nats_url: &str, env: &[(&str, &str)], args: &[&str]) -> anyhow::Result<Output> {
     Ok(Command::new(env!("CARGO_BIN_EXE_careersctl"))
         .env_clear()
         .env("CAREERS_CAREERSCTL__NATS__URL", nats_url)
+        .envs(env.iter().copied())
         .args(args)
         .output()?)
 }

@@ -1,0 +1,51 @@
+//! lmi's own projection of the occupations catalogue: the SOC codes a submission may use.
+
+use sea_orm::{ConnectionTrait, DbErr, Statement, entity::prelude::*};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "known_occupations")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub soc_code: String,
+    /// The occupation's version when last applied; older snapshots are ignored.
+    pub version: i64,
+    pub title: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+/// Inserts or replaces the occupation if `version` is newer than the one held.
+pub async fn apply_snapshot(
+    connection: &impl ConnectionTrait,
+    soc_code: &str,
+    version: i64,
+    title: &str,
+) -> Result<(), DbErr> {
+    connection
+        .execute_raw(Statement::from_sql_and_values(
+            connection.get_database_backend(),
+            "INSERT INTO known_occupations (soc_code, version, title) VALUES ($1, $2, $3) \
+             ON CONFLICT (soc_code) DO UPDATE SET version = excluded.version, title = excluded.title \
+             WHERE excluded.version > known_occupations.version",
+            [soc_code.into(), version.into(), title.into()],
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Whether `soc_code` is a known unit group.
+pub async fn is_known(connection: &impl ConnectionTrait, soc_code: &str) -> Result<bool, DbErr> {
+    Ok(Entity::find_by_id(soc_code.to_owned())
+        .one(connection)
+        .await?
+        .is_some())
+}
+
+/// Deletes the whole projection (before a replay rebuilds it).
+pub async fn clear(connection: &impl ConnectionTrait) -> Result<(), DbErr> {
+    Entity::delete_many().exec(connection).await?;
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! The lmi store: its schema and repository functions.
+
+pub mod known_occupations;
+pub mod migration;
