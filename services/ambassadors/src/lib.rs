@@ -1,12 +1,12 @@
 //! The ambassadors service: the STEM Ambassador register, requests and matching.
 //!
 //! Its gRPC operations arrive with their issues; today it runs on the shared platform,
-//! migrates its store (the event backbone's outbox and inbox) and answers health and
-//! reflection.
+//! migrates its store (the event backbone's outbox and inbox), runs the relay of its
+//! outbox to its stream and answers health and reflection.
 
+use careers_eventbus::{Eventbus, catalogue, settings::EventSettings};
 use careers_platform::{AppError, Context, Service};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
-use serde::Deserialize;
 use tonic::service::Routes;
 
 /// The ambassadors service, as the platform runs it.
@@ -14,8 +14,7 @@ use tonic::service::Routes;
 pub struct Ambassadors;
 
 /// Settings of the ambassadors service beyond the platform's sections.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AmbassadorsSettings {}
+pub type AmbassadorsSettings = EventSettings;
 
 /// The ambassadors store's schema.
 #[derive(Debug)]
@@ -36,7 +35,17 @@ impl Service for Ambassadors {
     type Migrator = Migrator;
 
     async fn routes(context: &Context<Self::Settings>) -> Result<Routes, AppError> {
-        // Nothing to catch up with until the service consumes events.
+        // The relay runs for as long as the service; no consumers yet, so nothing to
+        // catch up with.
+        Eventbus::for_service(
+            Self::NAME,
+            context.db.clone(),
+            catalogue::AMBASSADORS,
+            &context.settings.service,
+            context.stop.clone(),
+        )
+        .await
+        .map_err(|error| AppError::Service(error.to_string()))?;
         context.readiness.set_caught_up().await;
         Ok(Routes::builder().routes())
     }

@@ -82,6 +82,26 @@ impl Eventbus {
         })
     }
 
+    /// [`Eventbus::start`] with a service's `[nats]`, `[outbox]` and `[inbox]` sections.
+    pub async fn for_service(
+        service: &str,
+        db: DatabaseConnection,
+        own_stream: catalogue::StreamName,
+        settings: &settings::EventSettings,
+        stop: CancellationToken,
+    ) -> Result<Self, EventbusError> {
+        Self::start(
+            service,
+            db,
+            own_stream,
+            &settings.nats,
+            &settings.outbox,
+            &settings.inbox,
+            stop,
+        )
+        .await
+    }
+
     /// Starts a durable consumer with its handler.
     pub fn consume<H: Handler>(&mut self, spec: ConsumerSpec, handler: H) {
         let consumer = Consumer::new(

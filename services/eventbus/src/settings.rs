@@ -116,3 +116,15 @@ fn durations<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Du
         .map(humantime_serde::Serde::into_inner)
         .collect())
 }
+
+/// The sections a service that produces or consumes events embeds in its settings
+/// (`[nats]`, `[outbox]`, `[inbox]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventSettings {
+    #[serde(default)]
+    pub nats: NatsSettings,
+    #[serde(default)]
+    pub outbox: OutboxSettings,
+    #[serde(default)]
+    pub inbox: InboxSettings,
+}

@@ -9,12 +9,8 @@
 pub mod events;
 pub mod store;
 
-use careers_eventbus::{
-    Eventbus, catalogue,
-    settings::{InboxSettings, NatsSettings, OutboxSettings},
-};
+use careers_eventbus::{Eventbus, catalogue, settings::EventSettings};
 use careers_platform::{AppError, Context, Service};
-use serde::Deserialize;
 use tonic::service::Routes;
 
 pub use store::migration::Migrator;
@@ -24,15 +20,7 @@ pub use store::migration::Migrator;
 pub struct Lmi;
 
 /// Settings of the lmi service beyond the platform's sections.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct LmiSettings {
-    #[serde(default)]
-    pub nats: NatsSettings,
-    #[serde(default)]
-    pub outbox: OutboxSettings,
-    #[serde(default)]
-    pub inbox: InboxSettings,
-}
+pub type LmiSettings = EventSettings;
 
 impl Service for Lmi {
     const NAME: &'static str = "lmi";
@@ -43,14 +31,11 @@ impl Service for Lmi {
     type Migrator = Migrator;
 
     async fn routes(context: &Context<Self::Settings>) -> Result<Routes, AppError> {
-        let settings = &context.settings.service;
-        let mut bus = Eventbus::start(
+        let mut bus = Eventbus::for_service(
             Self::NAME,
             context.db.clone(),
             catalogue::LMI,
-            &settings.nats,
-            &settings.outbox,
-            &settings.inbox,
+            &context.settings.service,
             context.stop.clone(),
         )
         .await

@@ -1,30 +1,76 @@
-//! The occupations service: the SOC 2020 occupations catalogue.
+//! The occupations service: the SOC 2020 catalogue.
 //!
-//! Its gRPC operations arrive with their issues; today it runs on the shared platform,
-//! migrates its store (the event backbone's outbox and inbox) and answers health and
-//! reflection.
+//! - [`store`]: the catalogue rows and the latest LMI figures per occupation.
+//! - [`seed`]: the typed, idempotent loader of ONS SOC 2020 unit groups.
+//! - [`events`]: `OccupationUpserted` out, `FiguresPublished` in.
+//! - [`grpc`]: the `careers.occupations.v1.OccupationsService` handlers.
 
-use careers_platform::{AppError, Context, Service};
-use sea_orm_migration::{MigrationTrait, MigratorTrait};
-use serde::Deserialize;
-use tonic::service::Routes;
+pub mod events;
+pub mod grpc;
+pub mod seed;
+pub mod store;
+
+use std::path::Path;
+
+use careers_eventbus::{Eventbus, EventbusError, catalogue, settings::EventSettings};
+use careers_platform::{AppError, Context, Service, status};
+use careers_proto::careers::occupations::v1::occupations_service_server::OccupationsServiceServer;
+use sea_orm::{DatabaseConnection, DbErr};
+use tonic::{Code, Status, service::Routes};
+
+pub use store::migration::Migrator;
 
 /// The occupations service, as the platform runs it.
 #[derive(Debug)]
 pub struct Occupations;
 
 /// Settings of the occupations service beyond the platform's sections.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct OccupationsSettings {}
+pub type OccupationsSettings = EventSettings;
 
-/// The occupations store's schema.
-#[derive(Debug)]
-pub struct Migrator;
+/// Everything that can go wrong in the occupations service, mapped once to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum OccupationsError {
+    #[error("soc_code {0:?} is not a SOC 2020 unit group code (four digits, the first not 0)")]
+    InvalidSocCode(String),
+    #[error("no occupation has SOC code {0}")]
+    NotFound(String),
+    #[error("the cursor is not one this service issued")]
+    BadCursor,
+    #[error("limit {0} is over the maximum of 100")]
+    InvalidLimit(u32),
+    #[error("store: {0}")]
+    Store(#[from] DbErr),
+    #[error("events: {0}")]
+    Events(#[from] EventbusError),
+    #[error("seed: {0}")]
+    Seed(String),
+}
 
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        careers_eventbus::migration::migrations()
+impl From<OccupationsError> for Status {
+    fn from(error: OccupationsError) -> Self {
+        match &error {
+            OccupationsError::InvalidSocCode(_) => {
+                status::invalid_fields(error.to_string(), &[("soc_code", error.to_string())])
+            }
+            OccupationsError::InvalidLimit(_) => {
+                status::invalid_fields(error.to_string(), &[("limit", error.to_string())])
+            }
+            OccupationsError::BadCursor => {
+                status::status(Code::InvalidArgument, "bad_cursor", error.to_string())
+            }
+            OccupationsError::NotFound(_) => {
+                status::status(Code::NotFound, "not_found", error.to_string())
+            }
+            OccupationsError::Store(_)
+            | OccupationsError::Events(_)
+            | OccupationsError::Seed(_) => status::internal(&error),
+        }
     }
+}
+
+/// `^[1-9][0-9]{3}$`: a SOC 2020 unit group code.
+pub fn is_soc_code(code: &str) -> bool {
+    code.len() == 4 && code.bytes().all(|byte| byte.is_ascii_digit()) && !code.starts_with('0')
 }
 
 impl Service for Occupations {
@@ -36,8 +82,29 @@ impl Service for Occupations {
     type Migrator = Migrator;
 
     async fn routes(context: &Context<Self::Settings>) -> Result<Routes, AppError> {
-        // Nothing to catch up with until the service consumes events.
-        context.readiness.set_caught_up().await;
-        Ok(Routes::builder().routes())
+        let mut bus = Eventbus::for_service(
+            Self::NAME,
+            context.db.clone(),
+            catalogue::OCCUPATIONS,
+            &context.settings.service,
+            context.stop.clone(),
+        )
+        .await
+        .map_err(|error| AppError::Service(error.to_string()))?;
+        bus.consume(events::lmi_figures_consumer(), events::LmiFigures);
+        let timeout = context.settings.platform.readiness.catch_up_timeout;
+        context
+            .readiness
+            .set_caught_up_when(async move { bus.caught_up(timeout).await });
+        Ok(Routes::new(OccupationsServiceServer::new(grpc::Handlers {
+            db: context.db.clone(),
+        })))
+    }
+
+    async fn seed(db: &DatabaseConnection, dir: &Path) -> Result<String, AppError> {
+        let (read, changed) = seed::seed(db, dir)
+            .await
+            .map_err(|error| AppError::Service(error.to_string()))?;
+        Ok(format!("{read} unit groups read, {changed} new or changed"))
     }
 }

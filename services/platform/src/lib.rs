@@ -7,12 +7,14 @@
 //! - [`grpc`]: reflection and W3C trace context on calls.
 //! - [`service`]: the [`service::Service`] trait, [`service::App`] and the shared `main`.
 //! - [`shutdown`]: SIGTERM and Ctrl-C.
+//! - [`status`]: errors as gRPC statuses with the contract code in `ErrorInfo`.
 
 pub mod grpc;
 pub mod readiness;
 pub mod service;
 pub mod settings;
 pub mod shutdown;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 

@@ -2,7 +2,13 @@
 //! a service; [`App`] does the rest (store, migrations, health, reflection, tracing and
 //! graceful shutdown), and [`main`] wraps it in the command line every binary shares.
 
-use std::{fmt::Debug, future::Future, net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{
+    fmt::Debug,
+    future::Future,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use clap::{Parser, Subcommand};
 use sea_orm::DatabaseConnection;
@@ -39,6 +45,16 @@ pub trait Service: Send + Sync + 'static {
     fn routes(
         context: &Context<Self::Settings>,
     ) -> impl Future<Output = Result<Routes, AppError>> + Send;
+
+    /// Loads the service's seed data from `dir` (typed and idempotent: a second run
+    /// changes nothing). Returns a one-line summary.
+    fn seed(
+        db: &DatabaseConnection,
+        dir: &Path,
+    ) -> impl Future<Output = Result<String, AppError>> + Send {
+        let _ = (db, dir);
+        async { Ok("nothing to seed".to_owned()) }
+    }
 }
 
 /// What a service's handlers are built from.
@@ -202,6 +218,12 @@ enum Command {
     Serve,
     /// Apply pending migrations and exit.
     Migrate,
+    /// Apply pending migrations, load the seed data idempotently and exit.
+    Seed {
+        /// The repository's seeds/ directory.
+        #[arg(long, default_value = "seeds")]
+        dir: PathBuf,
+    },
 }
 
 /// The whole `main` of a service binary.
@@ -228,6 +250,15 @@ async fn run<S: Service>(cli: Cli) -> Result<(), AppError> {
             let db = store::connect(&settings.platform.database).await?;
             store::migrate::<S::Migrator>(&db, &settings.platform.database.redacted_url()).await?;
             tracing::info!(service = S::NAME, "migrations applied");
+            db.close().await.ok();
+            Ok(())
+        }
+        Command::Seed { dir } => {
+            let db = store::connect(&settings.platform.database).await?;
+            store::migrate::<S::Migrator>(&db, &settings.platform.database.redacted_url()).await?;
+            let summary = S::seed(&db, &dir).await?;
+            tracing::info!(service = S::NAME, %summary, "seeded");
+            println!("{}: {summary}", S::NAME);
             db.close().await.ok();
             Ok(())
         }

@@ -47,8 +47,7 @@ async fn readyz_follows_the_upstreams_and_healthz_the_process() -> anyhow::Resul
         TestSqlite::new()?,
     ];
     let occupations = spawn::<Occupations>(&stores[0].url, &[]).await?;
-    let closed = format!("nats://127.0.0.1:{}", careers_testkit::free_port()?);
-    let lmi = spawn::<Lmi>(&stores[1].url, &[("nats.url", &closed)]).await?;
+    let lmi = spawn::<Lmi>(&stores[1].url, &[]).await?;
     let casenotes = spawn::<Casenotes>(&stores[2].url, &[]).await?;
     let ambassadors = spawn::<Ambassadors>(&stores[3].url, &[]).await?;
     let app = App::build(gateway_settings([

@@ -20,8 +20,8 @@ pub struct RunningService {
 
 /// Builds and runs service `S` on `database_url` with test settings (gRPC on a free
 /// port, no metrics listener, no drain delay, a 1 s catch-up timeout) and `overrides`,
-/// given as `("section.key", "value")`. A service that uses NATS needs `nats.url`
-/// among the overrides, or it would look for a broker on the default port.
+/// given as `("section.key", "value")`. NATS is an unreachable port unless `nats.url`
+/// is among the overrides.
 pub async fn spawn<S: Service>(
     database_url: &str,
     overrides: &[(&str, &str)],
@@ -40,6 +40,10 @@ pub async fn spawn<S: Service>(
     .into_iter()
     .map(|(key, value)| (variable(key), value.to_owned()))
     .collect();
+    // Hermetic by default: a broker on the default port (a developer's `make run`)
+    // must never be used by a test that did not ask for it.
+    let unreachable = format!("nats://127.0.0.1:{}", crate::free_port()?);
+    environment.insert(variable("nats.url"), unreachable);
     for (key, value) in overrides {
         environment.insert(variable(key), (*value).to_owned());
     }

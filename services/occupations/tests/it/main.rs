@@ -18,6 +18,12 @@ fn command(database_url: &str) -> Command {
     command
         .env_clear()
         .env("CAREERS_OCCUPATIONS__DATABASE__URL", database_url)
+        // No broker: a closed port, and a short wait before ready without one.
+        .env(
+            "CAREERS_OCCUPATIONS__NATS__URL",
+            format!("nats://127.0.0.1:{}", free_port().unwrap_or(9)),
+        )
+        .env("CAREERS_OCCUPATIONS__READINESS__CATCH_UP_TIMEOUT", "1s")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

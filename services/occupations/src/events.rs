@@ -1,0 +1,87 @@
+//! The events occupations publishes and consumes.
+
+use careers_eventbus::{ConsumerSpec, Envelope, Event, Handler, HandlerError, catalogue};
+use careers_proto::careers::{
+    lmi::events::v1::FiguresPublished, occupations::events::v1::OccupationUpserted,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseTransaction, DbErr};
+
+use crate::store::{figures, occupations};
+
+/// The snapshot published after every change of a unit group.
+pub fn upserted(row: &occupations::Model) -> OccupationUpserted {
+    OccupationUpserted {
+        soc_code: row.soc_code.clone(),
+        version: u64::try_from(row.version).unwrap_or_default(),
+        title: row.title.clone(),
+        major_group: row.major_group.clone(),
+        sub_major_group: row.sub_major_group.clone(),
+        minor_group: row.minor_group.clone(),
+        is_stem: false,
+        stem_discipline: String::new(),
+    }
+}
+
+/// The durable consumer that keeps each occupation's LMI summary.
+pub fn lmi_figures_consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        durable: "occupations_lmi".into(),
+        stream: catalogue::LMI,
+        subjects: vec![FiguresPublished::SUBJECT.into()],
+    }
+}
+
+/// Merges published figures into `lmi_figures`, figure by figure.
+#[derive(Debug, Clone, Default)]
+pub struct LmiFigures;
+
+impl Handler for LmiFigures {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let batch: FiguresPublished = event.decode().map_err(|error| {
+            HandlerError::Rejected(format!("undecodable FiguresPublished: {error}"))
+        })?;
+        for figure in batch.figures {
+            let recorded_at = figure
+                .recorded_at
+                .and_then(|time| {
+                    DateTime::<Utc>::from_timestamp(
+                        time.seconds,
+                        u32::try_from(time.nanos).unwrap_or(0),
+                    )
+                })
+                .ok_or_else(|| {
+                    HandlerError::Rejected(format!(
+                        "figure {} has no recorded_at",
+                        figure.figure_id
+                    ))
+                })?;
+            figures::merge(
+                txn,
+                &figures::Incoming {
+                    soc_code: figure.soc_code,
+                    measure: figure.measure,
+                    region: figure.region,
+                    breakdown: figure.breakdown,
+                    period: figure.period,
+                    value: figure.value,
+                    unit: figure.unit,
+                    source: figure.source,
+                    recorded_at,
+                    figure_id: figure.figure_id,
+                    suppressed: figure.suppressed,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+        figures::clear(txn).await
+    }
+}

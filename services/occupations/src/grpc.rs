@@ -1,0 +1,131 @@
+//! The OccupationsService API: decode, call the store, encode.
+
+use careers_proto::careers::occupations::v1::{
+    Figure, GetOccupationRequest, GetOccupationResponse, ListOccupationsRequest,
+    ListOccupationsResponse, LmiSummary, Occupation,
+    occupations_service_server::OccupationsService,
+};
+use sea_orm::DatabaseConnection;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    OccupationsError,
+    store::{figures, occupations},
+};
+
+/// Where the catalogue text comes from; shown with every occupation.
+pub const ATTRIBUTION: &str =
+    "Source: Office for National Statistics licensed under the Open Government Licence v.3.0";
+
+const DEFAULT_LIMIT: u32 = 20;
+const MAX_LIMIT: u32 = 100;
+
+/// The gRPC handlers over the store.
+#[derive(Debug, Clone)]
+pub struct Handlers {
+    pub db: DatabaseConnection,
+}
+
+fn check_soc_code(code: &str) -> Result<(), OccupationsError> {
+    if crate::is_soc_code(code) {
+        Ok(())
+    } else {
+        Err(OccupationsError::InvalidSocCode(code.to_owned()))
+    }
+}
+
+fn to_proto(row: occupations::Model, figures: Vec<figures::Model>) -> Occupation {
+    let content = row.content();
+    Occupation {
+        soc_code: content.soc_code,
+        title: content.title,
+        major_group: content.major_group,
+        sub_major_group: content.sub_major_group,
+        minor_group: content.minor_group,
+        description: content.description,
+        tasks: content.tasks,
+        entry_routes_text: content.entry_routes_text,
+        related_job_titles: content.related_job_titles,
+        lmi: Some(LmiSummary {
+            figures: figures
+                .into_iter()
+                .map(|figure| Figure {
+                    measure: figure.measure,
+                    region: figure.region,
+                    breakdown: figure.breakdown,
+                    period: figure.period,
+                    value: figure.value,
+                    unit: figure.unit,
+                    source: figure.source,
+                    received_at: Some(prost_types::Timestamp {
+                        seconds: figure.recorded_at.timestamp(),
+                        nanos: i32::try_from(figure.recorded_at.timestamp_subsec_nanos())
+                            .unwrap_or(0),
+                    }),
+                    suppressed: figure.suppressed,
+                })
+                .collect(),
+        }),
+        version: u64::try_from(row.version).unwrap_or_default(),
+        attribution: ATTRIBUTION.to_owned(),
+    }
+}
+
+#[tonic::async_trait]
+impl OccupationsService for Handlers {
+    async fn get_occupation(
+        &self,
+        request: Request<GetOccupationRequest>,
+    ) -> Result<Response<GetOccupationResponse>, Status> {
+        let soc_code = request.into_inner().soc_code;
+        check_soc_code(&soc_code)?;
+        let row = occupations::find(&self.db, &soc_code)
+            .await
+            .map_err(OccupationsError::from)?
+            .ok_or_else(|| OccupationsError::NotFound(soc_code.clone()))?;
+        let held = figures::for_occupation(&self.db, &soc_code)
+            .await
+            .map_err(OccupationsError::from)?;
+        Ok(Response::new(GetOccupationResponse {
+            occupation: Some(to_proto(row, held)),
+        }))
+    }
+
+    async fn list_occupations(
+        &self,
+        request: Request<ListOccupationsRequest>,
+    ) -> Result<Response<ListOccupationsResponse>, Status> {
+        let request = request.into_inner();
+        let limit = match request.limit {
+            0 => DEFAULT_LIMIT,
+            limit if limit <= MAX_LIMIT => limit,
+            limit => return Err(OccupationsError::InvalidLimit(limit).into()),
+        };
+        let after = (!request.cursor.is_empty()).then_some(request.cursor.as_str());
+        if let Some(after) = after {
+            check_soc_code(after).map_err(|_| OccupationsError::BadCursor)?;
+        }
+        let major_group = (!request.major_group.is_empty()).then_some(request.major_group.as_str());
+        let rows = occupations::page(&self.db, after, major_group, u64::from(limit) + 1)
+            .await
+            .map_err(OccupationsError::from)?;
+        let more = rows.len() > limit as usize;
+        let items: Vec<Occupation> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|row| to_proto(row, Vec::new()))
+            .collect();
+        let next_cursor = if more {
+            items
+                .last()
+                .map(|item| item.soc_code.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListOccupationsResponse {
+            items,
+            next_cursor,
+        }))
+    }
+}

@@ -1,0 +1,139 @@
+//! The occupations store's migrations, after the event backbone's.
+
+use sea_orm_migration::prelude::*;
+
+/// The occupations store's schema.
+#[derive(Debug)]
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut migrations = careers_eventbus::migration::migrations();
+        migrations.push(Box::new(CreateCatalogue));
+        migrations
+    }
+}
+
+#[derive(DeriveIden)]
+enum Occupations {
+    Table,
+    SocCode,
+    Title,
+    MajorGroup,
+    SubMajorGroup,
+    MinorGroup,
+    Description,
+    /// JSON array of strings.
+    Tasks,
+    EntryRoutesText,
+    /// JSON array of strings.
+    RelatedJobTitles,
+    Version,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum LmiFigures {
+    Table,
+    SocCode,
+    Measure,
+    Region,
+    Breakdown,
+    Period,
+    Value,
+    Unit,
+    Source,
+    RecordedAt,
+    FigureId,
+    Suppressed,
+}
+
+/// Named explicitly: the derived name is the file's stem, which several crates' files
+/// share, and names must be unique within a store.
+struct CreateCatalogue;
+
+impl MigrationName for CreateCatalogue {
+    fn name(&self) -> &str {
+        "m20261123_002001_occupations_catalogue"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateCatalogue {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Occupations::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(Occupations::SocCode)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Occupations::Title).string().not_null())
+                    .col(ColumnDef::new(Occupations::MajorGroup).string().not_null())
+                    .col(
+                        ColumnDef::new(Occupations::SubMajorGroup)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Occupations::MinorGroup).string().not_null())
+                    .col(ColumnDef::new(Occupations::Description).text().not_null())
+                    .col(ColumnDef::new(Occupations::Tasks).text().not_null())
+                    .col(
+                        ColumnDef::new(Occupations::EntryRoutesText)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Occupations::RelatedJobTitles)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Occupations::Version)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Occupations::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(LmiFigures::Table)
+                    .if_not_exists()
+                    .col(ColumnDef::new(LmiFigures::SocCode).string().not_null())
+                    .col(ColumnDef::new(LmiFigures::Measure).string().not_null())
+                    .col(ColumnDef::new(LmiFigures::Region).string().not_null())
+                    .col(ColumnDef::new(LmiFigures::Breakdown).string().not_null())
+                    .col(ColumnDef::new(LmiFigures::Period).string().not_null())
+                    .col(ColumnDef::new(LmiFigures::Value).double().not_null())
+                    .col(ColumnDef::new(LmiFigures::Unit).string().not_null())
+                    .col(ColumnDef::new(LmiFigures::Source).string().not_null())
+                    .col(
+                        ColumnDef::new(LmiFigures::RecordedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(LmiFigures::FigureId).string().not_null())
+                    .col(ColumnDef::new(LmiFigures::Suppressed).boolean().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(LmiFigures::SocCode)
+                            .col(LmiFigures::Measure)
+                            .col(LmiFigures::Region)
+                            .col(LmiFigures::Breakdown),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+}

@@ -1,0 +1,5 @@
+//! The occupations store: the catalogue and the LMI figures received for it.
+
+pub mod figures;
+pub mod migration;
+pub mod occupations;

@@ -1,0 +1,182 @@
+//! The catalogue flowing through the backbone: the seeded SOC 2020 unit groups reach
+//! lmi's projection, and figures lmi publishes reach the occupation's LMI summary.
+
+use std::time::{Duration, Instant};
+
+use careers_eventbus::enqueue;
+use careers_lmi::Lmi;
+use careers_occupations::Occupations;
+use careers_platform::Service;
+use careers_proto::careers::{
+    lmi::events::v1::{FiguresPublished, PublishedFigure},
+    occupations::v1::{GetOccupationRequest, occupations_service_client::OccupationsServiceClient},
+};
+use careers_testkit::{grpc, nats::NatsServer, postgres, service::spawn, sqlite::TestSqlite};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait};
+use tonic_types::StatusExt;
+
+async fn count(db: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await?;
+    Ok(row
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0))
+}
+
+async fn wait(
+    what: &str,
+    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    while Instant::now() < deadline {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(error) => last = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("{what}: not within 30 s (last error: {last:?})")
+}
+
+async fn catalogue_and_figures_flow(
+    occupations_url: String,
+    lmi_url: String,
+) -> anyhow::Result<()> {
+    let nats = NatsServer::start()?;
+    let overrides = [("nats.url", nats.url())];
+    let overrides: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect();
+    let occupations = spawn::<Occupations>(&occupations_url, &overrides).await?;
+    let lmi = spawn::<Lmi>(&lmi_url, &overrides).await?;
+
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds");
+    let occupations_db = Database::connect(occupations_url.as_str()).await?;
+    let summary = Occupations::seed(&occupations_db, &seeds).await?;
+    assert_eq!(summary, "412 unit groups read, 412 new or changed");
+    // Idempotent: nothing changes, nothing is published twice.
+    assert_eq!(
+        Occupations::seed(&occupations_db, &seeds).await?,
+        "412 unit groups read, 0 new or changed"
+    );
+    assert_eq!(
+        count(&occupations_db, "SELECT COUNT(*) FROM outbox").await?,
+        412
+    );
+
+    let lmi_db = Database::connect(lmi_url.as_str()).await?;
+    wait("lmi knows all 412 unit groups", async || {
+        Ok(count(&lmi_db, "SELECT COUNT(*) FROM known_occupations").await? == 412)
+    })
+    .await?;
+
+    // lmi publishes an accepted figure through its own outbox.
+    let txn = lmi_db.begin().await?;
+    let figures = FiguresPublished {
+        soc_code: "2134".into(),
+        submission_id: uuid_like(),
+        ssc: "ons".into(),
+        figures: vec![PublishedFigure {
+            figure_id: uuid_like(),
+            soc_code: "2134".into(),
+            region: "K02000001".into(),
+            measure: "median_annual_pay".into(),
+            breakdown: "full_time".into(),
+            period: "2024".into(),
+            value: 54669.0,
+            unit: "GBP".into(),
+            source: "ONS ASHE 2024 provisional, table 14".into(),
+            recorded_at: Some(prost_types::Timestamp {
+                seconds: 1_763_900_000,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }],
+    };
+    enqueue(&txn, "2134", 1, &figures).await?;
+    txn.commit().await?;
+
+    let mut client = OccupationsServiceClient::new(grpc::channel(occupations.port)?);
+    wait("the figure shows on the occupation", async || {
+        let occupation = client
+            .get_occupation(GetOccupationRequest {
+                soc_code: "2134".into(),
+            })
+            .await?
+            .into_inner()
+            .occupation
+            .ok_or_else(|| anyhow::anyhow!("no occupation"))?;
+        Ok(occupation.lmi.is_some_and(|lmi| {
+            lmi.figures.iter().any(|figure| {
+                figure.measure == "median_annual_pay"
+                    && figure.value == 54669.0
+                    && figure.period == "2024"
+            })
+        }))
+    })
+    .await?;
+    let occupation = client
+        .get_occupation(GetOccupationRequest {
+            soc_code: "2134".into(),
+        })
+        .await?
+        .into_inner()
+        .occupation
+        .ok_or_else(|| anyhow::anyhow!("no occupation"))?;
+    assert_eq!(
+        occupation.title,
+        "Programmers and software development professionals"
+    );
+    assert_eq!(occupation.version, 1);
+
+    let malformed = client
+        .get_occupation(GetOccupationRequest {
+            soc_code: "21a4".into(),
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a malformed SOC code was accepted"))?;
+    assert_eq!(malformed.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        malformed.get_details_error_info().map(|info| info.reason),
+        Some("validation_failed".to_owned())
+    );
+    let unknown = client
+        .get_occupation(GetOccupationRequest {
+            soc_code: "9999".into(),
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("an unknown SOC code was found"))?;
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    occupations.shutdown().await?;
+    lmi.shutdown().await
+}
+
+fn uuid_like() -> String {
+    format!("0190a0b0-0000-7000-8000-{:012}", std::process::id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_and_figures_flow_on_sqlite() -> anyhow::Result<()> {
+    let (occupations, lmi) = (TestSqlite::new()?, TestSqlite::new()?);
+    catalogue_and_figures_flow(occupations.url.clone(), lmi.url.clone()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_and_figures_flow_on_postgres() -> anyhow::Result<()> {
+    let (occupations, lmi) = (
+        postgres::empty_database().await?,
+        postgres::empty_database().await?,
+    );
+    catalogue_and_figures_flow(occupations.url.clone(), lmi.url.clone()).await
+}
