@@ -416,17 +416,13 @@ impl<H: Handler> Consumer<H> {
         headers.insert(envelope::DLQ_REASON, reason);
         headers.insert(envelope::DLQ_DELIVERIES, deliveries.to_string().as_str());
         headers.insert(envelope::DLQ_SUBJECT, message.subject.as_str());
-        self.jetstream
-            .send_publish(
-                catalogue::dead_letter_subject(&self.spec.durable),
-                jetstream::message::PublishMessage::build()
-                    .payload(message.payload.clone())
-                    .headers(headers),
-            )
-            .await
-            .map_err(|error| EventbusError::Publish(error.to_string()))?
-            .await
-            .map_err(|error| EventbusError::Publish(error.to_string()))?;
+        crate::provision::publish_and_wait(
+            &self.jetstream,
+            catalogue::dead_letter_subject(&self.spec.durable),
+            message.payload.clone(),
+            headers,
+        )
+        .await?;
         metrics::counter!("careers_events_dead_lettered_total", "durable" => self.spec.durable.clone())
             .increment(1);
         tracing::error!(durable = %self.spec.durable, %event_id, deliveries, %reason, "event dead-lettered");

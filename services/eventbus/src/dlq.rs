@@ -116,17 +116,13 @@ pub async fn replay(
             async_nats::header::NATS_MESSAGE_ID,
             format!("{}.replay.{}", letter.event_id, letter.sequence).as_str(),
         );
-        jetstream
-            .send_publish(
-                letter.subject.clone(),
-                jetstream::message::PublishMessage::build()
-                    .payload(message.payload.clone())
-                    .headers(headers),
-            )
-            .await
-            .map_err(|error| EventbusError::Publish(error.to_string()))?
-            .await
-            .map_err(|error| EventbusError::Publish(error.to_string()))?;
+        crate::provision::publish_and_wait(
+            jetstream,
+            letter.subject.clone(),
+            message.payload.clone(),
+            headers,
+        )
+        .await?;
         stream
             .delete_message(letter.sequence)
             .await

@@ -32,9 +32,7 @@ pub async fn connect(
         .connect(&settings.url)
         .await
         .map_err(EventbusError::nats)?;
-    let mut context = jetstream::new(client);
-    context.set_timeout(settings.request_timeout);
-    Ok(context)
+    Ok(context(client, settings))
 }
 
 /// Connects at once or fails: for command-line tools, which should not wait for a
@@ -49,9 +47,31 @@ pub async fn connect_now(
         .connect(&settings.url)
         .await
         .map_err(EventbusError::nats)?;
+    Ok(context(client, settings))
+}
+
+fn context(client: async_nats::Client, settings: &NatsSettings) -> jetstream::Context {
     let mut context = jetstream::new(client);
     context.set_timeout(settings.request_timeout);
-    Ok(context)
+    context
+}
+
+/// Publishes one message and waits for its PubAck.
+pub async fn publish_and_wait(
+    jetstream: &jetstream::Context,
+    subject: String,
+    payload: bytes::Bytes,
+    headers: async_nats::HeaderMap,
+) -> Result<jetstream::publish::PublishAck, EventbusError> {
+    let message = jetstream::message::PublishMessage::build()
+        .payload(payload)
+        .headers(headers);
+    jetstream
+        .send_publish(subject, message)
+        .await
+        .map_err(|error| EventbusError::Publish(error.to_string()))?
+        .await
+        .map_err(|error| EventbusError::Publish(error.to_string()))
 }
 
 /// Creates or updates `stream` with the configured retention and replicas.

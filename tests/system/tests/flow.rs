@@ -1,9 +1,9 @@
 //! The catalogue flowing through the backbone: the seeded SOC 2020 unit groups reach
 //! lmi's projection, and figures lmi publishes reach the occupation's LMI summary.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use careers_eventbus::enqueue;
+use careers_eventbus::{enqueue, testing::count};
 use careers_lmi::Lmi;
 use careers_occupations::Occupations;
 use careers_platform::Service;
@@ -11,39 +11,13 @@ use careers_proto::careers::{
     lmi::events::v1::{FiguresPublished, PublishedFigure},
     occupations::v1::{GetOccupationRequest, occupations_service_client::OccupationsServiceClient},
 };
-use careers_testkit::{grpc, nats::NatsServer, postgres, service::spawn, sqlite::TestSqlite};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait};
+use careers_testkit::{
+    eventually, grpc, nats::NatsServer, postgres, service::spawn, sqlite::TestSqlite,
+};
+use sea_orm::{Database, TransactionTrait};
 use tonic_types::StatusExt;
 
-async fn count(db: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            sql.to_owned(),
-        ))
-        .await?;
-    Ok(row
-        .map(|row| row.try_get_by_index::<i64>(0))
-        .transpose()?
-        .unwrap_or(0))
-}
-
-async fn wait(
-    what: &str,
-    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = None;
-    while Instant::now() < deadline {
-        match check().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(error) => last = Some(error),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("{what}: not within 30 s (last error: {last:?})")
-}
+const WAIT: Duration = Duration::from_secs(30);
 
 async fn catalogue_and_figures_flow(
     occupations_url: String,
@@ -73,7 +47,7 @@ async fn catalogue_and_figures_flow(
     );
 
     let lmi_db = Database::connect(lmi_url.as_str()).await?;
-    wait("lmi knows all 412 unit groups", async || {
+    eventually(WAIT, "lmi knows all 412 unit groups", || async {
         Ok(count(&lmi_db, "SELECT COUNT(*) FROM known_occupations").await? == 412)
     })
     .await?;
@@ -105,22 +79,25 @@ async fn catalogue_and_figures_flow(
     txn.commit().await?;
 
     let mut client = OccupationsServiceClient::new(grpc::channel(occupations.port)?);
-    wait("the figure shows on the occupation", async || {
-        let occupation = client
-            .get_occupation(GetOccupationRequest {
-                soc_code: "2134".into(),
-            })
-            .await?
-            .into_inner()
-            .occupation
-            .ok_or_else(|| anyhow::anyhow!("no occupation"))?;
-        Ok(occupation.lmi.is_some_and(|lmi| {
-            lmi.figures.iter().any(|figure| {
-                figure.measure == "median_annual_pay"
-                    && figure.value == 54669.0
-                    && figure.period == "2024"
-            })
-        }))
+    eventually(WAIT, "the figure shows on the occupation", || {
+        let mut client = client.clone();
+        async move {
+            let occupation = client
+                .get_occupation(GetOccupationRequest {
+                    soc_code: "2134".into(),
+                })
+                .await?
+                .into_inner()
+                .occupation
+                .ok_or_else(|| anyhow::anyhow!("no occupation"))?;
+            Ok(occupation.lmi.is_some_and(|lmi| {
+                lmi.figures.iter().any(|figure| {
+                    figure.measure == "median_annual_pay"
+                        && figure.value == 54669.0
+                        && figure.period == "2024"
+                })
+            }))
+        }
     })
     .await?;
     let occupation = client

@@ -17,8 +17,10 @@ pub mod service;
 pub mod sqlite;
 
 use std::{
+    future::Future,
     net::{Ipv4Addr, TcpListener},
     path::PathBuf,
+    time::{Duration, Instant},
 };
 
 /// A loopback port nobody listens on right now.
@@ -40,4 +42,24 @@ fn running_as_root() -> bool {
         .output()
         .map(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// Polls `check` every 25 ms until it returns true; fails after `timeout`, naming `what`
+/// and the last error `check` returned.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_error = None;
+    while Instant::now() < deadline {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(error) => last_error = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("{what}: not within {timeout:?} (last error: {last_error:?})")
 }

@@ -1,12 +1,17 @@
 //! `careersctl replay lmi_occupations` rebuilds lmi's projection of the catalogue, on
 //! SQLite and on PostgreSQL, while the lmi service runs.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use careers_eventbus::{Eventbus, catalogue, enqueue, settings, testing::Migrator};
+const WAIT: Duration = Duration::from_secs(30);
+
+use careers_eventbus::{
+    Eventbus, catalogue, enqueue, settings,
+    testing::{Migrator, count},
+};
 use careers_lmi::Lmi;
 use careers_proto::careers::occupations::events::v1::OccupationUpserted;
-use careers_testkit::{nats::NatsServer, postgres, service::spawn, sqlite::TestSqlite};
+use careers_testkit::{eventually, nats::NatsServer, postgres, service::spawn, sqlite::TestSqlite};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 use tokio_util::sync::CancellationToken;
@@ -32,20 +37,6 @@ async fn rows(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Vec<Vec<Stri
             ])
         })
         .collect()
-}
-
-async fn wait(
-    what: &str,
-    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if check().await.unwrap_or(false) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("{what}: not within 30 s")
 }
 
 async fn replay_rebuilds_the_projection(lmi_url: String) -> anyhow::Result<()> {
@@ -89,19 +80,7 @@ async fn replay_rebuilds_the_projection(lmi_url: String) -> anyhow::Result<()> {
 
     let projection = "SELECT soc_code, version, title FROM known_occupations ORDER BY soc_code";
     let inbox = "SELECT COUNT(*) FROM inbox WHERE consumer = 'lmi_occupations'";
-    let count = async |db: &DatabaseConnection, sql: &str| -> anyhow::Result<i64> {
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                sql.to_owned(),
-            ))
-            .await?;
-        Ok(row
-            .map(|row| row.try_get_by_index::<i64>(0))
-            .transpose()?
-            .unwrap_or(0))
-    };
-    wait("thirty events applied", async || {
+    eventually(WAIT, "thirty events applied", || async {
         Ok(count(&lmi_db, inbox).await? == 30)
     })
     .await?;
@@ -127,7 +106,7 @@ async fn replay_rebuilds_the_projection(lmi_url: String) -> anyhow::Result<()> {
 
     // Rebuilt from the start of the stream by the running service: the projection ends
     // equal to the one before the damage.
-    wait("thirty events re-applied", async || {
+    eventually(WAIT, "thirty events re-applied", || async {
         Ok(count(&lmi_db, inbox).await? == 30 && rows(&lmi_db, projection).await? == before)
     })
     .await?;

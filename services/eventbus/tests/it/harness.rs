@@ -1,10 +1,7 @@
 //! Stores and settings shared by the event backbone's tests; the projection itself is
 //! `careers_eventbus::testing`.
 
-use std::{
-    future::Future,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use careers_eventbus::settings::{InboxSettings, NatsSettings, OutboxSettings};
 use careers_testkit::{postgres, sqlite::TestSqlite};
@@ -26,6 +23,7 @@ pub struct Store {
 }
 
 pub use careers_eventbus::testing::{Migrator, Projector, applications, count, produce, statement};
+pub use careers_testkit::eventually;
 
 pub async fn store(backend: Backend) -> anyhow::Result<Store> {
     match backend {
@@ -85,21 +83,27 @@ pub fn inbox_settings() -> InboxSettings {
     }
 }
 
-/// Polls `check` until it returns true, failing after `timeout`.
-pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<bool>>,
-{
-    let deadline = Instant::now() + timeout;
-    let mut last_error = None;
-    while Instant::now() < deadline {
-        match check().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(error) => last_error = Some(error),
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    anyhow::bail!("{what}: not within {timeout:?} (last error: {last_error:?})")
+/// A broker connection with the streams provisioned, and a relay of `db`'s outbox that
+/// the test drives by hand.
+pub async fn manual_relay(
+    db: &DatabaseConnection,
+    nats_url: &str,
+) -> anyhow::Result<(async_nats::jetstream::Context, careers_eventbus::Relay)> {
+    let settings = nats_settings(nats_url);
+    let jetstream = careers_eventbus::provision::connect(&settings, "test").await?;
+    careers_eventbus::provision::ensure_streams(
+        &jetstream,
+        careers_eventbus::catalogue::OCCUPATIONS,
+        &settings,
+    )
+    .await?;
+    let relay = careers_eventbus::Relay::new(
+        db.clone(),
+        jetstream.clone(),
+        careers_eventbus::catalogue::OCCUPATIONS,
+        settings,
+        outbox_settings(),
+        Duration::from_secs(3600),
+    );
+    Ok((jetstream, relay))
 }

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use careers_eventbus::{
-    ConsumerSpec, Eventbus, Relay, catalogue, dlq, entity::outbox, envelope, provision, reconcile,
-    replay,
+    ConsumerSpec, Eventbus, catalogue, dlq, entity::outbox, envelope, provision, reconcile, replay,
 };
 use careers_proto::careers::lmi::events::v1::{FiguresPublished, PublishedFigure};
 use careers_testkit::nats::NatsServer;
@@ -142,17 +141,7 @@ async fn a_relay_dying_between_publish_and_mark_does_not_apply_twice(
 ) -> anyhow::Result<()> {
     let (producer, consumer) = (store(backend).await?, store(backend).await?);
     let nats = NatsServer::start()?;
-    let settings = harness::nats_settings(&nats.url());
-    let jetstream = provision::connect(&settings, "test").await?;
-    provision::ensure_streams(&jetstream, catalogue::OCCUPATIONS, &settings).await?;
-    let relay = Relay::new(
-        producer.db.clone(),
-        jetstream.clone(),
-        catalogue::OCCUPATIONS,
-        settings.clone(),
-        harness::outbox_settings(),
-        Duration::from_secs(3600),
-    );
+    let (jetstream, relay) = harness::manual_relay(&producer.db, &nats.url()).await?;
 
     produce(&producer.db, "2134", 1, "Programmers").await?;
     // The relay publishes, then dies before marking: the row stays unsent.
@@ -389,17 +378,7 @@ async fn a_failing_handler_is_dead_lettered_and_replayed_once_fixed(
 async fn the_reconciler_republishes_a_lost_stream_tail(backend: Backend) -> anyhow::Result<()> {
     let (producer, consumer) = (store(backend).await?, store(backend).await?);
     let nats = NatsServer::start()?;
-    let settings = harness::nats_settings(&nats.url());
-    let jetstream = provision::connect(&settings, "test").await?;
-    provision::ensure_streams(&jetstream, catalogue::OCCUPATIONS, &settings).await?;
-    let relay = Relay::new(
-        producer.db.clone(),
-        jetstream.clone(),
-        catalogue::OCCUPATIONS,
-        settings.clone(),
-        harness::outbox_settings(),
-        Duration::from_secs(3600),
-    );
+    let (jetstream, relay) = harness::manual_relay(&producer.db, &nats.url()).await?;
     for (index, code) in ["2131", "2132", "2133", "2134", "2135"].iter().enumerate() {
         produce(&producer.db, code, 1, &format!("title {index}")).await?;
     }
