@@ -8,7 +8,7 @@ help: ## Show the targets
 build: ## Build every binary and link it into ./bin/
 	@scripts/build.sh
 
-run: ## Start the whole system locally (not yet: see README)
+run: ## Start the whole system locally (Ctrl-C stops it; data kept in ./data)
 	@scripts/run.sh
 
 test: ## Run every test (installs pinned nats-server, PostgreSQL and nextest first)

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# `make run`: the whole system locally. Not built yet: it arrives with the first
-# end-to-end flow (gateway, seeds, dev tokens). Say so rather than start half a system.
-echo "make run is not implemented yet: it comes with the first end-to-end flow (issue 4)." >&2
-echo "Today each service runs on its own: make build && ./bin/occupations (see README.md)." >&2
-exit 1
+# `make run`: the whole system on this machine (careersctl dev): the project's own
+# nats-server, every service on SQLite under ./data, the seeds loaded. Ctrl-C stops all;
+# the data is kept for the next run.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scripts/tools.sh nats-server >&2
+scripts/build.sh >&2
+exec ./bin/careersctl dev --data data --nats-server .tools/bin/nats-server

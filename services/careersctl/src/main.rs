@@ -3,6 +3,9 @@
 //! - `careersctl dlq list [--durable D]`: dead letters with their reasons.
 //! - `careersctl dlq replay DURABLE [--sequence N]`: re-drive them once the handler is fixed.
 //! - `careersctl replay DURABLE`: rebuild a projection from the start of its stream.
+//! - `careersctl dev`: the whole system on this machine (what `make run` starts).
+
+mod dev;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -40,6 +43,15 @@ enum Command {
     Replay {
         /// The durable consumer, e.g. `lmi_occupations`.
         durable: String,
+    },
+    /// Run the whole system locally: nats-server, every service on SQLite, the seeds.
+    Dev {
+        /// Where the stores, NATS data and logs live; kept between runs.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// The nats-server binary (2.10.23 or later).
+        #[arg(long)]
+        nats_server: Option<PathBuf>,
     },
 }
 
@@ -93,10 +105,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "careersctl",
         Sources::from_process(include_str!("defaults.toml"), cli.config.as_deref()),
     )?;
+    if let Command::Dev { data, nats_server } = &cli.command {
+        let nats_server = nats_server.clone().unwrap_or_else(dev::default_nats_server);
+        return dev::run(data, &nats_server).await;
+    }
     let jetstream = provision::connect_now(&settings.nats, "careersctl")
         .await
         .with_context(|| format!("connecting to NATS at {}", settings.nats.url))?;
     match cli.command {
+        Command::Dev { .. } => {}
         Command::Replay { durable } => replay(&settings, &jetstream, &durable).await?,
         Command::Dlq(command) => match command {
             DlqCommand::List { durable } => {
