@@ -66,6 +66,7 @@ pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
     check_nats_version(nats_server).await?;
     let logs = data.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let jwks = ensure_dev_keys(&data.join("dev-keys"))?;
     let binaries = std::env::current_exe()?
         .parent()
         .map(Path::to_path_buf)
@@ -109,6 +110,13 @@ pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
 
     for process in &SERVICES {
         let child = service_command(&binaries, process.name, data)
+            .env(
+                format!(
+                    "CAREERS_{}__IDENTITY__JWKS_PATH",
+                    process.name.to_ascii_uppercase()
+                ),
+                &jwks,
+            )
             .stdout(log_file(&logs, process.name)?)
             .stderr(log_file(&logs, process.name)?)
             .kill_on_drop(true)
@@ -131,6 +139,34 @@ pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
 
     careers_platform::shutdown::signal().await;
     stop(children).await;
+    Ok(())
+}
+
+/// The development key pair of the internal identity token, made on the first run.
+/// Returns the JWKS path services verify with.
+fn ensure_dev_keys(dir: &Path) -> anyhow::Result<PathBuf> {
+    let jwks = dir.join("internal.jwks.json");
+    let pem = dir.join("internal.pem");
+    if !jwks.exists() || !pem.exists() {
+        std::fs::create_dir_all(dir)?;
+        let (private, public) = careers_platform::identity::generate_key_pair("dev-internal-1")?;
+        write_private(&pem, &private)?;
+        std::fs::write(&jwks, public)?;
+    }
+    Ok(jwks)
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
     Ok(())
 }
 

@@ -96,9 +96,12 @@ impl Service for Occupations {
         context
             .readiness
             .set_caught_up_when(async move { bus.caught_up(timeout).await });
-        Ok(Routes::new(OccupationsServiceServer::new(grpc::Handlers {
-            db: context.db.clone(),
-        })))
+        Ok(Routes::new(OccupationsServiceServer::with_interceptor(
+            grpc::Handlers {
+                db: context.db.clone(),
+            },
+            context.identity.interceptor(),
+        )))
     }
 
     async fn seed(db: &DatabaseConnection, dir: &Path) -> Result<String, AppError> {

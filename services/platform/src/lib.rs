@@ -5,11 +5,13 @@
 //! - [`store`]: SQLite or PostgreSQL from one URL, migrations under an advisory lock.
 //! - [`readiness`]: the `liveness` and full-name health statuses of CONTRACT.md.
 //! - [`grpc`]: reflection and W3C trace context on calls.
+//! - [`identity`]: the gateway's identity token, verified by every service.
 //! - [`service`]: the [`service::Service`] trait, [`service::App`] and the shared `main`.
 //! - [`shutdown`]: SIGTERM and Ctrl-C.
 //! - [`status`]: errors as gRPC statuses with the contract code in `ErrorInfo`.
 
 pub mod grpc;
+pub mod identity;
 pub mod readiness;
 pub mod service;
 pub mod settings;

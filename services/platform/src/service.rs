@@ -21,6 +21,7 @@ use tonic::service::Routes;
 
 use crate::{
     grpc,
+    identity::IdentityVerifier,
     readiness::Readiness,
     settings::{self, Settings, Sources},
     store, telemetry,
@@ -63,6 +64,9 @@ pub struct Context<S> {
     pub settings: Settings<S>,
     pub db: DatabaseConnection,
     pub readiness: Readiness,
+    /// Verifies the gateway's identity token; wrap the service's server with
+    /// `identity.interceptor()`.
+    pub identity: IdentityVerifier,
     /// Cancelled when shutdown begins.
     pub stop: CancellationToken,
 }
@@ -76,6 +80,8 @@ pub enum AppError {
     Telemetry(#[from] telemetry::TelemetryError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
     #[error("grpc: cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -105,6 +111,7 @@ impl<S: Service> App<S> {
             .await
             .map_err(|source| AppError::Bind { addr, source })?;
 
+        let identity = IdentityVerifier::from_jwks_file(&platform.identity.jwks_path)?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let readiness = Readiness::new(reporter, S::GRPC_SERVICE).await;
         let db = store::connect(&platform.database).await?;
@@ -119,6 +126,7 @@ impl<S: Service> App<S> {
             settings,
             db,
             readiness,
+            identity,
             stop: CancellationToken::new(),
         };
         let routes = S::routes(&context)

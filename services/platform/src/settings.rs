@@ -38,6 +38,24 @@ pub struct PlatformSettings {
     pub readiness: ReadinessSettings,
     #[serde(default)]
     pub shutdown: ShutdownSettings,
+    #[serde(default)]
+    pub identity: IdentitySettings,
+}
+
+/// The gateway's public keys for the internal identity token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct IdentitySettings {
+    /// A JWKS file; `make run` writes the development one.
+    pub jwks_path: std::path::PathBuf,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            jwks_path: "data/dev-keys/internal.jwks.json".into(),
+        }
+    }
 }
 
 /// Where the gRPC server listens.

@@ -78,7 +78,28 @@ async fn catalogue_and_figures_flow(
     enqueue(&txn, "2134", 1, &figures).await?;
     txn.commit().await?;
 
-    let mut client = OccupationsServiceClient::new(grpc::channel(occupations.port)?);
+    // A call without the gateway's identity token is refused.
+    let refused = OccupationsServiceClient::new(grpc::channel(occupations.port)?)
+        .get_occupation(GetOccupationRequest {
+            soc_code: "2134".into(),
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a call without identity was served"))?;
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+
+    let token: tonic::metadata::MetadataValue<_> =
+        occupations.token(&["adviser"], None)?.parse()?;
+    let client = OccupationsServiceClient::with_interceptor(
+        grpc::channel(occupations.port)?,
+        move |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert(careers_platform::identity::METADATA_KEY, token.clone());
+            Ok(request)
+        },
+    );
+    let mut client = client;
     eventually(WAIT, "the figure shows on the occupation", || {
         let mut client = client.clone();
         async move {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use careers_platform::{
     App, AppError, Service,
+    identity::{self, Identity, IdentitySigner},
     settings::{self, Sources},
 };
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -14,6 +15,10 @@ use tokio::{sync::oneshot, task::JoinHandle};
 #[derive(Debug)]
 pub struct RunningService {
     pub port: u16,
+    /// Signs identity tokens the service accepts, as the gateway would.
+    pub signer: IdentitySigner,
+    /// Holds the service's JWKS file.
+    _keys: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), AppError>>,
 }
@@ -44,6 +49,16 @@ pub async fn spawn<S: Service>(
     // must never be used by a test that did not ask for it.
     let unreachable = format!("nats://127.0.0.1:{}", crate::free_port()?);
     environment.insert(variable("nats.url"), unreachable);
+    // A key pair of its own: the service trusts only this test's tokens.
+    let keys = tempfile::tempdir()?;
+    let (pem, jwks) = identity::generate_key_pair("test")?;
+    let jwks_path = keys.path().join("internal.jwks.json");
+    std::fs::write(&jwks_path, jwks)?;
+    environment.insert(
+        variable("identity.jwks_path"),
+        jwks_path.display().to_string(),
+    );
+    let signer = IdentitySigner::from_pem(pem.as_bytes(), "test")?;
     for (key, value) in overrides {
         environment.insert(variable(key), (*value).to_owned());
     }
@@ -65,12 +80,24 @@ pub async fn spawn<S: Service>(
     }));
     Ok(RunningService {
         port,
+        signer,
+        _keys: keys,
         stop: Some(stop),
         task,
     })
 }
 
 impl RunningService {
+    /// An `x-careers-identity` value for `roles`, as the gateway would send it.
+    pub fn token(&self, roles: &[&str], ssc: Option<&str>) -> anyhow::Result<String> {
+        Ok(self.signer.sign(&Identity {
+            sub: "test-user".into(),
+            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+            org: None,
+            ssc: ssc.map(str::to_owned),
+        })?)
+    }
+
     /// Runs the service's graceful shutdown and waits for it.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {

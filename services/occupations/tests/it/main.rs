@@ -54,7 +54,14 @@ async fn sigterm_reports_not_serving_before_the_drain_and_then_exits_cleanly() -
 {
     let store = TestSqlite::new()?;
     let port = free_port()?;
+    let keys = tempfile::tempdir()?;
+    let (_, jwks) = careers_platform::identity::generate_key_pair("test")?;
+    std::fs::write(keys.path().join("internal.jwks.json"), jwks)?;
     let mut child = command(&store.url)
+        .env(
+            "CAREERS_OCCUPATIONS__IDENTITY__JWKS_PATH",
+            keys.path().join("internal.jwks.json"),
+        )
         .env(
             "CAREERS_OCCUPATIONS__GRPC__LISTEN",
             format!("127.0.0.1:{port}"),
