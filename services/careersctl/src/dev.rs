@@ -109,14 +109,16 @@ pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
     eprint!("{}", String::from_utf8_lossy(&seeded.stdout));
 
     for process in &SERVICES {
-        let child = service_command(&binaries, process.name, data)
-            .env(
-                format!(
-                    "CAREERS_{}__IDENTITY__JWKS_PATH",
-                    process.name.to_ascii_uppercase()
-                ),
-                &jwks,
-            )
+        let mut command = service_command(&binaries, process.name, data);
+        if process.name != "gateway" {
+            // The services verify the gateway's identity token with its public key.
+            let variable = format!(
+                "CAREERS_{}__IDENTITY__JWKS_PATH",
+                process.name.to_ascii_uppercase()
+            );
+            command.env(variable, &jwks);
+        }
+        let child = command
             .stdout(log_file(&logs, process.name)?)
             .stderr(log_file(&logs, process.name)?)
             .kill_on_drop(true)
