@@ -93,20 +93,24 @@ pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("starting {}", nats_server.display()))?;
     children.push(("nats-server", nats));
 
-    let seeded = service_command(&binaries, "occupations", data)
-        .args(["seed", "--dir", "seeds"])
-        .stdout(Stdio::piped())
-        .stderr(log_file(&logs, "occupations-seed")?)
-        .output()
-        .await
-        .context("seeding occupations")?;
-    if !seeded.status.success() {
-        bail!(
-            "seeding occupations failed; see {}",
-            logs.join("occupations-seed.log").display()
-        );
+    // Seeds first, so the services start with them: the catalogue, the SSC registry.
+    for service in ["occupations", "lmi"] {
+        let seeded = service_command(&binaries, service, data)
+            .args(["seed", "--dir", "seeds"])
+            .stdout(Stdio::piped())
+            .stderr(log_file(&logs, &format!("{service}-seed"))?)
+            .output()
+            .await
+            .with_context(|| format!("seeding {service}"))?;
+        if !seeded.status.success() {
+            bail!(
+                "seeding {service} failed; see {}",
+                logs.join(format!("{service}-seed.log")).display()
+            );
+        }
+        // The seed summary is the last line; the JSON log lines before it go to stderr too.
+        eprint!("{}", String::from_utf8_lossy(&seeded.stdout));
     }
-    eprint!("{}", String::from_utf8_lossy(&seeded.stdout));
 
     for process in &SERVICES {
         let mut command = service_command(&binaries, process.name, data);

@@ -1,17 +1,24 @@
 //! The lmi service: labour market information pushed by sector skills councils.
 //!
-//! - [`store`]: the schema and `known_occupations`, its projection of the catalogue.
-//! - [`events`]: the handler keeping that projection from `OccupationUpserted`.
-//!
-//! Submissions (the gRPC API) arrive with the first end-to-end flow; today the service
-//! migrates, keeps its projection and answers health and reflection.
+//! - [`domain`]: the template (v1) and its row rules, pure.
+//! - [`submit`]: the one submission pipeline (validate, record, publish).
+//! - [`grpc`]: the `careers.lmi.v1.LmiService` handlers.
+//! - [`store`]: submissions, figures, the SSC registry and `known_occupations`.
+//! - [`events`]: the handler keeping `known_occupations` from `OccupationUpserted`.
 
+pub mod domain;
 pub mod events;
+pub mod grpc;
 pub mod store;
+pub mod submit;
 
 use careers_eventbus::{Eventbus, catalogue, settings::EventSettings};
-use careers_platform::{AppError, Context, Service};
-use tonic::service::Routes;
+use std::path::Path;
+
+use careers_platform::{AppError, Context, Service, status};
+use careers_proto::careers::lmi::v1::lmi_service_server::LmiServiceServer;
+use sea_orm::{DatabaseConnection, DbErr};
+use tonic::{Code, Status, service::Routes};
 
 pub use store::migration::Migrator;
 
@@ -21,6 +28,63 @@ pub struct Lmi;
 
 /// Settings of the lmi service beyond the platform's sections.
 pub type LmiSettings = EventSettings;
+
+/// Everything that can go wrong in lmi, mapped once to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum LmiError {
+    #[error("this needs the {0} role")]
+    RoleRequired(&'static str),
+    #[error("the token names no SSC (claim `ssc`)")]
+    SscClaimMissing,
+    #[error("SSC {0:?} is not registered")]
+    UnknownSsc(String),
+    #[error("submission_key must be 1 to 200 characters")]
+    InvalidKey,
+    #[error("the first message must be the submission header, and only the first")]
+    HeaderFirst,
+    #[error("a submission holds at most {0} rows")]
+    TooManyRows(usize),
+    #[error("no submission {0}")]
+    SubmissionNotFound(String),
+    #[error("stored answer unreadable: {0}")]
+    Corrupt(String),
+    #[error("store: {0}")]
+    Store(#[from] DbErr),
+    #[error("events: {0}")]
+    Events(#[from] careers_eventbus::EventbusError),
+    #[error("seed: {0}")]
+    Seed(String),
+}
+
+impl From<LmiError> for Status {
+    fn from(error: LmiError) -> Self {
+        let message = error.to_string();
+        match &error {
+            LmiError::RoleRequired(_) | LmiError::SscClaimMissing => {
+                status::status(Code::PermissionDenied, "forbidden", message)
+            }
+            LmiError::UnknownSsc(_) => {
+                status::status(Code::PermissionDenied, "unknown_ssc", message)
+            }
+            LmiError::InvalidKey => {
+                status::invalid_fields(message.clone(), &[("submission_key", message)])
+            }
+            LmiError::HeaderFirst => {
+                status::status(Code::InvalidArgument, "malformed_submission", message)
+            }
+            LmiError::TooManyRows(_) => {
+                status::status(Code::ResourceExhausted, "too_many_rows", message)
+            }
+            LmiError::SubmissionNotFound(_) => status::status(Code::NotFound, "not_found", message),
+            LmiError::Corrupt(_) | LmiError::Store(_) | LmiError::Events(_) | LmiError::Seed(_) => {
+                status::internal(&error)
+            }
+        }
+    }
+}
+
+/// The SSC registry's seed, relative to the seeds directory.
+pub const SSC_SEED: &str = "lmi/sscs.csv";
 
 impl Service for Lmi {
     const NAME: &'static str = "lmi";
@@ -44,10 +108,36 @@ impl Service for Lmi {
             events::known_occupations_consumer(),
             events::KnownOccupations,
         );
+        let handlers = grpc::Handlers {
+            db: context.db.clone(),
+            waker: bus.waker(),
+        };
         let timeout = context.settings.platform.readiness.catch_up_timeout;
         context
             .readiness
             .set_caught_up_when(async move { bus.caught_up(timeout).await });
-        Ok(Routes::builder().routes())
+        Ok(Routes::new(LmiServiceServer::with_interceptor(
+            handlers,
+            context.identity.interceptor(),
+        )))
+    }
+
+    async fn seed(db: &DatabaseConnection, dir: &Path) -> Result<String, AppError> {
+        let path = dir.join(SSC_SEED);
+        let mut reader = csv::Reader::from_path(&path)
+            .map_err(|error| AppError::Service(format!("{}: {error}", path.display())))?;
+        let (mut read, mut added) = (0, 0);
+        for record in reader.deserialize::<(String, String, String, bool)>() {
+            let (id, name, footprint, synthetic) = record
+                .map_err(|error| AppError::Service(format!("{}: {error}", path.display())))?;
+            read += 1;
+            if store::submissions::register_ssc(db, &id, &name, &footprint, synthetic)
+                .await
+                .map_err(|error| AppError::Service(error.to_string()))?
+            {
+                added += 1;
+            }
+        }
+        Ok(format!("{read} SSCs read, {added} new"))
     }
 }

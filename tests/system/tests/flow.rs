@@ -1,20 +1,24 @@
-//! The catalogue flowing through the backbone: the seeded SOC 2020 unit groups reach
-//! lmi's projection, and figures lmi publishes reach the occupation's LMI summary.
+//! The first flow below the gateway: the seeded SOC 2020 unit groups reach lmi's
+//! projection; an SSC's submission is validated row by row, recorded once per key, and
+//! its accepted figure reaches the occupation's LMI summary.
 
 use std::time::Duration;
 
-use careers_eventbus::{enqueue, testing::count};
+use careers_eventbus::testing::count;
 use careers_lmi::Lmi;
 use careers_occupations::Occupations;
 use careers_platform::Service;
 use careers_proto::careers::{
-    lmi::events::v1::{FiguresPublished, PublishedFigure},
+    lmi::v1::{
+        FigureRow, FigureRows, SubmissionHeader, SubmitFiguresRequest,
+        lmi_service_client::LmiServiceClient, submit_figures_request::Part,
+    },
     occupations::v1::{GetOccupationRequest, occupations_service_client::OccupationsServiceClient},
 };
 use careers_testkit::{
     eventually, grpc, nats::NatsServer, postgres, service::spawn, sqlite::TestSqlite,
 };
-use sea_orm::{Database, TransactionTrait};
+use sea_orm::Database;
 use tonic_types::StatusExt;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -52,31 +56,112 @@ async fn catalogue_and_figures_flow(
     })
     .await?;
 
-    // lmi publishes an accepted figure through its own outbox.
-    let txn = lmi_db.begin().await?;
-    let figures = FiguresPublished {
+    // An SSC submits one good row and one bad one over lmi's gRPC API.
+    assert_eq!(Lmi::seed(&lmi_db, &seeds).await?, "4 SSCs read, 4 new");
+    let good = FigureRow {
         soc_code: "2134".into(),
-        submission_id: uuid_like(),
-        ssc: "ons".into(),
-        figures: vec![PublishedFigure {
-            figure_id: uuid_like(),
-            soc_code: "2134".into(),
-            region: "K02000001".into(),
-            measure: "median_annual_pay".into(),
-            breakdown: "full_time".into(),
-            period: "2024".into(),
-            value: 54669.0,
-            unit: "GBP".into(),
-            source: "ONS ASHE 2024 provisional, table 14".into(),
-            recorded_at: Some(prost_types::Timestamp {
-                seconds: 1_763_900_000,
-                nanos: 0,
-            }),
-            ..Default::default()
-        }],
+        region: "K02000001".into(),
+        period: "2024".into(),
+        measure: "median_annual_pay".into(),
+        breakdown: "full_time".into(),
+        value: 54669.0,
+        unit: "GBP".into(),
+        source: "ONS ASHE 2024 provisional, table 14".into(),
+        ..Default::default()
     };
-    enqueue(&txn, "2134", 1, &figures).await?;
-    txn.commit().await?;
+    let bad = FigureRow {
+        soc_code: "9999".into(),
+        ..good.clone()
+    };
+    let submit = |token: Option<String>, key: &'static str, rows: Vec<FigureRow>| {
+        let channel = grpc::channel(lmi.port);
+        async move {
+            let mut client = LmiServiceClient::new(channel?);
+            let messages = vec![
+                SubmitFiguresRequest {
+                    part: Some(Part::Header(SubmissionHeader {
+                        submission_key: key.into(),
+                        dry_run: false,
+                    })),
+                },
+                SubmitFiguresRequest {
+                    part: Some(Part::Rows(FigureRows { rows })),
+                },
+            ];
+            let mut request = tonic::Request::new(tokio_stream::iter(messages));
+            if let Some(token) = token {
+                request
+                    .metadata_mut()
+                    .insert(careers_platform::identity::METADATA_KEY, token.parse()?);
+            }
+            anyhow::Ok(client.submit_figures(request).await)
+        }
+    };
+    let publisher = lmi.token(&["ssc_publisher"], Some("ons"))?;
+    let answer = submit(
+        Some(publisher.clone()),
+        "ashe-2024-t14",
+        vec![good.clone(), bad.clone()],
+    )
+    .await??
+    .into_inner();
+    assert!(!answer.replayed);
+    let submission = answer
+        .submission
+        .ok_or_else(|| anyhow::anyhow!("no submission"))?;
+    let counts = submission.counts.unwrap_or_default();
+    assert_eq!((counts.rows, counts.accepted, counts.rejected), (2, 1, 1));
+    assert_eq!(submission.report.len(), 1);
+    assert_eq!(
+        (
+            submission.report[0].row,
+            submission.report[0].field.as_str()
+        ),
+        (2, "soc_code")
+    );
+
+    // The same key again: the first answer, replayed; nothing recorded twice.
+    let again = submit(Some(publisher), "ashe-2024-t14", vec![good.clone()])
+        .await??
+        .into_inner();
+    assert!(again.replayed);
+    assert_eq!(
+        again.submission.map(|replayed| replayed.id),
+        Some(submission.id.clone())
+    );
+    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM submissions").await?, 1);
+    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM figures").await?, 1);
+
+    // Who may submit.
+    let codes = [
+        (None, tonic::Code::Unauthenticated, None),
+        (
+            Some(lmi.token(&["adviser"], Some("ons"))?),
+            tonic::Code::PermissionDenied,
+            Some("forbidden"),
+        ),
+        (
+            Some(lmi.token(&["ssc_publisher"], Some("nosuch"))?),
+            tonic::Code::PermissionDenied,
+            Some("unknown_ssc"),
+        ),
+    ];
+    for (token, code, reason) in codes {
+        let refused = submit(token, "other-key", vec![good.clone()])
+            .await?
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("a submission that should be refused was accepted"))?;
+        assert_eq!(refused.code(), code);
+        if let Some(reason) = reason {
+            assert_eq!(
+                refused
+                    .get_details_error_info()
+                    .map(|info| info.reason)
+                    .as_deref(),
+                Some(reason)
+            );
+        }
+    }
 
     // A call without the gateway's identity token is refused.
     let refused = OccupationsServiceClient::new(grpc::channel(occupations.port)?)
@@ -158,10 +243,6 @@ async fn catalogue_and_figures_flow(
 
     occupations.shutdown().await?;
     lmi.shutdown().await
-}
-
-fn uuid_like() -> String {
-    format!("0190a0b0-0000-7000-8000-{:012}", std::process::id())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

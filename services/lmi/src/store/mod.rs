@@ -2,3 +2,4 @@
 
 pub mod known_occupations;
 pub mod migration;
+pub mod submissions;

@@ -1,0 +1,370 @@
+//! The LMI template (v1) and its row rules: pure, no I/O. The known SOC codes are
+//! passed in, so the same rules run for JSON, CSV and gRPC submissions.
+
+use std::collections::HashSet;
+
+/// A template row as received; optional columns are empty when absent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row {
+    pub soc_code: String,
+    pub region: String,
+    pub period: String,
+    pub measure: String,
+    pub value: f64,
+    pub unit: String,
+    pub source: String,
+    pub breakdown: String,
+    pub horizon: String,
+    pub sample_size: Option<u64>,
+    pub quality: String,
+    /// The CSV line the record starts on; 0 for JSON and gRPC.
+    pub line: u64,
+}
+
+/// One finding about one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// 1-based index of the data record.
+    pub row: u64,
+    pub line: u64,
+    pub field: &'static str,
+    pub rule: &'static str,
+    pub severity: &'static str,
+    pub message: String,
+}
+
+/// The regions of the template: UK, GB, England and Wales, the four nations, and the nine
+/// English regions.
+const REGIONS: [&str; 16] = [
+    "K02000001",
+    "K03000001",
+    "K04000001",
+    "E92000001",
+    "W92000004",
+    "S92000003",
+    "N92000002",
+    "E12000001",
+    "E12000002",
+    "E12000003",
+    "E12000004",
+    "E12000005",
+    "E12000006",
+    "E12000007",
+    "E12000008",
+    "E12000009",
+];
+
+const BREAKDOWNS: [&str; 10] = [
+    "all",
+    "full_time",
+    "part_time",
+    "male",
+    "female",
+    "age_16_24",
+    "age_25_34",
+    "age_35_49",
+    "age_50_64",
+    "age_65_plus",
+];
+
+const QUALITIES: [&str; 4] = ["precise", "reasonable", "acceptable", "unreliable"];
+
+/// A measure's fixed unit and the range a value must fall in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeasureRule {
+    pub unit: &'static str,
+    pub min: f64,
+    pub max: f64,
+    /// Projections need a horizon year.
+    pub needs_horizon: bool,
+}
+
+/// The rule of a measure, or `None` for a measure the template does not have.
+pub fn measure_rule(measure: &str) -> Option<MeasureRule> {
+    let rule = |unit, min, max| MeasureRule {
+        unit,
+        min,
+        max,
+        needs_horizon: false,
+    };
+    if let Some(pay) = measure.strip_suffix("_pay") {
+        let (statistic, period) = pay.rsplit_once('_')?;
+        let statistics = [
+            "median", "mean", "p10", "p20", "p25", "p30", "p40", "p60", "p70", "p75", "p80", "p90",
+        ];
+        if !statistics.contains(&statistic) {
+            return None;
+        }
+        // Upper bounds far above any real pay, to catch unit slips (pence, thousands).
+        return match period {
+            "annual" => Some(rule("GBP", 0.0, 5_000_000.0)),
+            "weekly" => Some(rule("GBP", 0.0, 100_000.0)),
+            "hourly" => Some(rule("GBP", 0.0, 5_000.0)),
+            _ => None,
+        };
+    }
+    match measure {
+        "employment" => Some(rule("persons", 0.0, 40_000_000.0)),
+        "vacancies" => Some(rule("count", 0.0, 5_000_000.0)),
+        "hard_to_fill_vacancy_rate" => Some(rule("percent", 0.0, 100.0)),
+        "projected_employment_change" => Some(MeasureRule {
+            needs_horizon: true,
+            ..rule("percent", -100.0, 1_000.0)
+        }),
+        "replacement_demand" => Some(MeasureRule {
+            needs_horizon: true,
+            ..rule("persons", 0.0, 40_000_000.0)
+        }),
+        "skills_shortage" => Some(rule("flag", 0.0, 1.0)),
+        _ => None,
+    }
+}
+
+/// `YYYY`, `YYYY-Qn` or `YYYY-MM`.
+pub fn is_period(period: &str) -> bool {
+    let year_ok = |year: &str| year.len() == 4 && year.bytes().all(|b| b.is_ascii_digit());
+    match period.split_once('-') {
+        None => year_ok(period),
+        Some((year, rest)) => {
+            year_ok(year)
+                && match rest.strip_prefix('Q') {
+                    Some(quarter) => matches!(quarter, "1" | "2" | "3" | "4"),
+                    None => {
+                        rest.len() == 2
+                            && rest
+                                .parse::<u8>()
+                                .is_ok_and(|month| (1..=12).contains(&month))
+                    }
+                }
+        }
+    }
+}
+
+fn is_year(text: &str) -> bool {
+    text.len() == 4 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_breakdown(breakdown: &str) -> bool {
+    BREAKDOWNS.contains(&breakdown)
+        || breakdown.strip_prefix("industry_").is_some_and(|section| {
+            section.len() == 1 && ('a'..='s').contains(&section.chars().next().unwrap_or('z'))
+        })
+}
+
+/// Every error of a row (empty when it is accepted). `index` is 1-based.
+pub fn check_row(index: u64, row: &Row, known: &HashSet<String>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut fail = |field: &'static str, rule: &'static str, message: String| {
+        findings.push(Finding {
+            row: index,
+            line: row.line,
+            field,
+            rule,
+            severity: "error",
+            message,
+        });
+    };
+    if !crate::events::is_soc_code(&row.soc_code) {
+        fail(
+            "soc_code",
+            "soc_code_format",
+            format!(
+                "{:?} is not a SOC 2020 unit group code (four digits)",
+                row.soc_code
+            ),
+        );
+    } else if !known.contains(&row.soc_code) {
+        fail(
+            "soc_code",
+            "soc_code_known",
+            format!("{} is not a SOC 2020 unit group", row.soc_code),
+        );
+    }
+    if !REGIONS.contains(&row.region.as_str()) {
+        fail(
+            "region",
+            "region_known",
+            format!(
+                "{:?} is not a template region (for example K02000001 for the UK)",
+                row.region
+            ),
+        );
+    }
+    if !is_period(&row.period) {
+        fail(
+            "period",
+            "period_format",
+            format!("{:?} is not YYYY, YYYY-Qn or YYYY-MM", row.period),
+        );
+    }
+    match measure_rule(&row.measure) {
+        None => fail(
+            "measure",
+            "measure_known",
+            format!("{:?} is not a template measure", row.measure),
+        ),
+        Some(rule) => {
+            if row.unit != rule.unit {
+                fail(
+                    "unit",
+                    "unit_matches_measure",
+                    format!(
+                        "{} is measured in {}, not {:?}",
+                        row.measure, rule.unit, row.unit
+                    ),
+                );
+            }
+            if !row.value.is_finite() || row.value < rule.min || row.value > rule.max {
+                fail(
+                    "value",
+                    "value_in_range",
+                    format!(
+                        "{} must be between {} and {} for {}",
+                        row.value, rule.min, rule.max, row.measure
+                    ),
+                );
+            } else if rule.unit == "flag" && row.value.fract() != 0.0 {
+                fail(
+                    "value",
+                    "value_in_range",
+                    format!("{} must be 0 or 1", row.measure),
+                );
+            }
+            if rule.needs_horizon && !is_year(&row.horizon) {
+                fail(
+                    "horizon",
+                    "horizon_required",
+                    format!("{} needs a horizon year (YYYY)", row.measure),
+                );
+            }
+            if !rule.needs_horizon && !row.horizon.is_empty() {
+                fail(
+                    "horizon",
+                    "horizon_not_applicable",
+                    format!("{} takes no horizon", row.measure),
+                );
+            }
+        }
+    }
+    if !is_breakdown(&row.breakdown) {
+        fail(
+            "breakdown",
+            "breakdown_known",
+            format!("{:?} is not a template breakdown", row.breakdown),
+        );
+    }
+    if row.source.trim().is_empty() {
+        fail(
+            "source",
+            "source_required",
+            "source (dataset and release) is required".into(),
+        );
+    }
+    if !row.quality.is_empty() && !QUALITIES.contains(&row.quality.as_str()) {
+        fail(
+            "quality",
+            "quality_known",
+            format!(
+                "{:?} is not precise, reasonable, acceptable or unreliable",
+                row.quality
+            ),
+        );
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known() -> HashSet<String> {
+        ["2134".to_owned()].into()
+    }
+
+    fn programmers_pay() -> Row {
+        Row {
+            soc_code: "2134".into(),
+            region: "K02000001".into(),
+            period: "2024".into(),
+            measure: "median_annual_pay".into(),
+            value: 54669.0,
+            unit: "GBP".into(),
+            source: "ONS ASHE 2024 provisional, table 14".into(),
+            breakdown: "full_time".into(),
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn the_real_ashe_row_is_accepted() {
+        assert_eq!(check_row(1, &programmers_pay(), &known()), vec![]);
+    }
+
+    #[test]
+    fn each_broken_field_is_reported_by_name_and_rule() {
+        let row = Row {
+            soc_code: "9999".into(),
+            region: "X1".into(),
+            period: "2024-13".into(),
+            unit: "persons".into(),
+            value: 54_669_000.0,
+            breakdown: "everyone".into(),
+            source: " ".into(),
+            quality: "great".into(),
+            ..programmers_pay()
+        };
+        let rules: Vec<(&str, &str)> = check_row(3, &row, &known())
+            .iter()
+            .map(|finding| (finding.field, finding.rule))
+            .collect();
+        assert_eq!(
+            rules,
+            vec![
+                ("soc_code", "soc_code_known"),
+                ("region", "region_known"),
+                ("period", "period_format"),
+                ("unit", "unit_matches_measure"),
+                ("value", "value_in_range"),
+                ("breakdown", "breakdown_known"),
+                ("source", "source_required"),
+                ("quality", "quality_known"),
+            ]
+        );
+    }
+
+    #[test]
+    fn projections_need_a_horizon_and_others_refuse_one() {
+        let projection = Row {
+            measure: "projected_employment_change".into(),
+            unit: "percent".into(),
+            value: 4.2,
+            ..programmers_pay()
+        };
+        let rules: Vec<&str> = check_row(1, &projection, &known())
+            .iter()
+            .map(|finding| finding.rule)
+            .collect();
+        assert_eq!(rules, vec!["horizon_required"]);
+        let with_horizon = Row {
+            horizon: "2035".into(),
+            ..projection
+        };
+        assert!(check_row(1, &with_horizon, &known()).is_empty());
+    }
+
+    #[test]
+    fn periods_and_measures_follow_the_template() {
+        for period in ["2024", "2024-Q3", "2024-09"] {
+            assert!(is_period(period), "{period}");
+        }
+        for period in ["24", "2024-Q5", "2024-00", "2024-1", "2024/09"] {
+            assert!(!is_period(period), "{period}");
+        }
+        assert_eq!(
+            measure_rule("p90_hourly_pay").map(|rule| rule.unit),
+            Some("GBP")
+        );
+        assert_eq!(measure_rule("p95_hourly_pay"), None);
+        assert!(is_breakdown("industry_c") && !is_breakdown("industry_z"));
+    }
+}

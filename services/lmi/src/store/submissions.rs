@@ -1,0 +1,153 @@
+//! Submissions, their accepted figures, and the SSC registry.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
+
+use crate::domain::Row;
+
+fn statement(connection: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(connection.get_database_backend(), sql, values)
+}
+
+/// Whether `ssc` is registered.
+pub async fn ssc_exists(connection: &impl ConnectionTrait, ssc: &str) -> Result<bool, DbErr> {
+    Ok(connection
+        .query_one_raw(statement(
+            connection,
+            "SELECT 1 FROM sscs WHERE id = $1",
+            vec![ssc.into()],
+        ))
+        .await?
+        .is_some())
+}
+
+/// Registers an SSC if it is not yet; returns whether it was new.
+pub async fn register_ssc(
+    connection: &impl ConnectionTrait,
+    id: &str,
+    name: &str,
+    footprint: &str,
+    synthetic: bool,
+) -> Result<bool, DbErr> {
+    let result = connection
+        .execute_raw(statement(
+            connection,
+            "INSERT INTO sscs (id, name, footprint, synthetic) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+            vec![id.into(), name.into(), footprint.into(), synthetic.into()],
+        ))
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// The stored answer of a submission by (ssc, key).
+pub async fn answer_by_key(
+    connection: &impl ConnectionTrait,
+    ssc: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, DbErr> {
+    let row = connection
+        .query_one_raw(statement(
+            connection,
+            "SELECT response FROM submissions WHERE ssc = $1 AND submission_key = $2",
+            vec![ssc.into(), key.into()],
+        ))
+        .await?;
+    row.map(|row| row.try_get_by_index::<Vec<u8>>(0))
+        .transpose()
+        .map_err(|error| DbErr::Type(error.to_string()))
+}
+
+/// The stored answer of a submission by id.
+pub async fn answer_by_id(
+    connection: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<(String, Vec<u8>)>, DbErr> {
+    let row = connection
+        .query_one_raw(statement(
+            connection,
+            "SELECT ssc, response FROM submissions WHERE id = $1",
+            vec![id.into()],
+        ))
+        .await?;
+    row.map(|row| {
+        Ok((
+            row.try_get_by_index::<String>(0)?,
+            row.try_get_by_index::<Vec<u8>>(1)?,
+        ))
+    })
+    .transpose()
+    .map_err(|error: sea_orm::TryGetError| DbErr::Type(format!("{error:?}")))
+}
+
+/// Records a submission and its answer.
+pub async fn insert_submission(
+    connection: &impl ConnectionTrait,
+    id: &str,
+    ssc: &str,
+    key: &str,
+    at: DateTime<Utc>,
+    answer: Vec<u8>,
+) -> Result<(), DbErr> {
+    connection
+        .execute_raw(statement(
+            connection,
+            "INSERT INTO submissions (id, ssc, submission_key, created_at, response) VALUES ($1, $2, $3, $4, $5)",
+            vec![id.into(), ssc.into(), key.into(), at.to_rfc3339_opts(SecondsFormat::Micros, true).into(), answer.into()],
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Stores an accepted figure.
+pub async fn insert_figure(
+    connection: &impl ConnectionTrait,
+    figure_id: &str,
+    submission_id: &str,
+    row: &Row,
+    recorded_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    connection
+        .execute_raw(statement(
+            connection,
+            "INSERT INTO figures (figure_id, submission_id, soc_code, region, measure, breakdown, period, value, \
+             unit, source, horizon, sample_size, quality, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            vec![
+                figure_id.into(),
+                submission_id.into(),
+                row.soc_code.clone().into(),
+                row.region.clone().into(),
+                row.measure.clone().into(),
+                row.breakdown.clone().into(),
+                row.period.clone().into(),
+                row.value.into(),
+                row.unit.clone().into(),
+                row.source.clone().into(),
+                row.horizon.clone().into(),
+                row.sample_size.map(|size| i64::try_from(size).unwrap_or(i64::MAX)).into(),
+                row.quality.clone().into(),
+                recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true).into(),
+            ],
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Every SOC code lmi knows, for validating a whole submission at once.
+pub async fn known_codes(
+    connection: &impl ConnectionTrait,
+) -> Result<std::collections::HashSet<String>, DbErr> {
+    let rows = connection
+        .query_all_raw(statement(
+            connection,
+            "SELECT soc_code FROM known_occupations",
+            vec![],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            row.try_get_by_index::<String>(0)
+                .map_err(|error| DbErr::Type(format!("{error:?}")))
+        })
+        .collect()
+}
