@@ -52,6 +52,18 @@ const SERVICES: [Process; 5] = [
     },
 ];
 const GATEWAY_URL: &str = "http://127.0.0.1:8080";
+/// One development token per role; `ssc_publisher` publishes for the `dev` SSC.
+const ROLES: [(&str, Option<&str>); 9] = [
+    ("adviser", None),
+    ("supervisor", None),
+    ("ssc_publisher", Some("dev")),
+    ("qa_reviewer", None),
+    ("catalogue_editor", None),
+    ("ambassador_coordinator", None),
+    ("school_contact", None),
+    ("ambassador", None),
+    ("operator", None),
+];
 
 /// Runs the stack until Ctrl-C or SIGTERM.
 pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
@@ -66,7 +78,11 @@ pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
     check_nats_version(nats_server).await?;
     let logs = data.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-    let jwks = ensure_dev_keys(&data.join("dev-keys"))?;
+    let keys = data.join("dev-keys");
+    // The gateway signs the internal identity token; the services verify it.
+    let (internal_pem, jwks) = crate::keys::ensure(&keys, "internal", "dev-internal-1")?;
+    // Callers' bearer tokens (careersctl token), which the gateway verifies.
+    let (bearer_pem, bearer_jwks) = crate::keys::ensure(&keys, "bearer", "dev-bearer-1")?;
     let binaries = std::env::current_exe()?
         .parent()
         .map(Path::to_path_buf)
@@ -114,7 +130,12 @@ pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
 
     for process in &SERVICES {
         let mut command = service_command(&binaries, process.name, data);
-        if process.name != "gateway" {
+        if process.name == "gateway" {
+            command
+                .env("CAREERS_GATEWAY__AUTH__JWKS_PATH", &bearer_jwks)
+                .env("CAREERS_GATEWAY__IDENTITY__SIGNING_KEY_PATH", &internal_pem)
+                .env("CAREERS_GATEWAY__IDENTITY__KEY_ID", "dev-internal-1");
+        } else {
             // The services verify the gateway's identity token with its public key.
             let variable = format!(
                 "CAREERS_{}__IDENTITY__JWKS_PATH",
@@ -137,42 +158,26 @@ pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
         return Err(error);
     }
     println!("Gateway: {GATEWAY_URL}  (logs in {})", logs.display());
-    println!("Try: curl -s {GATEWAY_URL}/readyz");
+    println!("Development tokens (12 h; more with ./bin/careersctl token --role R):");
+    let mut publisher = String::new();
+    for (role, ssc) in ROLES {
+        let token = crate::keys::dev_token(&bearer_pem, role, ssc)?;
+        println!("  {role}: {token}");
+        if role == "ssc_publisher" {
+            publisher = token;
+        }
+    }
+    println!("Try:");
+    let row = r#"{"soc_code": "2134", "region": "K02000001", "period": "2024", "measure": "median_annual_pay", "breakdown": "full_time", "value": 54669, "unit": "GBP", "source": "ONS ASHE 2024 provisional, table 14"}"#;
     println!(
-        "Services (gRPC, reflection on): occupations 127.0.0.1:50061, lmi :50062, casenotes :50063, ambassadors :50064, gateway :50051"
+        "  curl -s -X POST {GATEWAY_URL}/v1/lmi/submissions -H 'Authorization: Bearer {publisher}' \\\n    \
+         -H 'Content-Type: application/json' -d '{{\"submission_key\": \"try-1\", \"rows\": [{row}]}}'"
     );
+    println!("  curl -s {GATEWAY_URL}/v1/occupations/2134 -H 'Authorization: Bearer {publisher}'");
     println!("careers is ready at {GATEWAY_URL}");
 
     careers_platform::shutdown::signal().await;
     stop(children).await;
-    Ok(())
-}
-
-/// The development key pair of the internal identity token, made on the first run.
-/// Returns the JWKS path services verify with.
-fn ensure_dev_keys(dir: &Path) -> anyhow::Result<PathBuf> {
-    let jwks = dir.join("internal.jwks.json");
-    let pem = dir.join("internal.pem");
-    if !jwks.exists() || !pem.exists() {
-        std::fs::create_dir_all(dir)?;
-        let (private, public) = careers_platform::identity::generate_key_pair("dev-internal-1")?;
-        write_private(&pem, &private)?;
-        std::fs::write(&jwks, public)?;
-    }
-    Ok(jwks)
-}
-
-/// Writes a private key readable by its owner only.
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
     Ok(())
 }
 

@@ -4,8 +4,10 @@
 //! - `careersctl dlq replay DURABLE [--sequence N]`: re-drive them once the handler is fixed.
 //! - `careersctl replay DURABLE`: rebuild a projection from the start of its stream.
 //! - `careersctl dev`: the whole system on this machine (what `make run` starts).
+//! - `careersctl token --role R …`: a development bearer token, alone on the last line.
 
 mod dev;
+mod keys;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -16,6 +18,7 @@ use careers_eventbus::{
     settings::{InboxSettings, NatsSettings},
 };
 use careers_platform::{
+    identity::Identity,
     settings::{DatabaseSettings, Sources, load_standalone},
     store,
 };
@@ -43,6 +46,23 @@ enum Command {
     Replay {
         /// The durable consumer, e.g. `lmi_occupations`.
         durable: String,
+    },
+    /// Print a development bearer token (ES256, issuer careers-dev, audience careers),
+    /// signed with ./data/dev-keys/bearer.pem (made if missing). Needs no running system.
+    Token {
+        /// A role; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        ssc: Option<String>,
+        #[arg(long, default_value = "dev-user")]
+        sub: String,
+        #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
     },
     /// Run the whole system locally: nats-server, every service on SQLite, the seeds.
     Dev {
@@ -105,6 +125,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "careersctl",
         Sources::from_process(include_str!("defaults.toml"), cli.config.as_deref()),
     )?;
+    if let Command::Token {
+        roles,
+        org,
+        ssc,
+        sub,
+        ttl,
+        data,
+    } = &cli.command
+    {
+        let (pem, _) = keys::ensure(&data.join("dev-keys"), "bearer", "dev-bearer-1")?;
+        let identity = Identity {
+            sub: sub.clone(),
+            roles: roles.clone(),
+            org: org.clone(),
+            ssc: ssc.clone(),
+        };
+        println!("{}", keys::sign(&pem, &identity, *ttl)?);
+        return Ok(());
+    }
     if let Command::Dev { data, nats_server } = &cli.command {
         let nats_server = nats_server.clone().unwrap_or_else(dev::default_nats_server);
         return dev::run(data, &nats_server).await;
@@ -113,7 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to NATS at {}", settings.nats.url))?;
     match cli.command {
-        Command::Dev { .. } => {}
+        Command::Dev { .. } | Command::Token { .. } => {}
         Command::Replay { durable } => replay(&settings, &jetstream, &durable).await?,
         Command::Dlq(command) => match command {
             DlqCommand::List { durable } => {

@@ -1,15 +1,21 @@
 //! The gateway: the only public entry point.
 //!
-//! Today it serves what operators and load balancers need: `/healthz` and `/readyz` on
-//! its HTTP port, and gRPC health (`liveness`, `careers.gateway`) and reflection on its
-//! gRPC port. The HTTP/JSON API, authentication and the services' re-served gRPC APIs
-//! arrive with the first end-to-end flow.
+//! - `/healthz` and `/readyz` on its HTTP port, gRPC health (`liveness`,
+//!   `careers.gateway`) and reflection on its gRPC port.
+//! - [`api`]: the HTTP/JSON API's first routes, with bearer tokens verified and the caller
+//!   passed to services as the internal identity token.
+//!
+//! Still to come: the services' gRPC APIs re-served on the gRPC port, OpenAPI, API keys,
+//! rate and concurrency limits.
 
-use std::{net::SocketAddr, time::Duration};
+pub mod api;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use careers_platform::{
     grpc,
+    identity::{IdentitySigner, IdentityVerifier},
     readiness::LIVENESS,
     settings::{MetricsSettings, ShutdownSettings, TelemetrySettings},
 };
@@ -24,6 +30,9 @@ use tonic_health::{
     server::HealthReporter,
 };
 
+/// The embedded default configuration (TOML).
+pub const DEFAULTS: &str = include_str!("defaults.toml");
+
 /// The gateway's own health name; never tied to upstreams.
 pub const HEALTH_NAME: &str = "careers.gateway";
 
@@ -34,6 +43,10 @@ pub struct Settings {
     pub grpc: Listen,
     pub metrics: MetricsSettings,
     pub upstreams: Upstreams,
+    #[serde(default)]
+    pub auth: AuthSettings,
+    #[serde(default)]
+    pub identity: IdentitySettings,
     #[serde(default)]
     pub readiness: ReadinessSettings,
     #[serde(default)]
@@ -69,6 +82,45 @@ impl Upstreams {
     }
 }
 
+/// Callers' bearer tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// The JWKS of the token issuer; `careersctl token` and `make run` write the
+    /// development one.
+    pub jwks_path: PathBuf,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwks_path: "data/dev-keys/bearer.jwks.json".into(),
+            issuer: "careers-dev".into(),
+            audience: "careers".into(),
+        }
+    }
+}
+
+/// The gateway's key for the internal identity token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct IdentitySettings {
+    /// PKCS#8 PEM of a P-256 key; its public half is in the services' JWKS.
+    pub signing_key_path: PathBuf,
+    pub key_id: String,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            signing_key_path: "data/dev-keys/internal.pem".into(),
+            key_id: "dev-internal-1".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct ReadinessSettings {
@@ -98,6 +150,13 @@ pub enum GatewayError {
     Upstream { name: &'static str, url: String },
     #[error(transparent)]
     App(#[from] careers_platform::AppError),
+    #[error(transparent)]
+    Keys(#[from] careers_platform::identity::IdentityError),
+    #[error("identity signing key {path}: {source}")]
+    SigningKey {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("serving: {0}")]
     Serve(String),
 }
@@ -117,6 +176,7 @@ pub struct App {
     http: TcpListener,
     grpc: TcpListener,
     upstreams: Vec<Upstream>,
+    api: api::ApiState,
 }
 
 impl App {
@@ -148,12 +208,40 @@ impl App {
                     channel,
                 })
             })
-            .collect::<Result<_, GatewayError>>()?;
+            .collect::<Result<Vec<Upstream>, GatewayError>>()?;
+        let bearer = IdentityVerifier::from_jwks_file_for(
+            &settings.auth.jwks_path,
+            &settings.auth.issuer,
+            &settings.auth.audience,
+        )?;
+        let pem = std::fs::read(&settings.identity.signing_key_path).map_err(|source| {
+            GatewayError::SigningKey {
+                path: settings.identity.signing_key_path.display().to_string(),
+                source,
+            }
+        })?;
+        let internal = IdentitySigner::from_pem(&pem, settings.identity.key_id.clone())?;
+        let channel = |name: &str| {
+            upstreams
+                .iter()
+                .find(|upstream| upstream.name == name)
+                .map(|upstream| upstream.channel.clone())
+        };
+        let (Some(occupations), Some(lmi)) = (channel("occupations"), channel("lmi")) else {
+            return Err(GatewayError::Serve("upstreams missing".into()));
+        };
+        let api = api::ApiState {
+            bearer,
+            internal,
+            occupations,
+            lmi,
+        };
         Ok(Self {
             settings,
             http,
             grpc,
             upstreams,
+            api,
         })
     }
 
@@ -192,7 +280,8 @@ impl App {
             .with_state(ReadyState {
                 upstreams: self.upstreams,
                 timeout: self.settings.readiness.upstream_timeout,
-            });
+            })
+            .merge(api::routes(self.api));
         let http_server = axum::serve(self.http, router)
             .with_graceful_shutdown(close.clone().cancelled_owned())
             .into_future();

@@ -81,8 +81,18 @@ impl std::fmt::Debug for IdentityVerifier {
 }
 
 impl IdentityVerifier {
-    /// Reads a JWKS file of ES256 public keys.
+    /// Reads a JWKS file of ES256 public keys for the internal identity token.
     pub fn from_jwks_file(path: &Path) -> Result<Self, IdentityError> {
+        Self::from_jwks_file_for(path, ISSUER, AUDIENCE)
+    }
+
+    /// Reads a JWKS file of ES256 public keys for tokens of `issuer` meant for
+    /// `audience` (the gateway verifies callers' bearer tokens this way).
+    pub fn from_jwks_file_for(
+        path: &Path,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self, IdentityError> {
         let fail = |reason: String| IdentityError::Keys {
             path: path.display().to_string(),
             reason,
@@ -98,8 +108,8 @@ impl IdentityVerifier {
             return Err(fail("no keys".into()));
         }
         let mut validation = Validation::new(Algorithm::ES256);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["iss", "aud", "sub", "iat", "nbf", "exp"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
@@ -198,8 +208,19 @@ impl IdentitySigner {
         })
     }
 
-    /// A token for `identity`, valid for [`TTL`].
+    /// An internal identity token for `identity`, valid for [`TTL`].
     pub fn sign(&self, identity: &Identity) -> Result<String, IdentityError> {
+        self.sign_for(identity, ISSUER, AUDIENCE, TTL)
+    }
+
+    /// A token of `issuer` for `audience`, valid for `ttl` (development bearer tokens).
+    pub fn sign_for(
+        &self,
+        identity: &Identity,
+        issuer: &str,
+        audience: &str,
+        ttl: Duration,
+    ) -> Result<String, IdentityError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| elapsed.as_secs())
@@ -207,11 +228,11 @@ impl IdentitySigner {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         let claims = Claims {
-            iss: ISSUER.into(),
-            aud: AUDIENCE.into(),
+            iss: issuer.into(),
+            aud: audience.into(),
             iat: now,
             nbf: now,
-            exp: now + TTL.as_secs(),
+            exp: now + ttl.as_secs(),
             identity: identity.clone(),
         };
         encode(&header, &claims, &self.key).map_err(|error| IdentityError::Token(error.to_string()))

@@ -4,35 +4,18 @@ use std::time::Duration;
 
 use careers_ambassadors::Ambassadors;
 use careers_casenotes::Casenotes;
-use careers_gateway::{App, HEALTH_NAME, Settings};
+use careers_gateway::{App, HEALTH_NAME};
+
+mod common;
 use careers_lmi::Lmi;
 use careers_occupations::Occupations;
-use careers_platform::settings::{Sources, load_standalone};
-use careers_testkit::{grpc, http, service::spawn, sqlite::TestSqlite};
+use careers_testkit::{
+    grpc, http,
+    service::{TestKeys, spawn},
+    sqlite::TestSqlite,
+};
+use common::gateway_settings;
 use tonic_health::pb::health_check_response::ServingStatus;
-
-fn gateway_settings(upstreams: [(&str, u16); 4]) -> anyhow::Result<Settings> {
-    let mut environment: Vec<(String, String)> = vec![
-        ("CAREERS_GATEWAY__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
-        ("CAREERS_GATEWAY__GRPC__LISTEN".into(), "127.0.0.1:0".into()),
-        ("CAREERS_GATEWAY__METRICS__ENABLED".into(), "false".into()),
-        ("CAREERS_GATEWAY__SHUTDOWN__DRAIN_DELAY".into(), "0s".into()),
-    ];
-    for (name, port) in upstreams {
-        environment.push((
-            format!("CAREERS_GATEWAY__UPSTREAMS__{}", name.to_ascii_uppercase()),
-            format!("http://127.0.0.1:{port}"),
-        ));
-    }
-    Ok(load_standalone(
-        "gateway",
-        Sources {
-            defaults: include_str!("../../../services/gateway/src/defaults.toml"),
-            file: None,
-            environment: environment.into_iter().collect(),
-        },
-    )?)
-}
 
 async fn get(port: u16, path: &'static str) -> anyhow::Result<(u16, String)> {
     tokio::task::spawn_blocking(move || http::get(port, path)).await?
@@ -50,12 +33,17 @@ async fn readyz_follows_the_upstreams_and_healthz_the_process() -> anyhow::Resul
     let lmi = spawn::<Lmi>(&stores[1].url, &[]).await?;
     let casenotes = spawn::<Casenotes>(&stores[2].url, &[]).await?;
     let ambassadors = spawn::<Ambassadors>(&stores[3].url, &[]).await?;
-    let app = App::build(gateway_settings([
-        ("occupations", occupations.port),
-        ("lmi", lmi.port),
-        ("casenotes", casenotes.port),
-        ("ambassadors", ambassadors.port),
-    ])?)
+    let (bearer, internal) = (TestKeys::new()?, TestKeys::new()?);
+    let app = App::build(gateway_settings(
+        [
+            ("occupations", occupations.port),
+            ("lmi", lmi.port),
+            ("casenotes", casenotes.port),
+            ("ambassadors", ambassadors.port),
+        ],
+        &bearer,
+        &internal,
+    )?)
     .await?;
     let (http_port, grpc_port) = (app.http_port(), app.grpc_port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -10,6 +10,33 @@ use careers_platform::{
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 
+/// A key pair for the internal identity token in a temporary directory: the private key
+/// (for a gateway under test) and the JWKS (for services).
+#[derive(Debug)]
+pub struct TestKeys {
+    pub pem_path: std::path::PathBuf,
+    pub jwks_path: std::path::PathBuf,
+    pub signer: IdentitySigner,
+    _dir: tempfile::TempDir,
+}
+
+impl TestKeys {
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let (pem, jwks) = identity::generate_key_pair("test")?;
+        let pem_path = dir.path().join("internal.pem");
+        let jwks_path = dir.path().join("internal.jwks.json");
+        std::fs::write(&pem_path, &pem)?;
+        std::fs::write(&jwks_path, jwks)?;
+        Ok(Self {
+            signer: IdentitySigner::from_pem(pem.as_bytes(), "test")?,
+            pem_path,
+            jwks_path,
+            _dir: dir,
+        })
+    }
+}
+
 /// A service started by [`spawn`]; stop it with [`RunningService::shutdown`] (dropping
 /// it aborts the server).
 #[derive(Debug)]
@@ -17,8 +44,8 @@ pub struct RunningService {
     pub port: u16,
     /// Signs identity tokens the service accepts, as the gateway would.
     pub signer: IdentitySigner,
-    /// Holds the service's JWKS file.
-    _keys: tempfile::TempDir,
+    /// Keeps the JWKS file the service reads.
+    _keys: std::sync::Arc<TestKeys>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), AppError>>,
 }
@@ -30,6 +57,17 @@ pub struct RunningService {
 pub async fn spawn<S: Service>(
     database_url: &str,
     overrides: &[(&str, &str)],
+) -> anyhow::Result<RunningService> {
+    // A key pair of its own: the service trusts only this test's tokens.
+    let keys = std::sync::Arc::new(TestKeys::new()?);
+    spawn_trusting::<S>(database_url, overrides, &keys).await
+}
+
+/// Like [`spawn`], trusting the identity tokens of `keys` (shared with a gateway).
+pub async fn spawn_trusting<S: Service>(
+    database_url: &str,
+    overrides: &[(&str, &str)],
+    keys: &std::sync::Arc<TestKeys>,
 ) -> anyhow::Result<RunningService> {
     let prefix = format!("CAREERS_{}", S::NAME.to_ascii_uppercase());
     let variable = |key: &str| format!("{prefix}__{}", key.replace('.', "__").to_ascii_uppercase());
@@ -49,16 +87,11 @@ pub async fn spawn<S: Service>(
     // must never be used by a test that did not ask for it.
     let unreachable = format!("nats://127.0.0.1:{}", crate::free_port()?);
     environment.insert(variable("nats.url"), unreachable);
-    // A key pair of its own: the service trusts only this test's tokens.
-    let keys = tempfile::tempdir()?;
-    let (pem, jwks) = identity::generate_key_pair("test")?;
-    let jwks_path = keys.path().join("internal.jwks.json");
-    std::fs::write(&jwks_path, jwks)?;
     environment.insert(
         variable("identity.jwks_path"),
-        jwks_path.display().to_string(),
+        keys.jwks_path.display().to_string(),
     );
-    let signer = IdentitySigner::from_pem(pem.as_bytes(), "test")?;
+    let signer = keys.signer.clone();
     for (key, value) in overrides {
         environment.insert(variable(key), (*value).to_owned());
     }
@@ -81,7 +114,7 @@ pub async fn spawn<S: Service>(
     Ok(RunningService {
         port,
         signer,
-        _keys: keys,
+        _keys: keys.clone(),
         stop: Some(stop),
         task,
     })

@@ -1,0 +1,58 @@
+//! Development key pairs under `data/dev-keys/`, made by whichever of `make run` and
+//! `careersctl token` runs first, kept afterwards.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context;
+use careers_platform::identity::{Identity, IdentitySigner};
+
+/// The bearer tokens' issuer and audience in development.
+pub const DEV_ISSUER: &str = "careers-dev";
+pub const DEV_AUDIENCE: &str = "careers";
+
+/// `<dir>/<stem>.pem` (private, 0600) and `<dir>/<stem>.jwks.json`, made if missing.
+pub fn ensure(dir: &Path, stem: &str, kid: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let pem = dir.join(format!("{stem}.pem"));
+    let jwks = dir.join(format!("{stem}.jwks.json"));
+    if !pem.exists() || !jwks.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let (private, public) = careers_platform::identity::generate_key_pair(kid)?;
+        write_private(&pem, &private)?;
+        std::fs::write(&jwks, public).with_context(|| format!("writing {}", jwks.display()))?;
+    }
+    Ok((pem, jwks))
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// A development bearer token for `identity`, signed with the key at `pem`.
+pub fn sign(pem: &Path, identity: &Identity, ttl: Duration) -> anyhow::Result<String> {
+    let signer = IdentitySigner::from_pem(&std::fs::read(pem)?, "dev-bearer-1")?;
+    Ok(signer.sign_for(identity, DEV_ISSUER, DEV_AUDIENCE, ttl)?)
+}
+
+/// A 12-hour development bearer token for one role.
+pub fn dev_token(pem: &Path, role: &str, ssc: Option<&str>) -> anyhow::Result<String> {
+    let identity = Identity {
+        sub: format!("dev-{role}"),
+        roles: vec![role.to_owned()],
+        org: None,
+        ssc: ssc.map(str::to_owned),
+    };
+    sign(pem, &identity, Duration::from_secs(12 * 3600))
+}

@@ -1,0 +1,510 @@
+//! The HTTP/JSON API, first cut: bearer tokens verified, the caller passed on as the
+//! internal identity token, gRPC statuses turned into problem+json.
+//!
+//! - `GET /v1/occupations/{soc}`: any authenticated role.
+//! - `POST /v1/lmi/submissions`: `ssc_publisher`; JSON `{"submission_key","rows"}` or
+//!   `text/csv` with `?submission_key=`; `?dry_run=true` records nothing.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use careers_platform::identity::{self, Identity, IdentitySigner, IdentityVerifier};
+use careers_proto::careers::{
+    lmi::v1::{
+        FigureRow, FigureRows, SubmissionHeader, SubmitFiguresRequest, SubmitFiguresResponse,
+        lmi_service_client::LmiServiceClient, submit_figures_request::Part,
+    },
+    occupations::v1::{GetOccupationRequest, occupations_service_client::OccupationsServiceClient},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tonic::{Code, transport::Channel};
+use tonic_types::StatusExt;
+
+/// The LMI JSON body limit; other routes keep the 1 MiB default.
+const LMI_BODY_LIMIT: usize = 8 * 1024 * 1024;
+const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// The template's CSV columns; optional ones may be absent, unknown ones are an error.
+const CSV_REQUIRED: [&str; 7] = [
+    "soc_code", "region", "period", "measure", "value", "unit", "source",
+];
+const CSV_OPTIONAL: [&str; 4] = ["breakdown", "horizon", "sample_size", "quality"];
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub bearer: IdentityVerifier,
+    pub internal: IdentitySigner,
+    pub occupations: Channel,
+    pub lmi: Channel,
+}
+
+/// The `/v1` routes.
+pub fn routes(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/occupations/{soc}", get(occupation))
+        .route(
+            "/v1/lmi/submissions",
+            post(submission).layer(DefaultBodyLimit::max(LMI_BODY_LIMIT)),
+        )
+        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .with_state(state)
+}
+
+/// An error as `application/problem+json` (RFC 9457) with `code` and `message`.
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    code: String,
+    detail: String,
+    errors: Vec<(String, String)>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Maps a service's status: the contract code rides in `ErrorInfo.reason`.
+    fn from_status(status: &tonic::Status) -> Self {
+        let http = match status.code() {
+            Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::PermissionDenied => StatusCode::FORBIDDEN,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+            Code::FailedPrecondition => StatusCode::CONFLICT,
+            Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if http == StatusCode::INTERNAL_SERVER_ERROR {
+            return Self::new(http, "internal", "internal error");
+        }
+        let code = status
+            .get_details_error_info()
+            .map(|info| info.reason)
+            .unwrap_or_else(|| "upstream_error".to_owned());
+        let errors = status
+            .get_details_bad_request()
+            .map(|bad| {
+                bad.field_violations
+                    .into_iter()
+                    .map(|v| (v.field, v.description))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            status: http,
+            code,
+            detail: status.message().to_owned(),
+            errors,
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": format!("https://careers.invalid/errors/{}", self.code),
+            "title": self.status.canonical_reason().unwrap_or("error"),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+            "code": self.code,
+            "message": self.detail,
+        });
+        if !self.errors.is_empty() {
+            body["errors"] = self
+                .errors
+                .iter()
+                .map(|(field, message)| json!({"field": field, "message": message}))
+                .collect();
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// The caller, from `Authorization: Bearer …`.
+fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Identity, Problem> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "a bearer token is required",
+            )
+        })?;
+    state.bearer.verify(token).map_err(|error| {
+        tracing::debug!(%error, "bearer token refused");
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the bearer token is not valid",
+        )
+    })
+}
+
+/// A gRPC request carrying the caller as the internal identity token.
+fn upstream_request<T>(
+    state: &ApiState,
+    caller: &Identity,
+    message: T,
+) -> Result<tonic::Request<T>, Problem> {
+    let token = state.internal.sign(caller).map_err(|error| {
+        tracing::error!(%error, "cannot sign the internal identity token");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })?;
+    let mut request = tonic::Request::new(message);
+    let value = token.parse().map_err(|_| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })?;
+    request.metadata_mut().insert(identity::METADATA_KEY, value);
+    careers_platform::grpc::inject_trace_context(request.metadata_mut());
+    Ok(request)
+}
+
+async fn occupation(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(soc): Path<String>,
+) -> Result<Response, Problem> {
+    let caller = authenticate(&state, &headers)?;
+    let request = upstream_request(&state, &caller, GetOccupationRequest { soc_code: soc })?;
+    let occupation = OccupationsServiceClient::new(state.occupations.clone())
+        .get_occupation(request)
+        .await
+        .map_err(|status| Problem::from_status(&status))?
+        .into_inner()
+        .occupation
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        })?;
+    let figures: Vec<Value> = occupation
+        .lmi
+        .map(|lmi| lmi.figures)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|figure| {
+            let received_at = figure.received_at.and_then(|time| {
+                chrono::DateTime::from_timestamp(time.seconds, u32::try_from(time.nanos).unwrap_or(0))
+            });
+            json!({
+                "measure": figure.measure, "region": figure.region, "breakdown": figure.breakdown,
+                "period": figure.period, "value": figure.value, "unit": figure.unit,
+                "source": figure.source,
+                "received_at": received_at.map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                "suppressed": figure.suppressed,
+            })
+        })
+        .collect();
+    let etag = format!("\"{}\"", occupation.version);
+    let body = json!({
+        "soc_code": occupation.soc_code,
+        "title": occupation.title,
+        "major_group": occupation.major_group,
+        "sub_major_group": occupation.sub_major_group,
+        "minor_group": occupation.minor_group,
+        "description": occupation.description,
+        "tasks": occupation.tasks,
+        "lmi": {"figures": figures},
+        "version": occupation.version,
+        "attribution": occupation.attribution,
+    });
+    let mut response = Json(body).into_response();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+/// A JSON submission; unknown fields are refused so a typo is not silently dropped.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonSubmission {
+    submission_key: String,
+    rows: Vec<JsonRow>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonRow {
+    soc_code: String,
+    region: String,
+    period: String,
+    measure: String,
+    value: f64,
+    unit: String,
+    source: String,
+    #[serde(default)]
+    breakdown: Option<String>,
+    #[serde(default)]
+    horizon: Option<String>,
+    #[serde(default)]
+    sample_size: Option<u64>,
+    #[serde(default)]
+    quality: Option<String>,
+}
+
+impl From<JsonRow> for FigureRow {
+    fn from(row: JsonRow) -> Self {
+        FigureRow {
+            soc_code: row.soc_code,
+            region: row.region,
+            period: row.period,
+            measure: row.measure,
+            value: row.value,
+            unit: row.unit,
+            source: row.source,
+            breakdown: row.breakdown.unwrap_or_default(),
+            horizon: row.horizon.unwrap_or_default(),
+            sample_size: row.sample_size,
+            quality: row.quality.unwrap_or_default(),
+            line: 0,
+        }
+    }
+}
+
+fn bad_request(code: &str, detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, code, detail)
+}
+
+/// Reads the template CSV; the header is checked before any row.
+fn parse_csv(body: &[u8]) -> Result<Vec<FigureRow>, Problem> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(body);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|error| bad_request("malformed_csv", format!("unreadable CSV header: {error}")))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    for column in &header {
+        if !CSV_REQUIRED.contains(&column.as_str()) && !CSV_OPTIONAL.contains(&column.as_str()) {
+            return Err(bad_request(
+                "malformed_csv",
+                format!("unknown column {column:?} in the CSV header"),
+            ));
+        }
+    }
+    if let Some(missing) = CSV_REQUIRED
+        .iter()
+        .find(|column| !header.iter().any(|name| name == *column))
+    {
+        return Err(bad_request(
+            "malformed_csv",
+            format!("the CSV header lacks the required column {missing:?}"),
+        ));
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|error| {
+            bad_request("malformed_csv", format!("unreadable CSV record: {error}"))
+        })?;
+        let line = record.position().map_or(0, |position| position.line());
+        let field: HashMap<&str, &str> = header
+            .iter()
+            .map(String::as_str)
+            .zip(record.iter())
+            .collect();
+        let text = |name: &str| {
+            field
+                .get(name)
+                .map(|value| (*value).to_owned())
+                .unwrap_or_default()
+        };
+        // An unparseable number is reported by lmi as out of range for its field,
+        // rather than refusing the whole file.
+        let value = text("value").trim().parse::<f64>().unwrap_or(f64::NAN);
+        let sample_size = match text("sample_size").trim() {
+            "" => None,
+            size => Some(size.parse::<u64>().map_err(|_| {
+                bad_request(
+                    "malformed_csv",
+                    format!("line {line}: sample_size {size:?} is not a whole number"),
+                )
+            })?),
+        };
+        rows.push(FigureRow {
+            soc_code: text("soc_code"),
+            region: text("region"),
+            period: text("period"),
+            measure: text("measure"),
+            value,
+            unit: text("unit"),
+            source: text("source"),
+            breakdown: text("breakdown"),
+            horizon: text("horizon"),
+            sample_size,
+            quality: text("quality"),
+            line,
+        });
+    }
+    Ok(rows)
+}
+
+#[derive(Debug, Deserialize)]
+struct SubmissionQuery {
+    submission_key: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn submission(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(query): Query<SubmissionQuery>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let caller = authenticate(&state, &headers)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| {
+            value
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let (key, rows) = match content_type.as_str() {
+        "application/json" => {
+            let parsed: JsonSubmission = serde_json::from_slice(&body).map_err(|error| {
+                bad_request(
+                    "malformed_json",
+                    format!("the body is not a submission: {error}"),
+                )
+            })?;
+            (
+                parsed.submission_key,
+                parsed.rows.into_iter().map(FigureRow::from).collect(),
+            )
+        }
+        "text/csv" => {
+            let key = query.submission_key.clone().ok_or_else(|| {
+                bad_request(
+                    "validation_failed",
+                    "a CSV submission needs ?submission_key=",
+                )
+            })?;
+            (key, parse_csv(&body)?)
+        }
+        other => {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("send application/json or text/csv, not {other:?}"),
+            ));
+        }
+    };
+    let messages = vec![
+        SubmitFiguresRequest {
+            part: Some(Part::Header(SubmissionHeader {
+                submission_key: key,
+                dry_run: query.dry_run,
+            })),
+        },
+        SubmitFiguresRequest {
+            part: Some(Part::Rows(FigureRows { rows })),
+        },
+    ];
+    let request = upstream_request(&state, &caller, tokio_stream::iter(messages))?;
+    let answer: SubmitFiguresResponse = LmiServiceClient::new(state.lmi.clone())
+        .max_decoding_message_size(LMI_BODY_LIMIT * 4)
+        .max_encoding_message_size(LMI_BODY_LIMIT * 4)
+        .submit_figures(request)
+        .await
+        .map_err(|status| Problem::from_status(&status))?
+        .into_inner();
+    let submission = answer.submission.unwrap_or_default();
+    let counts = submission.counts.unwrap_or_default();
+    let body = json!({
+        "id": if submission.id.is_empty() { Value::Null } else { Value::String(submission.id) },
+        "submission_key": submission.submission_key,
+        "ssc": submission.ssc,
+        "counts": {
+            "rows": counts.rows, "accepted": counts.accepted, "quarantined": counts.quarantined,
+            "rejected": counts.rejected, "suppressed": counts.suppressed,
+        },
+        "report": submission.report.into_iter().map(|entry| json!({
+            "row": entry.row, "line": entry.line, "field": entry.field, "rule": entry.rule,
+            "severity": entry.severity, "message": entry.message,
+        })).collect::<Vec<_>>(),
+    });
+    let status = if query.dry_run {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut response = (status, Json(body)).into_response();
+    if answer.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_with_the_template_header_parses_with_lines() {
+        let csv = "soc_code,region,period,measure,value,unit,source,breakdown\n\
+                   2134,K02000001,2024,median_annual_pay,54669,GBP,ONS ASHE 2024,full_time\n";
+        let rows = parse_csv(csv.as_bytes()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].soc_code.as_str(), rows[0].value, rows[0].line),
+            ("2134", 54669.0, 2)
+        );
+    }
+
+    #[test]
+    fn a_csv_with_a_wrong_header_is_refused_naming_the_column() {
+        let error = parse_csv(b"soc,region\n2134,K02000001\n").unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert!(error.detail.contains("\"soc\""), "{}", error.detail);
+        let error = parse_csv(b"soc_code,region\n").unwrap_err();
+        assert!(error.detail.contains("period"), "{}", error.detail);
+    }
+}

@@ -1,0 +1,272 @@
+//! The first flow through the gateway, on SQLite and on PostgreSQL with a real
+//! nats-server: an SSC submits one good and one bad row over HTTP/JSON, and the good
+//! figure shows on the occupation; tokens, replays and bad input answer as CONTRACT.md says.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use careers_eventbus::testing::count;
+use careers_gateway::App;
+use careers_lmi::Lmi;
+use careers_occupations::Occupations;
+use careers_platform::{Service, identity::Identity};
+use careers_testkit::{
+    eventually,
+    http::{self, Response},
+    nats::NatsServer,
+    postgres,
+    service::{TestKeys, spawn_trusting},
+    sqlite::TestSqlite,
+};
+use sea_orm::Database;
+
+mod common;
+
+const GOOD: &str = r#"{"soc_code": "2134", "region": "K02000001", "period": "2024", "measure": "median_annual_pay",
+  "breakdown": "full_time", "value": 54669, "unit": "GBP", "source": "ONS ASHE 2024 provisional, table 14"}"#;
+
+fn bearer(keys: &TestKeys, roles: &[&str], ssc: Option<&str>) -> anyhow::Result<String> {
+    let identity = Identity {
+        sub: "tester".into(),
+        roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+        org: None,
+        ssc: ssc.map(str::to_owned),
+    };
+    Ok(keys.signer.sign_for(
+        &identity,
+        "careers-dev",
+        "careers",
+        Duration::from_secs(3600),
+    )?)
+}
+
+async fn call(
+    port: u16,
+    method: &'static str,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> anyhow::Result<Response> {
+    tokio::task::spawn_blocking(move || {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        http::request(port, method, &path, &headers, &body)
+    })
+    .await?
+}
+
+fn auth(token: &str, content_type: &str) -> Vec<(String, String)> {
+    vec![
+        ("Authorization".into(), format!("Bearer {token}")),
+        ("Content-Type".into(), content_type.into()),
+    ]
+}
+
+async fn first_flow(occupations_url: String, lmi_url: String) -> anyhow::Result<()> {
+    let nats = NatsServer::start()?;
+    let internal = Arc::new(TestKeys::new()?);
+    let bearer_keys = TestKeys::new()?;
+    let nats_url = nats.url();
+    let overrides = [("nats.url", nats_url.as_str())];
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds");
+    let occupations_db = Database::connect(occupations_url.as_str()).await?;
+    let lmi_db = Database::connect(lmi_url.as_str()).await?;
+    let occupations =
+        spawn_trusting::<Occupations>(&occupations_url, &overrides, &internal).await?;
+    let lmi = spawn_trusting::<Lmi>(&lmi_url, &overrides, &internal).await?;
+    Occupations::seed(&occupations_db, &seeds).await?;
+    Lmi::seed(&lmi_db, &seeds).await?;
+    let closed = careers_testkit::free_port()?;
+    let app = App::build(common::gateway_settings(
+        [
+            ("occupations", occupations.port),
+            ("lmi", lmi.port),
+            ("casenotes", closed),
+            ("ambassadors", closed),
+        ],
+        &bearer_keys,
+        &internal,
+    )?)
+    .await?;
+    let port = app.http_port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let gateway = tokio::spawn(app.run_until(async {
+        stopped.await.ok();
+    }));
+    eventually(
+        Duration::from_secs(30),
+        "lmi knows the catalogue",
+        || async { Ok(count(&lmi_db, "SELECT COUNT(*) FROM known_occupations").await? == 412) },
+    )
+    .await?;
+
+    let publisher = bearer(&bearer_keys, &["ssc_publisher"], Some("ons"))?;
+    let body = format!(
+        r#"{{"submission_key": "ashe-2024", "rows": [{GOOD}, {}]}}"#,
+        GOOD.replace("2134", "9999")
+    );
+    let submitted = call(
+        port,
+        "POST",
+        "/v1/lmi/submissions".into(),
+        auth(&publisher, "application/json"),
+        body.clone().into_bytes(),
+    )
+    .await?;
+    assert_eq!(submitted.status, 201, "{}", submitted.body);
+    let answer: serde_json::Value = serde_json::from_str(&submitted.body)?;
+    assert_eq!(answer["counts"]["accepted"], 1);
+    assert_eq!(answer["counts"]["rejected"], 1);
+    assert_eq!(answer["report"][0]["row"], 2);
+    assert_eq!(answer["report"][0]["field"], "soc_code");
+    let accepted_at = Instant::now();
+
+    // The good figure shows on the occupation within a second.
+    let reader = bearer(&bearer_keys, &["adviser"], None)?;
+    let shown = || async {
+        let occupation = call(
+            port,
+            "GET",
+            "/v1/occupations/2134".into(),
+            auth(&reader, "application/json"),
+            Vec::new(),
+        )
+        .await?;
+        let json: serde_json::Value = serde_json::from_str(&occupation.body)?;
+        Ok(json["lmi"]["figures"].as_array().is_some_and(|figures| {
+            figures.iter().any(|figure| {
+                figure["value"] == 54669.0
+                    && figure["source"] == "ONS ASHE 2024 provisional, table 14"
+            })
+        }))
+    };
+    eventually(
+        Duration::from_secs(1),
+        "the figure on the occupation",
+        shown,
+    )
+    .await?;
+    println!(
+        "submission to visible on the occupation: {:?}",
+        accepted_at.elapsed()
+    );
+
+    // The same key again: the first answer, replayed, recorded once.
+    let again = call(
+        port,
+        "POST",
+        "/v1/lmi/submissions".into(),
+        auth(&publisher, "application/json"),
+        body.into_bytes(),
+    )
+    .await?;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&again.body)?["id"],
+        answer["id"]
+    );
+
+    // Tokens and roles.
+    let one_row = format!(r#"{{"submission_key": "k2", "rows": [{GOOD}]}}"#).into_bytes();
+    let anonymous = call(
+        port,
+        "POST",
+        "/v1/lmi/submissions".into(),
+        vec![("Content-Type".into(), "application/json".into())],
+        one_row.clone(),
+    )
+    .await?;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(
+        anonymous.header("content-type"),
+        Some("application/problem+json")
+    );
+    let adviser = call(
+        port,
+        "POST",
+        "/v1/lmi/submissions".into(),
+        auth(&reader, "application/json"),
+        one_row.clone(),
+    )
+    .await?;
+    assert_eq!(adviser.status, 403, "{}", adviser.body);
+    let stranger = bearer(&bearer_keys, &["ssc_publisher"], Some("nosuch"))?;
+    let unknown = call(
+        port,
+        "POST",
+        "/v1/lmi/submissions".into(),
+        auth(&stranger, "application/json"),
+        one_row.clone(),
+    )
+    .await?;
+    assert_eq!(unknown.status, 403);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&unknown.body)?["code"],
+        "unknown_ssc"
+    );
+
+    // Bad input: 400, 400, 415, 413, and nothing recorded.
+    let malformed = call(
+        port,
+        "POST",
+        "/v1/lmi/submissions".into(),
+        auth(&publisher, "application/json"),
+        b"{\"rows\": [".to_vec(),
+    )
+    .await?;
+    assert_eq!(malformed.status, 400);
+    let wrong_header = call(
+        port,
+        "POST",
+        "/v1/lmi/submissions?submission_key=csv1".into(),
+        auth(&publisher, "text/csv"),
+        b"soc,region\n2134,K02000001\n".to_vec(),
+    )
+    .await?;
+    assert_eq!(wrong_header.status, 400, "{}", wrong_header.body);
+    let wrong_type = call(
+        port,
+        "POST",
+        "/v1/lmi/submissions".into(),
+        auth(&publisher, "text/plain"),
+        one_row.clone(),
+    )
+    .await?;
+    assert_eq!(wrong_type.status, 415);
+    let oversized = call(
+        port,
+        "POST",
+        "/v1/lmi/submissions".into(),
+        auth(&publisher, "application/json"),
+        vec![b' '; 9 * 1024 * 1024],
+    )
+    .await?;
+    assert_eq!(oversized.status, 413);
+    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM submissions").await?, 1);
+
+    stop.send(()).ok();
+    gateway.await??;
+    occupations.shutdown().await?;
+    lmi.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_flow_through_the_gateway_on_sqlite() -> anyhow::Result<()> {
+    let (occupations, lmi) = (TestSqlite::new()?, TestSqlite::new()?);
+    first_flow(occupations.url.clone(), lmi.url.clone()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_flow_through_the_gateway_on_postgres() -> anyhow::Result<()> {
+    let (occupations, lmi) = (
+        postgres::empty_database().await?,
+        postgres::empty_database().await?,
+    );
+    first_flow(occupations.url.clone(), lmi.url.clone()).await
+}
