@@ -55,7 +55,26 @@ pub fn routes(state: ApiState) -> Router {
             post(submission).layer(DefaultBodyLimit::max(LMI_BODY_LIMIT)),
         )
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)
+}
+
+/// A span per request, continuing the caller's trace when it sends `traceparent`; the
+/// calls to services carry it on.
+async fn trace_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!(
+        "http.request",
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        url.path = %request.uri().path(),
+    );
+    if let Err(error) = span.set_parent(careers_platform::grpc::trace_context_of(request.headers()))
+    {
+        tracing::debug!(%error, "cannot continue the caller's trace");
+    }
+    next.run(request).instrument(span).await
 }
 
 /// An error as `application/problem+json` (RFC 9457) with `code` and `message`.

@@ -49,13 +49,17 @@ pub fn request_span(request: &http::Request<()>) -> tracing::Span {
         rpc.service = service,
         rpc.method = method,
     );
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&HeaderExtractor(request.headers()))
-    });
-    if let Err(error) = span.set_parent(parent) {
+    if let Err(error) = span.set_parent(trace_context_of(request.headers())) {
         tracing::debug!(%error, "cannot set the caller's trace as parent");
     }
     span
+}
+
+/// The W3C trace context an incoming request carries (empty when none).
+pub fn trace_context_of(headers: &http::HeaderMap) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    })
 }
 
 /// Writes the current span's trace context into outgoing request metadata.

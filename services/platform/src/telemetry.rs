@@ -12,7 +12,9 @@ use opentelemetry_sdk::{
     propagation::TraceContextPropagator,
     trace::{Sampler, SdkTracerProvider, SpanExporter},
 };
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::settings::{MetricsSettings, TelemetrySettings};
 
@@ -32,6 +34,17 @@ pub enum TelemetryError {
 pub struct TelemetryGuard {
     /// `None` when tracing export is off.
     provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Exports every finished span now (tests read them right after).
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider
+            && let Err(error) = provider.force_flush()
+        {
+            tracing::warn!(%error, "flushing spans failed");
+        }
+    }
 }
 
 impl Drop for TelemetryGuard {
@@ -97,10 +110,14 @@ pub fn init_with_exporter(
         .with_current_span(false)
         .with_span_list(false)
         .with_target(true);
+    // The log filter applies to logs only: quieter logs must not drop the spans that
+    // carry traces across services.
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(LevelFilter::INFO);
     let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
-        .with(logs)
+        .with(traces)
+        .with(logs.with_filter(filter))
         .try_init()
         .is_ok();
     if !installed {

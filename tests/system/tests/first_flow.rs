@@ -2,109 +2,23 @@
 //! nats-server: an SSC submits one good and one bad row over HTTP/JSON, and the good
 //! figure shows on the occupation; tokens, replays and bad input answer as CONTRACT.md says.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use careers_eventbus::testing::count;
-use careers_gateway::App;
-use careers_lmi::Lmi;
-use careers_occupations::Occupations;
-use careers_platform::{Service, identity::Identity};
-use careers_testkit::{
-    eventually,
-    http::{self, Response},
-    nats::NatsServer,
-    postgres,
-    service::{TestKeys, spawn_trusting},
-    sqlite::TestSqlite,
-};
-use sea_orm::Database;
+use careers_testkit::{eventually, postgres, sqlite::TestSqlite};
+use common::{auth, call};
 
 mod common;
 
 const GOOD: &str = r#"{"soc_code": "2134", "region": "K02000001", "period": "2024", "measure": "median_annual_pay",
   "breakdown": "full_time", "value": 54669, "unit": "GBP", "source": "ONS ASHE 2024 provisional, table 14"}"#;
 
-fn bearer(keys: &TestKeys, roles: &[&str], ssc: Option<&str>) -> anyhow::Result<String> {
-    let identity = Identity {
-        sub: "tester".into(),
-        roles: roles.iter().map(|role| (*role).to_owned()).collect(),
-        org: None,
-        ssc: ssc.map(str::to_owned),
-    };
-    Ok(keys.signer.sign_for(
-        &identity,
-        "careers-dev",
-        "careers",
-        Duration::from_secs(3600),
-    )?)
-}
-
-async fn call(
-    port: u16,
-    method: &'static str,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-) -> anyhow::Result<Response> {
-    tokio::task::spawn_blocking(move || {
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect();
-        http::request(port, method, &path, &headers, &body)
-    })
-    .await?
-}
-
-fn auth(token: &str, content_type: &str) -> Vec<(String, String)> {
-    vec![
-        ("Authorization".into(), format!("Bearer {token}")),
-        ("Content-Type".into(), content_type.into()),
-    ]
-}
-
 async fn first_flow(occupations_url: String, lmi_url: String) -> anyhow::Result<()> {
-    let nats = NatsServer::start()?;
-    let internal = Arc::new(TestKeys::new()?);
-    let bearer_keys = TestKeys::new()?;
-    let nats_url = nats.url();
-    let overrides = [("nats.url", nats_url.as_str())];
-    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds");
-    let occupations_db = Database::connect(occupations_url.as_str()).await?;
-    let lmi_db = Database::connect(lmi_url.as_str()).await?;
-    let occupations =
-        spawn_trusting::<Occupations>(&occupations_url, &overrides, &internal).await?;
-    let lmi = spawn_trusting::<Lmi>(&lmi_url, &overrides, &internal).await?;
-    Occupations::seed(&occupations_db, &seeds).await?;
-    Lmi::seed(&lmi_db, &seeds).await?;
-    let closed = careers_testkit::free_port()?;
-    let app = App::build(common::gateway_settings(
-        [
-            ("occupations", occupations.port),
-            ("lmi", lmi.port),
-            ("casenotes", closed),
-            ("ambassadors", closed),
-        ],
-        &bearer_keys,
-        &internal,
-    )?)
-    .await?;
-    let port = app.http_port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let gateway = tokio::spawn(app.run_until(async {
-        stopped.await.ok();
-    }));
-    eventually(
-        Duration::from_secs(30),
-        "lmi knows the catalogue",
-        || async { Ok(count(&lmi_db, "SELECT COUNT(*) FROM known_occupations").await? == 412) },
-    )
-    .await?;
+    let stack = common::Stack::start(occupations_url, lmi_url).await?;
+    let port = stack.gateway_port;
+    let lmi_db = &stack.lmi_db;
 
-    let publisher = bearer(&bearer_keys, &["ssc_publisher"], Some("ons"))?;
+    let publisher = stack.bearer(&["ssc_publisher"], Some("ons"))?;
     let body = format!(
         r#"{{"submission_key": "ashe-2024", "rows": [{GOOD}, {}]}}"#,
         GOOD.replace("2134", "9999")
@@ -126,7 +40,7 @@ async fn first_flow(occupations_url: String, lmi_url: String) -> anyhow::Result<
     let accepted_at = Instant::now();
 
     // The good figure shows on the occupation within a second.
-    let reader = bearer(&bearer_keys, &["adviser"], None)?;
+    let reader = stack.bearer(&["adviser"], None)?;
     let shown = || async {
         let occupation = call(
             port,
@@ -196,7 +110,7 @@ async fn first_flow(occupations_url: String, lmi_url: String) -> anyhow::Result<
     )
     .await?;
     assert_eq!(adviser.status, 403, "{}", adviser.body);
-    let stranger = bearer(&bearer_keys, &["ssc_publisher"], Some("nosuch"))?;
+    let stranger = stack.bearer(&["ssc_publisher"], Some("nosuch"))?;
     let unknown = call(
         port,
         "POST",
@@ -248,12 +162,9 @@ async fn first_flow(occupations_url: String, lmi_url: String) -> anyhow::Result<
     )
     .await?;
     assert_eq!(oversized.status, 413);
-    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM submissions").await?, 1);
+    assert_eq!(count(lmi_db, "SELECT COUNT(*) FROM submissions").await?, 1);
 
-    stop.send(()).ok();
-    gateway.await??;
-    occupations.shutdown().await?;
-    lmi.shutdown().await
+    stack.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

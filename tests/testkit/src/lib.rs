@@ -7,6 +7,7 @@
 //!   `CAREERS_TEST_DATABASE_URL`) or one per test process; a fresh database per test,
 //!   cloned from a migrated template.
 //! - [`service`]: a careers service running in the test process on a free port.
+//! - [`spans`]: an in-memory span exporter.
 //! - [`sqlite`]: a fresh SQLite file per test.
 
 pub mod grpc;
@@ -14,6 +15,7 @@ pub mod http;
 pub mod nats;
 pub mod postgres;
 pub mod service;
+pub mod spans;
 pub mod sqlite;
 
 use std::{
