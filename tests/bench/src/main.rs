@@ -68,6 +68,24 @@ async fn postgres_store() -> anyhow::Result<(DatabaseConnection, postgres::TestD
     Ok((db, database))
 }
 
+/// A nats-server of its own with a `BENCH` stream over `bench.>` for the baselines.
+async fn bench_broker() -> anyhow::Result<(NatsServer, NatsSettings, jetstream::Context)> {
+    let nats = NatsServer::start()?;
+    let settings = NatsSettings {
+        url: nats.url(),
+        ..NatsSettings::default()
+    };
+    let jetstream = careers_eventbus::provision::connect_now(&settings, "bench").await?;
+    jetstream
+        .create_stream(jetstream::stream::Config {
+            name: "BENCH".into(),
+            subjects: vec!["bench.>".into()],
+            ..Default::default()
+        })
+        .await?;
+    Ok((nats, settings, jetstream))
+}
+
 fn percentile(sorted: &[f64], quantile: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -83,21 +101,8 @@ fn millis(seconds: f64) -> String {
 /// Sends `rate` events a second for `seconds`, each its own commit.
 async fn propagation(seconds: u64, samples: &recorder::Samples) -> anyhow::Result<()> {
     const RATE: u64 = 1_000;
-    let nats = NatsServer::start()?;
-    let settings = NatsSettings {
-        url: nats.url(),
-        ..NatsSettings::default()
-    };
-
     // Baseline: the broker alone, publish to consume, at the same rate.
-    let jetstream = careers_eventbus::provision::connect_now(&settings, "bench").await?;
-    jetstream
-        .create_stream(jetstream::stream::Config {
-            name: "BENCH".into(),
-            subjects: vec!["bench.>".into()],
-            ..Default::default()
-        })
-        .await?;
+    let (_nats, settings, jetstream) = bench_broker().await?;
     let consumer = jetstream
         .get_stream("BENCH")
         .await?
@@ -228,21 +233,8 @@ async fn propagation(seconds: u64, samples: &recorder::Samples) -> anyhow::Resul
 async fn outbox() -> anyhow::Result<()> {
     const EVENTS: u64 = 50_000;
     const PER_COMMIT: u64 = 500;
-    let nats = NatsServer::start()?;
-    let settings = NatsSettings {
-        url: nats.url(),
-        ..NatsSettings::default()
-    };
-
     // Baseline: the broker's async publish rate, all PubAcks awaited together per 500.
-    let jetstream = careers_eventbus::provision::connect_now(&settings, "bench").await?;
-    jetstream
-        .create_stream(jetstream::stream::Config {
-            name: "BENCH".into(),
-            subjects: vec!["bench.>".into()],
-            ..Default::default()
-        })
-        .await?;
+    let (_nats, settings, jetstream) = bench_broker().await?;
     let payload = OccupationUpserted {
         soc_code: "2134".into(),
         version: 1,
