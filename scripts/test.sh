@@ -7,6 +7,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/tools.sh nats-server cargo-nextest postgres
 export PATH="$root/.tools/bin:$PATH"
+# Every binary, linked into ./bin: make run's entry point is tested with them.
+scripts/build.sh >/dev/null
 cargo build --quiet -p careers-testkit --bin with-postgres
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 exec "$target/debug/with-postgres" cargo nextest run --workspace --no-fail-fast "$@"

@@ -22,36 +22,83 @@ use tokio::{
 /// The oldest nats-server that keeps its streams after a crash.
 const NATS_MINIMUM: (u32, u32, u32) = (2, 10, 23);
 
-/// A process of the dev stack and its fixed ports (CONTRACT.md).
-struct Process {
-    name: &'static str,
-    ports: &'static [u16],
+/// The services the stack runs, in start order (the gateway last).
+const SERVICES: [&str; 4] = ["occupations", "lmi", "casenotes", "ambassadors"];
+
+/// Every port of the stack.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    nats: u16,
+    nats_monitor: u16,
+    /// (gRPC, metrics) per service, in [`SERVICES`] order.
+    services: [(u16, u16); 4],
+    gateway_http: u16,
+    gateway_grpc: u16,
+    gateway_metrics: u16,
 }
 
-const NATS_PORTS: &[u16] = &[14222, 18222];
-const SERVICES: [Process; 5] = [
-    Process {
-        name: "occupations",
-        ports: &[50061, 9101],
-    },
-    Process {
-        name: "lmi",
-        ports: &[50062, 9102],
-    },
-    Process {
-        name: "casenotes",
-        ports: &[50063, 9103],
-    },
-    Process {
-        name: "ambassadors",
-        ports: &[50064, 9104],
-    },
-    Process {
-        name: "gateway",
-        ports: &[8080, 50051, 9100],
-    },
-];
-const GATEWAY_URL: &str = "http://127.0.0.1:8080";
+impl Ports {
+    /// The ports of CONTRACT.md.
+    pub fn contract() -> Self {
+        Self {
+            nats: 14222,
+            nats_monitor: 18222,
+            services: [(50061, 9101), (50062, 9102), (50063, 9103), (50064, 9104)],
+            gateway_http: 8080,
+            gateway_grpc: 50051,
+            gateway_metrics: 9100,
+        }
+    }
+
+    /// Free loopback ports, for running the stack beside another (tests).
+    pub fn free() -> anyhow::Result<Self> {
+        let listeners = (0..13)
+            .map(|_| TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ports = listeners
+            .iter()
+            .map(|listener| listener.local_addr().map(|addr| addr.port()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            nats: ports[0],
+            nats_monitor: ports[1],
+            services: [
+                (ports[2], ports[3]),
+                (ports[4], ports[5]),
+                (ports[6], ports[7]),
+                (ports[8], ports[9]),
+            ],
+            gateway_http: ports[10],
+            gateway_grpc: ports[11],
+            gateway_metrics: ports[12],
+        })
+    }
+
+    fn all(&self) -> Vec<u16> {
+        let mut all = vec![
+            self.nats,
+            self.nats_monitor,
+            self.gateway_http,
+            self.gateway_grpc,
+            self.gateway_metrics,
+        ];
+        all.extend(
+            self.services
+                .iter()
+                .flat_map(|(grpc, metrics)| [*grpc, *metrics]),
+        );
+        all
+    }
+
+    fn gateway_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.gateway_http)
+    }
+
+    fn nats_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.nats)
+    }
+}
+
 /// One development token per role; `ssc_publisher` publishes for the `dev` SSC.
 const ROLES: [(&str, Option<&str>); 9] = [
     ("adviser", None),
@@ -66,12 +113,10 @@ const ROLES: [(&str, Option<&str>); 9] = [
 ];
 
 /// Runs the stack until Ctrl-C or SIGTERM.
-pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
-    for port in NATS_PORTS
-        .iter()
-        .chain(SERVICES.iter().flat_map(|process| process.ports))
-    {
-        if TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, *port))).is_err() {
+pub async fn run(data: &Path, nats_server: &Path, ports: &Ports) -> anyhow::Result<()> {
+    let gateway_url = ports.gateway_url();
+    for port in ports.all() {
+        if TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).is_err() {
             bail!("port {port} is taken; stop whatever listens there and run again");
         }
     }
@@ -94,9 +139,9 @@ pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
             "--addr",
             "127.0.0.1",
             "--port",
-            "14222",
+            &ports.nats.to_string(),
             "--http_port",
-            "18222",
+            &ports.nats_monitor.to_string(),
             "--jetstream",
             "--store_dir",
         ])
@@ -111,7 +156,7 @@ pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
 
     // Seeds first, so the services start with them: the catalogue, the SSC registry.
     for service in ["occupations", "lmi"] {
-        let seeded = service_command(&binaries, service, data)
+        let seeded = service_command(&binaries, service, data, ports)
             .args(["seed", "--dir", "seeds"])
             .stdout(Stdio::piped())
             .stderr(log_file(&logs, &format!("{service}-seed"))?)
@@ -128,36 +173,67 @@ pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
         eprint!("{}", String::from_utf8_lossy(&seeded.stdout));
     }
 
-    for process in &SERVICES {
-        let mut command = service_command(&binaries, process.name, data);
-        if process.name == "gateway" {
-            command
-                .env("CAREERS_GATEWAY__AUTH__JWKS_PATH", &bearer_jwks)
-                .env("CAREERS_GATEWAY__IDENTITY__SIGNING_KEY_PATH", &internal_pem)
-                .env("CAREERS_GATEWAY__IDENTITY__KEY_ID", "dev-internal-1");
-        } else {
+    for (service, (grpc, metrics)) in SERVICES.iter().zip(ports.services) {
+        let prefix = format!("CAREERS_{}", service.to_ascii_uppercase());
+        let child = service_command(&binaries, service, data, ports)
+            .env(
+                format!("{prefix}__GRPC__LISTEN"),
+                format!("127.0.0.1:{grpc}"),
+            )
+            .env(
+                format!("{prefix}__METRICS__LISTEN"),
+                format!("127.0.0.1:{metrics}"),
+            )
             // The services verify the gateway's identity token with its public key.
-            let variable = format!(
-                "CAREERS_{}__IDENTITY__JWKS_PATH",
-                process.name.to_ascii_uppercase()
-            );
-            command.env(variable, &jwks);
-        }
-        let child = command
-            .stdout(log_file(&logs, process.name)?)
-            .stderr(log_file(&logs, process.name)?)
+            .env(format!("{prefix}__IDENTITY__JWKS_PATH"), &jwks)
+            .stdout(log_file(&logs, service)?)
+            .stderr(log_file(&logs, service)?)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {}", process.name))?;
-        children.push((process.name, child));
+            .with_context(|| format!("starting {service}"))?;
+        children.push((*service, child));
     }
+    let mut gateway = Command::new(binaries.join("gateway"));
+    gateway
+        .env(
+            "CAREERS_GATEWAY__HTTP__LISTEN",
+            format!("127.0.0.1:{}", ports.gateway_http),
+        )
+        .env(
+            "CAREERS_GATEWAY__GRPC__LISTEN",
+            format!("127.0.0.1:{}", ports.gateway_grpc),
+        )
+        .env(
+            "CAREERS_GATEWAY__METRICS__LISTEN",
+            format!("127.0.0.1:{}", ports.gateway_metrics),
+        )
+        .env("CAREERS_GATEWAY__AUTH__JWKS_PATH", &bearer_jwks)
+        .env("CAREERS_GATEWAY__IDENTITY__SIGNING_KEY_PATH", &internal_pem)
+        .env("CAREERS_GATEWAY__IDENTITY__KEY_ID", "dev-internal-1");
+    for (service, (grpc, _)) in SERVICES.iter().zip(ports.services) {
+        gateway.env(
+            format!(
+                "CAREERS_GATEWAY__UPSTREAMS__{}",
+                service.to_ascii_uppercase()
+            ),
+            format!("http://127.0.0.1:{grpc}"),
+        );
+    }
+    let child = gateway
+        .stdin(Stdio::null())
+        .stdout(log_file(&logs, "gateway")?)
+        .stderr(log_file(&logs, "gateway")?)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the gateway")?;
+    children.push(("gateway", child));
 
-    let ready = wait_ready(&mut children, Duration::from_secs(120)).await;
+    let ready = wait_ready(&mut children, ports.gateway_http, Duration::from_secs(120)).await;
     if let Err(error) = ready {
         stop(children).await;
         return Err(error);
     }
-    println!("Gateway: {GATEWAY_URL}  (logs in {})", logs.display());
+    println!("Gateway: {gateway_url}  (logs in {})", logs.display());
     println!("Development tokens (12 h; more with ./bin/careersctl token --role R):");
     let mut publisher = String::new();
     for (role, ssc) in ROLES {
@@ -170,11 +246,11 @@ pub async fn run(data: &Path, nats_server: &Path) -> anyhow::Result<()> {
     println!("Try:");
     let row = r#"{"soc_code": "2134", "region": "K02000001", "period": "2024", "measure": "median_annual_pay", "breakdown": "full_time", "value": 54669, "unit": "GBP", "source": "ONS ASHE 2024 provisional, table 14"}"#;
     println!(
-        "  curl -s -X POST {GATEWAY_URL}/v1/lmi/submissions -H 'Authorization: Bearer {publisher}' \\\n    \
+        "  curl -s -X POST {gateway_url}/v1/lmi/submissions -H 'Authorization: Bearer {publisher}' \\\n    \
          -H 'Content-Type: application/json' -d '{{\"submission_key\": \"try-1\", \"rows\": [{row}]}}'"
     );
-    println!("  curl -s {GATEWAY_URL}/v1/occupations/2134 -H 'Authorization: Bearer {publisher}'");
-    println!("careers is ready at {GATEWAY_URL}");
+    println!("  curl -s {gateway_url}/v1/occupations/2134 -H 'Authorization: Bearer {publisher}'");
+    println!("careers is ready at {gateway_url}");
 
     careers_platform::shutdown::signal().await;
     stop(children).await;
@@ -191,24 +267,24 @@ fn log_file(logs: &Path, name: &str) -> anyhow::Result<std::fs::File> {
 }
 
 /// A service binary with its store under `data` and the stack's NATS.
-fn service_command(binaries: &Path, name: &str, data: &Path) -> Command {
+fn service_command(binaries: &Path, name: &str, data: &Path, ports: &Ports) -> Command {
     let mut command = Command::new(binaries.join(name));
     let prefix = format!("CAREERS_{}", name.to_ascii_uppercase());
-    if name != "gateway" {
-        command
-            .env(
-                format!("{prefix}__DATABASE__URL"),
-                format!("sqlite://{}", data.join(format!("{name}.db")).display()),
-            )
-            .env(format!("{prefix}__NATS__URL"), "nats://127.0.0.1:14222");
-    }
-    command.stdin(Stdio::null());
+    let store = data.join(format!("{name}.db"));
+    command
+        .env(
+            format!("{prefix}__DATABASE__URL"),
+            format!("sqlite://{}", store.display()),
+        )
+        .env(format!("{prefix}__NATS__URL"), ports.nats_url())
+        .stdin(Stdio::null());
     command
 }
 
 /// Waits for `/readyz` to answer 200, failing early if a process exits.
 async fn wait_ready(
     children: &mut [(&'static str, Child)],
+    gateway_http: u16,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
@@ -218,7 +294,7 @@ async fn wait_ready(
                 bail!("{name} exited at start ({status}); see data/logs/{name}.log");
             }
         }
-        if readyz().await.unwrap_or(false) {
+        if readyz(gateway_http).await.unwrap_or(false) {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -226,8 +302,8 @@ async fn wait_ready(
     bail!("the system was not ready within {timeout:?}; see data/logs/")
 }
 
-async fn readyz() -> anyhow::Result<bool> {
-    let mut stream = TcpStream::connect(("127.0.0.1", 8080)).await?;
+async fn readyz(port: u16) -> anyhow::Result<bool> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     stream
         .write_all(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .await?;

@@ -72,6 +72,9 @@ enum Command {
         /// The nats-server binary (2.10.23 or later).
         #[arg(long)]
         nats_server: Option<PathBuf>,
+        /// Free ports instead of the contract's, to run beside another stack (tests).
+        #[arg(long)]
+        free_ports: bool,
     },
 }
 
@@ -144,9 +147,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("{}", keys::sign(&pem, &identity, *ttl)?);
         return Ok(());
     }
-    if let Command::Dev { data, nats_server } = &cli.command {
+    if let Command::Dev {
+        data,
+        nats_server,
+        free_ports,
+    } = &cli.command
+    {
         let nats_server = nats_server.clone().unwrap_or_else(dev::default_nats_server);
-        return dev::run(data, &nats_server).await;
+        let ports = if *free_ports {
+            dev::Ports::free()?
+        } else {
+            dev::Ports::contract()
+        };
+        return dev::run(data, &nats_server, &ports).await;
     }
     let jetstream = provision::connect_now(&settings.nats, "careersctl")
         .await

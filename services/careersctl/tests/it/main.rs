@@ -6,6 +6,7 @@ use async_nats::jetstream;
 use careers_eventbus::{catalogue, envelope, provision, settings::NatsSettings};
 use careers_testkit::nats::NatsServer;
 
+mod dev;
 mod replay;
 
 fn careersctl(nats_url: &str, args: &[&str]) -> anyhow::Result<Output> {

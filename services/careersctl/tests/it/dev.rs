@@ -1,0 +1,111 @@
+//! `make run`'s entry point on free ports: it prints the ready line last, and the
+//! README's walk-through then works as written (with the gateway's address swapped in).
+
+use std::{
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Command,
+};
+
+fn repository() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// The shell block under "A first walk through" in the README.
+fn walk_through() -> anyhow::Result<String> {
+    let readme = std::fs::read_to_string(repository().join("README.md"))?;
+    let section = readme
+        .split_once("### A first walk through")
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow::anyhow!("the README has no walk-through"))?;
+    let block = section
+        .split_once("```sh\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block.to_owned())
+        .ok_or_else(|| anyhow::anyhow!("the walk-through has no sh block"))?;
+    Ok(block)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() -> anyhow::Result<()>
+{
+    let careersctl = Path::new(env!("CARGO_BIN_EXE_careersctl"));
+    let binaries = careersctl
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("no target directory"))?;
+    for service in ["occupations", "lmi", "casenotes", "ambassadors", "gateway"] {
+        anyhow::ensure!(
+            binaries.join(service).exists(),
+            "{service} is not built beside careersctl; make test builds every binary first"
+        );
+    }
+    // A directory like a checkout: seeds/, bin/careersctl, and the data the stack keeps.
+    let home = tempfile::tempdir()?;
+    std::os::unix::fs::symlink(repository().join("seeds"), home.path().join("seeds"))?;
+    std::fs::create_dir(home.path().join("bin"))?;
+    std::os::unix::fs::symlink(careersctl, home.path().join("bin/careersctl"))?;
+    let nats_server = careers_testkit::nats::binary()?;
+
+    let mut stack = Command::new(careersctl)
+        .args(["dev", "--data", "data", "--free-ports", "--nats-server"])
+        .arg(&nats_server)
+        .current_dir(home.path())
+        .env_remove("CARGO_TARGET_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = stack
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let url = loop {
+        let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
+            .await
+            .map_err(|_| anyhow::anyhow!("no ready line within 120 s"))??
+            .ok_or_else(|| anyhow::anyhow!("careersctl dev ended before it was ready"))?;
+        if let Some(url) = line.strip_prefix("careers is ready at ") {
+            break url.to_owned();
+        }
+    };
+    // Nothing more is written to stdout after the ready line.
+    let more = tokio::time::timeout(Duration::from_millis(500), lines.next_line()).await;
+    assert!(
+        more.is_err(),
+        "careersctl dev wrote after the ready line: {more:?}"
+    );
+
+    let script = walk_through()?.replace("http://127.0.0.1:8080", &url);
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(home.path())
+        .output()
+        .await?;
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(printed.contains(r#""accepted":1"#), "{printed}");
+    assert!(printed.contains(r#""rule":"soc_code_known""#), "{printed}");
+    // The second call shows the figure on the occupation (the first answered 201 moments before).
+    assert!(printed.contains(r#""value":54669.0"#), "{printed}");
+
+    let pid = stack.id().ok_or_else(|| anyhow::anyhow!("no pid"))?;
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await?;
+    let status = tokio::time::timeout(Duration::from_secs(60), stack.wait()).await??;
+    assert!(status.success(), "careersctl dev stopped with {status}");
+    Ok(())
+}
