@@ -244,7 +244,7 @@ impl<H: Handler> Consumer<H> {
     }
 
     async fn apply(&self, messages: &[jetstream::Message]) -> Result<Vec<Outcome>, DbErr> {
-        let txn = self.db.begin().await?;
+        let txn = crate::begin_write(&self.db).await?;
         let mut outcomes = Vec::with_capacity(messages.len());
         let mut applied_times = Vec::with_capacity(messages.len());
         let mut seen = self.already_handled(&txn, messages).await?;

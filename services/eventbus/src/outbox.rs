@@ -14,7 +14,7 @@ use futures::future::join_all;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
     sea_query::{LockBehavior, LockType},
 };
 use tokio::sync::Notify;
@@ -195,7 +195,7 @@ impl Relay {
         let limit = self.settings.batch_size;
         if self.db.get_database_backend() == DatabaseBackend::Postgres {
             // Several relays may run: each locks its rows and skips the others'.
-            let txn = self.db.begin().await?;
+            let txn = crate::begin_write(&self.db).await?;
             let rows = unsent(limit)
                 .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
                 .all(&txn)
@@ -210,7 +210,7 @@ impl Relay {
             // PubAcks keeps writers unblocked.
             let rows = unsent(limit).all(&self.db).await?;
             let acks = self.publish(&rows).await;
-            let txn = self.db.begin().await?;
+            let txn = crate::begin_write(&self.db).await?;
             let marked = mark_sent(&txn, &rows, &acks).await?;
             txn.commit().await?;
             first_error(acks)?;

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::{
     EventbusError,
@@ -54,7 +54,7 @@ pub async fn rebuild<H: Handler>(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let txn = db.begin().await?;
+    let txn = crate::begin_write(db).await?;
     handler.reset(&txn).await?;
     inbox::Entity::delete_many()
         .filter(inbox::Column::Consumer.eq(spec.durable.clone()))

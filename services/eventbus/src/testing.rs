@@ -13,10 +13,7 @@ use std::sync::{
 use careers_proto::careers::{
     lmi::events::v1::FiguresPublished, occupations::events::v1::OccupationUpserted,
 };
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement, TransactionTrait,
-    Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement, Value};
 use sea_orm_migration::prelude::*;
 
 use crate::{Envelope, HandlerError, consumer::Handler, enqueue};
@@ -80,7 +77,7 @@ pub async fn produce(
     version: i64,
     title: &str,
 ) -> Result<String, crate::EventbusError> {
-    let txn = db.begin().await?;
+    let txn = crate::begin_write(db).await?;
     txn.execute_raw(statement(
         &txn,
         "INSERT INTO widgets (soc_code, version, title) VALUES ($1, $2, $3) \

@@ -13,7 +13,7 @@ use careers_proto::careers::lmi::{
 };
 use chrono::Utc;
 use prost::Message;
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 
 use crate::{
     LmiError,
@@ -97,7 +97,7 @@ pub async fn submit(
 
     submission.id = uuid::Uuid::now_v7().to_string();
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = careers_eventbus::begin_write(db).await?;
     submissions::insert_submission(
         &txn,
         &submission.id,

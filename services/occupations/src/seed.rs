@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use careers_eventbus::enqueue;
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
 use crate::{
@@ -81,7 +81,7 @@ pub async fn seed(db: &DatabaseConnection, dir: &Path) -> Result<(usize, usize),
     let mut changed = 0;
     // One transaction per chunk: a crash leaves whole unit groups with their events.
     for chunk in unit_groups.chunks(100) {
-        let txn = db.begin().await?;
+        let txn = careers_eventbus::begin_write(db).await?;
         for content in chunk {
             if let Some(row) = occupations::upsert(&txn, content).await? {
                 enqueue(&txn, &row.soc_code, row.version, &upserted(&row)).await?;

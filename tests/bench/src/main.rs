@@ -22,7 +22,7 @@ use careers_eventbus::{
 use careers_proto::careers::occupations::events::v1::OccupationUpserted;
 use careers_testkit::{nats::NatsServer, postgres};
 use futures::StreamExt;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 use tokio_util::sync::CancellationToken;
 
@@ -182,7 +182,7 @@ async fn propagation(seconds: u64, samples: &recorder::Samples) -> anyhow::Resul
     for index in 0..RATE * seconds {
         ticker.tick().await;
         let key = format!("k{index:07}");
-        let txn = producer.begin().await?;
+        let txn = careers_eventbus::begin_write(&producer).await?;
         txn.execute_raw(statement(
             &txn,
             "INSERT INTO widgets (soc_code, version, title) VALUES ($1, 1, 'bench')",
@@ -275,7 +275,7 @@ async fn outbox() -> anyhow::Result<()> {
     .await?;
     let started = Instant::now();
     for chunk in 0..EVENTS / PER_COMMIT {
-        let txn = producer.begin().await?;
+        let txn = careers_eventbus::begin_write(&producer).await?;
         for index in chunk * PER_COMMIT..(chunk + 1) * PER_COMMIT {
             let key = format!("k{index:07}");
             enqueue(&txn, &key, 1, &payload).await?;

@@ -12,7 +12,7 @@ use careers_eventbus::{
 use careers_lmi::Lmi;
 use careers_proto::careers::occupations::events::v1::OccupationUpserted;
 use careers_testkit::{eventually, nats::NatsServer, postgres, service::spawn, sqlite::TestSqlite};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use sea_orm_migration::MigratorTrait;
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +64,7 @@ async fn replay_rebuilds_the_projection(lmi_url: String) -> anyhow::Result<()> {
     )
     .await?;
     for version in 1..=3u64 {
-        let txn = producer.begin().await?;
+        let txn = careers_eventbus::begin_write(&producer).await?;
         for code in CODES {
             let event = OccupationUpserted {
                 soc_code: code.into(),

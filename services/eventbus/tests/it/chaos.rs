@@ -50,7 +50,7 @@ async fn produce_all(
     bus_waker: careers_eventbus::RelayWaker,
 ) -> anyhow::Result<()> {
     for chunk in 0..EVENTS / PER_COMMIT {
-        let txn = db.begin().await?;
+        let txn = careers_eventbus::begin_write(&db).await?;
         for index in chunk * PER_COMMIT..(chunk + 1) * PER_COMMIT {
             let key = format!("k{index:06}");
             txn.execute_raw(statement(

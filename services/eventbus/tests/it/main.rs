@@ -232,7 +232,7 @@ async fn duplicates_and_reordering_never_move_a_projection_backwards(
     // Two snapshot versions and two additive batches, written through the outbox.
     produce(&producer.db, "2134", 1, "old title").await?;
     produce(&producer.db, "2134", 2, "new title").await?;
-    let txn = producer.db.begin().await?;
+    let txn = careers_eventbus::begin_write(&producer.db).await?;
     let older = FiguresPublished {
         soc_code: "2134".into(),
         figures: vec![
