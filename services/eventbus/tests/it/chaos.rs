@@ -9,7 +9,7 @@ use std::{
 use careers_eventbus::{Eventbus, catalogue, enqueue};
 use careers_proto::careers::occupations::events::v1::OccupationUpserted;
 use careers_testkit::nats::NatsServer;
-use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::{self, Backend, applications, count, eventually, statement};

@@ -12,7 +12,7 @@ use careers_eventbus::{
 use careers_proto::careers::lmi::events::v1::{FiguresPublished, PublishedFigure};
 use careers_testkit::nats::NatsServer;
 use harness::{Backend, Projector, applications, count, eventually, produce, store};
-use sea_orm::{DatabaseConnection, EntityTrait, TransactionTrait};
+use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
