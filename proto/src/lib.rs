@@ -2,6 +2,7 @@
 //!
 //! - `careers::<service>::v1`: the service's gRPC API (client and server).
 //! - `careers::<service>::events::v1`: the events that service publishes.
+//! - [`period`]: the template's periods and their order.
 //!
 //! Sources live in `proto/careers/`; nothing generated is committed.
 
@@ -17,6 +18,8 @@ mod generated {
 }
 
 pub use generated::careers;
+
+pub mod period;
 
 /// The encoded descriptor set of every careers proto, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -2,6 +2,7 @@
 //! internal identity token, gRPC statuses turned into problem+json.
 //!
 //! - `GET /v1/occupations/{soc}`: any authenticated role.
+//! - the list routes, in [`crate::listings`].
 //! - `POST /v1/lmi/submissions`: `ssc_publisher`; JSON `{"submission_key","rows"}` or
 //!   `text/csv` with `?submission_key=`; `?dry_run=true` records nothing.
 
@@ -24,6 +25,8 @@ use careers_proto::careers::{
     occupations::v1::{GetOccupationRequest, occupations_service_client::OccupationsServiceClient},
 };
 use serde::Deserialize;
+
+use crate::listings;
 use serde_json::{Value, json};
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
@@ -49,7 +52,9 @@ pub struct ApiState {
 /// The `/v1` routes.
 pub fn routes(state: ApiState) -> Router {
     Router::new()
+        .route("/v1/occupations", get(listings::occupations))
         .route("/v1/occupations/{soc}", get(occupation))
+        .route("/v1/lmi/figures", get(listings::figures))
         .route(
             "/v1/lmi/submissions",
             post(submission).layer(DefaultBodyLimit::max(LMI_BODY_LIMIT)),
@@ -87,7 +92,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         Self {
             status,
             code: code.to_owned(),
@@ -96,8 +101,21 @@ impl Problem {
         }
     }
 
+    /// 400 `validation_failed` naming each bad field.
+    pub(crate) fn invalid_fields(errors: Vec<(String, String)>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|(field, message)| format!("{field}: {message}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            errors,
+            ..Self::new(StatusCode::BAD_REQUEST, "validation_failed", detail)
+        }
+    }
+
     /// Maps a service's status: the contract code rides in `ErrorInfo.reason`.
-    fn from_status(status: &tonic::Status) -> Self {
+    pub(crate) fn from_status(status: &tonic::Status) -> Self {
         let http = match status.code() {
             Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -167,7 +185,7 @@ impl IntoResponse for Problem {
 }
 
 /// The caller, from `Authorization: Bearer …`.
-fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Identity, Problem> {
+pub(crate) fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Identity, Problem> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -190,7 +208,7 @@ fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Identity, Probl
 }
 
 /// A gRPC request carrying the caller as the internal identity token.
-fn upstream_request<T>(
+pub(crate) fn upstream_request<T>(
     state: &ApiState,
     caller: &Identity,
     message: T,

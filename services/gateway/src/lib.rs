@@ -9,6 +9,7 @@
 //! rate and concurrency limits.
 
 pub mod api;
+mod listings;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 

@@ -122,33 +122,24 @@ pub fn measure_rule(measure: &str) -> Option<MeasureRule> {
 
 /// `YYYY`, `YYYY-Qn` or `YYYY-MM`.
 pub fn is_period(period: &str) -> bool {
-    let year_ok = |year: &str| year.len() == 4 && year.bytes().all(|b| b.is_ascii_digit());
-    match period.split_once('-') {
-        None => year_ok(period),
-        Some((year, rest)) => {
-            year_ok(year)
-                && match rest.strip_prefix('Q') {
-                    Some(quarter) => matches!(quarter, "1" | "2" | "3" | "4"),
-                    None => {
-                        rest.len() == 2
-                            && rest
-                                .parse::<u8>()
-                                .is_ok_and(|month| (1..=12).contains(&month))
-                    }
-                }
-        }
-    }
+    careers_proto::period::months(period).is_some()
 }
 
 fn is_year(text: &str) -> bool {
     text.len() == 4 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn is_breakdown(breakdown: &str) -> bool {
+/// A template breakdown: `all`, a listed one or `industry_a` … `industry_s`.
+pub fn is_breakdown(breakdown: &str) -> bool {
     BREAKDOWNS.contains(&breakdown)
         || breakdown.strip_prefix("industry_").is_some_and(|section| {
             section.len() == 1 && ('a'..='s').contains(&section.chars().next().unwrap_or('z'))
         })
+}
+
+/// A template region code.
+pub fn is_region(region: &str) -> bool {
+    REGIONS.contains(&region)
 }
 
 /// Every error of a row (empty when it is accepted). `index` is 1-based.
@@ -180,7 +171,7 @@ pub fn check_row(index: u64, row: &Row, known: &HashSet<String>) -> Vec<Finding>
             format!("{} is not a SOC 2020 unit group", row.soc_code),
         );
     }
-    if !REGIONS.contains(&row.region.as_str()) {
+    if !is_region(&row.region) {
         fail(
             "region",
             "region_known",

@@ -1,24 +1,190 @@
 //! The LmiService API: decode, call the pipeline, encode.
 
 use careers_eventbus::RelayWaker;
-use careers_platform::identity::caller;
+use careers_platform::{cursor::Cursors, identity::caller};
 use careers_proto::careers::lmi::v1::{
-    FigureRow, GetSubmissionRequest, GetSubmissionResponse, SubmitFiguresRequest,
-    SubmitFiguresResponse, lmi_service_server::LmiService, submit_figures_request::Part,
+    FigureRow, FigureView, GetSubmissionRequest, GetSubmissionResponse, ListFiguresRequest,
+    ListFiguresResponse, PublishedFigure, SubmitFiguresRequest, SubmitFiguresResponse,
+    lmi_service_server::LmiService, submit_figures_request::Part,
 };
+use chrono::{DateTime, Utc};
 use prost::Message;
 use sea_orm::DatabaseConnection;
+use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{LmiError, domain::Row, store::submissions, submit};
+use crate::{
+    LmiError,
+    domain::{self, Row},
+    store::{figures, submissions},
+    submit,
+};
 
 /// The most rows one submission may carry.
 const MAX_ROWS: usize = 1_000_000;
+const DEFAULT_LIMIT: u32 = 20;
+const MAX_LIMIT: u32 = 100;
 
 #[derive(Debug, Clone)]
 pub struct Handlers {
     pub db: DatabaseConnection,
     pub waker: RelayWaker,
+    pub cursors: Cursors,
+}
+
+/// What a figures cursor carries: where the page ended, and the instant the first page
+/// was read at, so later pages show the same snapshot.
+#[derive(Debug, Serialize, Deserialize)]
+struct FiguresCursor {
+    as_of: DateTime<Utc>,
+    after: figures::Position,
+}
+
+/// What a cursor is bound to: the listing and every filter but the cursor itself.
+fn figures_scope(request: &ListFiguresRequest) -> String {
+    let as_of = request
+        .as_of
+        .map(|instant| format!("{}.{}", instant.seconds, instant.nanos));
+    format!(
+        "figures|{}|{}|{}|{}|{}|{}|{as_of:?}|{}",
+        request.soc_code,
+        request.region,
+        request.measure,
+        request.breakdown,
+        request.period_from,
+        request.period_to,
+        request.view,
+    )
+}
+
+/// The filter, page position and size a request asks for, every bad field named.
+fn figures_query(
+    request: &ListFiguresRequest,
+    cursors: &Cursors,
+) -> Result<(figures::Filter, Option<figures::Position>, u32), LmiError> {
+    let mut problems = Vec::new();
+    let optional = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+    let mut check = |field: &'static str, text: &str, ok: bool, expected: &str| {
+        if !text.is_empty() && !ok {
+            problems.push((field, format!("{text:?} is not {expected}")));
+        }
+    };
+    check(
+        "soc_code",
+        &request.soc_code,
+        crate::events::is_soc_code(&request.soc_code),
+        "a SOC 2020 unit group code (four digits)",
+    );
+    check(
+        "region",
+        &request.region,
+        domain::is_region(&request.region),
+        "a template region (for example K02000001 for the UK)",
+    );
+    check(
+        "measure",
+        &request.measure,
+        domain::measure_rule(&request.measure).is_some(),
+        "a template measure",
+    );
+    check(
+        "breakdown",
+        &request.breakdown,
+        domain::is_breakdown(&request.breakdown),
+        "a template breakdown",
+    );
+    let from = careers_proto::period::months(&request.period_from);
+    check(
+        "period_from",
+        &request.period_from,
+        from.is_some(),
+        "YYYY, YYYY-Qn or YYYY-MM",
+    );
+    let to = careers_proto::period::months(&request.period_to);
+    check(
+        "period_to",
+        &request.period_to,
+        to.is_some(),
+        "YYYY, YYYY-Qn or YYYY-MM",
+    );
+    let view = FigureView::try_from(request.view).unwrap_or(FigureView::Unspecified);
+    if request.view != 0 && view == FigureView::Unspecified {
+        problems.push(("view", format!("{} is not a figure view", request.view)));
+    }
+    let limit = match request.limit {
+        0 => DEFAULT_LIMIT,
+        limit if limit <= MAX_LIMIT => limit,
+        limit => {
+            problems.push((
+                "limit",
+                format!("{limit} is over the maximum of {MAX_LIMIT}"),
+            ));
+            MAX_LIMIT
+        }
+    };
+    let as_of = match &request.as_of {
+        None => None,
+        Some(timestamp) => {
+            let instant = u32::try_from(timestamp.nanos)
+                .ok()
+                .and_then(|nanos| DateTime::from_timestamp(timestamp.seconds, nanos));
+            if instant.is_none() {
+                problems.push(("as_of", "is not a valid instant".to_owned()));
+            }
+            instant
+        }
+    };
+    if !problems.is_empty() {
+        return Err(LmiError::InvalidQuery(problems));
+    }
+    let scope = figures_scope(request);
+    let (as_of, after) = if request.cursor.is_empty() {
+        (as_of.unwrap_or_else(Utc::now), None)
+    } else {
+        let cursor: FiguresCursor = cursors
+            .decode(&scope, &request.cursor)
+            .map_err(|_| LmiError::BadCursor)?;
+        (cursor.as_of, Some(cursor.after))
+    };
+    let filter = figures::Filter {
+        soc_code: optional(&request.soc_code),
+        region: optional(&request.region),
+        measure: optional(&request.measure),
+        breakdown: optional(&request.breakdown),
+        first_month: from.map(|months| months.first),
+        last_month: to.map(|months| months.last),
+        as_of,
+        history: view == FigureView::History,
+    };
+    Ok((filter, after, limit))
+}
+
+fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn to_published(record: figures::Record) -> PublishedFigure {
+    PublishedFigure {
+        received_at: Some(timestamp(record.recorded_at)),
+        figure_id: record.figure_id,
+        submission_id: record.submission_id,
+        ssc: record.ssc,
+        soc_code: record.soc_code,
+        region: record.region,
+        measure: record.measure,
+        breakdown: record.breakdown,
+        period: record.period,
+        value: record.value,
+        unit: record.unit,
+        source: record.source,
+        horizon: record.horizon,
+        sample_size: record.sample_size.and_then(|size| u64::try_from(size).ok()),
+        quality: record.quality,
+        suppressed: false,
+    }
 }
 
 fn to_row(row: FigureRow) -> Row {
@@ -100,6 +266,34 @@ impl LmiService for Handlers {
             .map_err(|error| LmiError::Corrupt(error.to_string()))?;
         Ok(Response::new(GetSubmissionResponse {
             submission: Some(submission),
+        }))
+    }
+
+    async fn list_figures(
+        &self,
+        request: Request<ListFiguresRequest>,
+    ) -> Result<Response<ListFiguresResponse>, Status> {
+        // Published figures are open to every caller the interceptor let through.
+        let request = request.into_inner();
+        let (filter, after, limit) = figures_query(&request, &self.cursors)?;
+        let mut records = figures::page(&self.db, &filter, after.as_ref(), u64::from(limit) + 1)
+            .await
+            .map_err(LmiError::from)?;
+        let more = records.len() > limit as usize;
+        records.truncate(limit as usize);
+        let next_cursor = match records.last() {
+            Some(last) if more => {
+                let cursor = FiguresCursor {
+                    as_of: filter.as_of,
+                    after: last.position(),
+                };
+                self.cursors.encode(&figures_scope(&request), &cursor)
+            }
+            _ => String::new(),
+        };
+        Ok(Response::new(ListFiguresResponse {
+            items: records.into_iter().map(to_published).collect(),
+            next_cursor,
         }))
     }
 }

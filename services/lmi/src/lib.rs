@@ -44,6 +44,10 @@ pub enum LmiError {
     HeaderFirst,
     #[error("a submission holds at most {0} rows")]
     TooManyRows(usize),
+    #[error("{}", .0.iter().map(|(field, problem)| format!("{field}: {problem}")).collect::<Vec<_>>().join("; "))]
+    InvalidQuery(Vec<(&'static str, String)>),
+    #[error("the cursor is not one this listing issued; start again without it")]
+    BadCursor,
     #[error("no submission {0}")]
     SubmissionNotFound(String),
     #[error("stored answer unreadable: {0}")]
@@ -69,6 +73,8 @@ impl From<LmiError> for Status {
             LmiError::InvalidKey => {
                 status::invalid_fields(message.clone(), &[("submission_key", message)])
             }
+            LmiError::InvalidQuery(fields) => status::invalid_fields(message, fields),
+            LmiError::BadCursor => status::status(Code::InvalidArgument, "bad_cursor", message),
             LmiError::HeaderFirst => {
                 status::status(Code::InvalidArgument, "malformed_submission", message)
             }
@@ -111,6 +117,7 @@ impl Service for Lmi {
         let handlers = grpc::Handlers {
             db: context.db.clone(),
             waker: bus.waker(),
+            cursors: context.cursors.clone(),
         };
         let timeout = context.settings.platform.readiness.catch_up_timeout;
         context

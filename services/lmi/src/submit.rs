@@ -18,7 +18,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     LmiError,
     domain::{self, Row},
-    store::submissions,
+    store::{figures, submissions},
 };
 
 /// The longest submission key accepted.
@@ -110,7 +110,7 @@ pub async fn submit(
     let mut by_soc: BTreeMap<&str, Vec<PublishedFigure>> = BTreeMap::new();
     for row in accepted {
         let figure_id = uuid::Uuid::now_v7().to_string();
-        submissions::insert_figure(&txn, &figure_id, &submission.id, row, now).await?;
+        figures::insert(&txn, &figure_id, &submission.id, row, now).await?;
         by_soc
             .entry(row.soc_code.as_str())
             .or_default()

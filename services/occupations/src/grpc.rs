@@ -1,5 +1,6 @@
 //! The OccupationsService API: decode, call the store, encode.
 
+use careers_platform::cursor::Cursors;
 use careers_proto::careers::occupations::v1::{
     Figure, GetOccupationRequest, GetOccupationResponse, ListOccupationsRequest,
     ListOccupationsResponse, LmiSummary, Occupation,
@@ -24,6 +25,7 @@ const MAX_LIMIT: u32 = 100;
 #[derive(Debug, Clone)]
 pub struct Handlers {
     pub db: DatabaseConnection,
+    pub cursors: Cursors,
 }
 
 fn check_soc_code(code: &str) -> Result<(), OccupationsError> {
@@ -101,27 +103,35 @@ impl OccupationsService for Handlers {
             limit if limit <= MAX_LIMIT => limit,
             limit => return Err(OccupationsError::InvalidLimit(limit).into()),
         };
-        let after = (!request.cursor.is_empty()).then_some(request.cursor.as_str());
-        if let Some(after) = after {
-            check_soc_code(after).map_err(|_| OccupationsError::BadCursor)?;
-        }
+        // A cursor is good only for the listing (and filter) that issued it.
+        let scope = format!("occupations|{}", request.major_group);
+        let after: Option<String> = if request.cursor.is_empty() {
+            None
+        } else {
+            Some(
+                self.cursors
+                    .decode(&scope, &request.cursor)
+                    .map_err(|_| OccupationsError::BadCursor)?,
+            )
+        };
         let major_group = (!request.major_group.is_empty()).then_some(request.major_group.as_str());
-        let rows = occupations::page(&self.db, after, major_group, u64::from(limit) + 1)
-            .await
-            .map_err(OccupationsError::from)?;
+        let rows = occupations::page(
+            &self.db,
+            after.as_deref(),
+            major_group,
+            u64::from(limit) + 1,
+        )
+        .await
+        .map_err(OccupationsError::from)?;
         let more = rows.len() > limit as usize;
         let items: Vec<Occupation> = rows
             .into_iter()
             .take(limit as usize)
             .map(|row| to_proto(row, Vec::new()))
             .collect();
-        let next_cursor = if more {
-            items
-                .last()
-                .map(|item| item.soc_code.clone())
-                .unwrap_or_default()
-        } else {
-            String::new()
+        let next_cursor = match items.last() {
+            Some(last) if more => self.cursors.encode(&scope, &last.soc_code),
+            _ => String::new(),
         };
         Ok(Response::new(ListOccupationsResponse {
             items,

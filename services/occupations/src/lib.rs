@@ -99,6 +99,7 @@ impl Service for Occupations {
         Ok(Routes::new(OccupationsServiceServer::with_interceptor(
             grpc::Handlers {
                 db: context.db.clone(),
+                cursors: context.cursors.clone(),
             },
             context.identity.interceptor(),
         )))

@@ -4,12 +4,14 @@
 //! - [`telemetry`]: JSON logs with trace ids, OTLP traces, Prometheus metrics.
 //! - [`store`]: SQLite or PostgreSQL from one URL, migrations under an advisory lock.
 //! - [`readiness`]: the `liveness` and full-name health statuses of CONTRACT.md.
+//! - [`cursor`]: opaque HMAC-signed page cursors.
 //! - [`grpc`]: reflection and W3C trace context on calls.
 //! - [`identity`]: the gateway's identity token, verified by every service.
 //! - [`service`]: the [`service::Service`] trait, [`service::App`] and the shared `main`.
 //! - [`shutdown`]: SIGTERM and Ctrl-C.
 //! - [`status`]: errors as gRPC statuses with the contract code in `ErrorInfo`.
 
+pub mod cursor;
 pub mod grpc;
 pub mod identity;
 pub mod readiness;

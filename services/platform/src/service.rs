@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use crate::{
+    cursor::Cursors,
     grpc,
     identity::IdentityVerifier,
     readiness::Readiness,
@@ -67,6 +68,8 @@ pub struct Context<S> {
     /// Verifies the gateway's identity token; wrap the service's server with
     /// `identity.interceptor()`.
     pub identity: IdentityVerifier,
+    /// Signs and checks the service's page cursors.
+    pub cursors: Cursors,
     /// Cancelled when shutdown begins.
     pub stop: CancellationToken,
 }
@@ -82,6 +85,8 @@ pub enum AppError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    #[error(transparent)]
+    Cursor(#[from] crate::cursor::CursorError),
     #[error("grpc: cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -112,6 +117,7 @@ impl<S: Service> App<S> {
             .map_err(|source| AppError::Bind { addr, source })?;
 
         let identity = IdentityVerifier::from_jwks_file(&platform.identity.jwks_path)?;
+        let cursors = Cursors::from_settings(&platform.cursor)?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let readiness = Readiness::new(reporter, S::GRPC_SERVICE).await;
         let db = store::connect(&platform.database).await?;
@@ -127,6 +133,7 @@ impl<S: Service> App<S> {
             db,
             readiness,
             identity,
+            cursors,
             stop: CancellationToken::new(),
         };
         let routes = S::routes(&context)

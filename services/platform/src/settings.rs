@@ -40,6 +40,16 @@ pub struct PlatformSettings {
     pub shutdown: ShutdownSettings,
     #[serde(default)]
     pub identity: IdentitySettings,
+    #[serde(default)]
+    pub cursor: CursorSettings,
+}
+
+/// The key page cursors are signed with, shared by a service's replicas.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CursorSettings {
+    /// A file of at least 32 bytes; unset, each process makes its own key.
+    pub key_path: Option<std::path::PathBuf>,
 }
 
 /// The gateway's public keys for the internal identity token.

@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
         let mut migrations = careers_eventbus::migration::migrations();
         migrations.push(Box::new(CreateKnownOccupations));
         migrations.push(Box::new(CreateSubmissions));
+        migrations.push(Box::new(AddFigurePeriodMonths));
         migrations
     }
 }
@@ -96,5 +97,100 @@ impl MigrationTrait for CreateSubmissions {
             db.execute_unprepared(&sql).await?;
         }
         Ok(())
+    }
+}
+
+/// Adds the months each figure's period covers, so figures filter and order by time
+/// whatever the period's form, and backfills them.
+struct AddFigurePeriodMonths;
+
+impl MigrationName for AddFigurePeriodMonths {
+    fn name(&self) -> &str {
+        "m20261123_001003_lmi_figure_period_months"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddFigurePeriodMonths {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        let backend = manager.get_database_backend();
+        for sql in [
+            "ALTER TABLE figures ADD COLUMN period_first TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE figures ADD COLUMN period_last TEXT NOT NULL DEFAULT ''",
+        ] {
+            db.execute_unprepared(sql).await?;
+        }
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                backend,
+                "SELECT figure_id, period FROM figures",
+            ))
+            .await?;
+        for row in rows {
+            let id: String = row.try_get_by_index(0)?;
+            let period: String = row.try_get_by_index(1)?;
+            let months = careers_proto::period::months(&period)
+                .ok_or_else(|| DbErr::Custom(format!("figure {id}: period {period:?}")))?;
+            db.execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                "UPDATE figures SET period_first = $1, period_last = $2 WHERE figure_id = $3",
+                [months.first.into(), months.last.into(), id.into()],
+            ))
+            .await?;
+        }
+        for sql in [
+            "DROP INDEX IF EXISTS figures_key",
+            // The listing's order: series, then time, then revision.
+            "CREATE INDEX IF NOT EXISTS figures_series ON figures \
+             (soc_code, measure, region, breakdown, period_last, period, recorded_at, figure_id)",
+        ] {
+            db.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use careers_testkit::{postgres, sqlite::TestSqlite};
+    use sea_orm::{ConnectionTrait, Database, Statement};
+
+    use super::*;
+
+    /// Figures stored before the period columns existed get them from their period.
+    async fn period_months_are_backfilled(url: &str) -> anyhow::Result<()> {
+        let db = Database::connect(url).await?;
+        let before = Migrator::migrations().len() as u32 - 1;
+        Migrator::up(&db, Some(before)).await?;
+        db.execute_unprepared(
+            "INSERT INTO figures (figure_id, submission_id, soc_code, region, measure, breakdown, \
+             period, value, unit, source, horizon, sample_size, quality, recorded_at) VALUES \
+             ('f1', 's1', '2134', 'K02000001', 'employment', 'all', '2024-Q2', 1, 'persons', 'x', '', NULL, '', 'now')",
+        )
+        .await?;
+        Migrator::up(&db, None).await?;
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT period_first, period_last FROM figures WHERE figure_id = 'f1'",
+            ))
+            .await?
+            .expect("the figure");
+        let months: (String, String) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+        assert_eq!(months, ("2024-04".to_owned(), "2024-06".to_owned()));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn period_months_are_backfilled_on_sqlite() -> anyhow::Result<()> {
+        let database = TestSqlite::new()?;
+        period_months_are_backfilled(&database.url).await
+    }
+
+    #[tokio::test]
+    async fn period_months_are_backfilled_on_postgres() -> anyhow::Result<()> {
+        let database = postgres::empty_database().await?;
+        period_months_are_backfilled(&database.url).await
     }
 }

@@ -1,9 +1,7 @@
-//! Submissions, their accepted figures, and the SSC registry.
+//! Submissions and the SSC registry.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
-
-use crate::domain::Row;
 
 fn statement(connection: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(connection.get_database_backend(), sql, values)
@@ -92,42 +90,7 @@ pub async fn insert_submission(
         .execute_raw(statement(
             connection,
             "INSERT INTO submissions (id, ssc, submission_key, created_at, response) VALUES ($1, $2, $3, $4, $5)",
-            vec![id.into(), ssc.into(), key.into(), at.to_rfc3339_opts(SecondsFormat::Micros, true).into(), answer.into()],
-        ))
-        .await?;
-    Ok(())
-}
-
-/// Stores an accepted figure.
-pub async fn insert_figure(
-    connection: &impl ConnectionTrait,
-    figure_id: &str,
-    submission_id: &str,
-    row: &Row,
-    recorded_at: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    connection
-        .execute_raw(statement(
-            connection,
-            "INSERT INTO figures (figure_id, submission_id, soc_code, region, measure, breakdown, period, value, \
-             unit, source, horizon, sample_size, quality, recorded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            vec![
-                figure_id.into(),
-                submission_id.into(),
-                row.soc_code.clone().into(),
-                row.region.clone().into(),
-                row.measure.clone().into(),
-                row.breakdown.clone().into(),
-                row.period.clone().into(),
-                row.value.into(),
-                row.unit.clone().into(),
-                row.source.clone().into(),
-                row.horizon.clone().into(),
-                row.sample_size.map(|size| i64::try_from(size).unwrap_or(i64::MAX)).into(),
-                row.quality.clone().into(),
-                recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true).into(),
-            ],
+            vec![id.into(), ssc.into(), key.into(), super::figures::instant_text(at).into(), answer.into()],
         ))
         .await?;
     Ok(())

@@ -1,7 +1,8 @@
 //! The latest LMI figure per (SOC code, measure, region, breakdown), merged from
-//! `FiguresPublished`: later period, then later recorded_at, then higher figure id wins,
+//! `FiguresPublished`: later period (by its last month, [`period::order_key`]), then later recorded_at, then higher figure id wins,
 //! which gives one result in any delivery order.
 
+use careers_proto::period;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, QueryOrder, Statement, entity::prelude::*};
 
@@ -58,11 +59,11 @@ pub async fn merge(connection: &impl ConnectionTrait, figure: &Incoming) -> Resu
     .await?;
     if let Some(held) = &existing
         && (
-            held.period.as_str(),
+            period::order_key(&held.period),
             held.recorded_at,
             held.figure_id.as_str(),
         ) >= (
-            figure.period.as_str(),
+            period::order_key(&figure.period),
             figure.recorded_at,
             figure.figure_id.as_str(),
         )

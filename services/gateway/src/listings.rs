@@ -1,0 +1,235 @@
+//! The list routes: query parameters checked, passed to the owning service, its page
+//! returned as `{"items": [...], "next_cursor": ...}`.
+//!
+//! - `GET /v1/occupations?major_group=&cursor=&limit=`: any authenticated role.
+//! - `GET /v1/lmi/figures?soc_code=&region=&measure=&breakdown=&period_from=&period_to=&as_of=&view=&cursor=&limit=`:
+//!   any authenticated role; published figures only.
+
+use axum::{
+    Json,
+    extract::{Query, State, rejection::QueryRejection},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use careers_proto::careers::{
+    lmi::v1::{FigureView, ListFiguresRequest, lmi_service_client::LmiServiceClient},
+    occupations::v1::{
+        ListOccupationsRequest, occupations_service_client::OccupationsServiceClient,
+    },
+};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{ApiState, Problem, authenticate, upstream_request};
+
+/// The query, or a 400 naming what is wrong with it (an unknown parameter included).
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+    query.map(|Query(query)| query).map_err(|rejection| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            format!("query: {}", rejection.body_text()),
+        )
+    })
+}
+
+fn page(items: Vec<Value>, next_cursor: String) -> Response {
+    let next_cursor = (!next_cursor.is_empty()).then_some(next_cursor);
+    Json(json!({"items": items, "next_cursor": next_cursor})).into_response()
+}
+
+fn instant(timestamp: Option<prost_types::Timestamp>) -> Option<String> {
+    timestamp
+        .and_then(|time| DateTime::from_timestamp(time.seconds, u32::try_from(time.nanos).ok()?))
+        .map(|time| time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OccupationsQuery {
+    #[serde(default)]
+    major_group: String,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    limit: u32,
+}
+
+pub(crate) async fn occupations(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    parameters: Result<Query<OccupationsQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let caller = authenticate(&state, &headers)?;
+    let parameters = query(parameters)?;
+    let request = upstream_request(
+        &state,
+        &caller,
+        ListOccupationsRequest {
+            major_group: parameters.major_group,
+            cursor: parameters.cursor,
+            limit: parameters.limit,
+        },
+    )?;
+    let answer = OccupationsServiceClient::new(state.occupations.clone())
+        .list_occupations(request)
+        .await
+        .map_err(|status| Problem::from_status(&status))?
+        .into_inner();
+    let items = answer
+        .items
+        .into_iter()
+        .map(|occupation| {
+            json!({
+                "soc_code": occupation.soc_code, "title": occupation.title,
+                "major_group": occupation.major_group, "sub_major_group": occupation.sub_major_group,
+                "minor_group": occupation.minor_group, "version": occupation.version,
+            })
+        })
+        .collect();
+    Ok(page(items, answer.next_cursor))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FiguresQuery {
+    #[serde(default)]
+    soc_code: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    measure: String,
+    #[serde(default)]
+    breakdown: String,
+    #[serde(default)]
+    period_from: String,
+    #[serde(default)]
+    period_to: String,
+    #[serde(default)]
+    as_of: String,
+    #[serde(default)]
+    view: String,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    limit: u32,
+}
+
+/// `as_of`: an RFC 3339 instant, or a date meaning the end of that day (UTC).
+fn parse_as_of(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        return Some(instant.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    let end = date.and_hms_nano_opt(23, 59, 59, 999_999_999)?;
+    Some(end.and_utc())
+}
+
+pub(crate) async fn figures(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    parameters: Result<Query<FiguresQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let caller = authenticate(&state, &headers)?;
+    let parameters = query(parameters)?;
+    let mut errors = Vec::new();
+    let as_of = match parameters.as_of.as_str() {
+        "" => None,
+        text => {
+            let parsed = parse_as_of(text);
+            if parsed.is_none() {
+                errors.push((
+                    "as_of".to_owned(),
+                    format!("{text:?} is not an RFC 3339 instant or a YYYY-MM-DD date"),
+                ));
+            }
+            parsed
+        }
+    };
+    let view = match parameters.view.as_str() {
+        "" | "latest" => FigureView::Latest,
+        "history" => FigureView::History,
+        other => {
+            errors.push((
+                "view".to_owned(),
+                format!("{other:?} is not latest or history"),
+            ));
+            FigureView::Unspecified
+        }
+    };
+    if !errors.is_empty() {
+        return Err(Problem::invalid_fields(errors));
+    }
+    let request = upstream_request(
+        &state,
+        &caller,
+        ListFiguresRequest {
+            soc_code: parameters.soc_code,
+            region: parameters.region,
+            measure: parameters.measure,
+            breakdown: parameters.breakdown,
+            period_from: parameters.period_from,
+            period_to: parameters.period_to,
+            as_of: as_of.map(|at| prost_types::Timestamp {
+                seconds: at.timestamp(),
+                nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+            }),
+            view: view.into(),
+            limit: parameters.limit,
+            cursor: parameters.cursor,
+        },
+    )?;
+    let answer = LmiServiceClient::new(state.lmi.clone())
+        .list_figures(request)
+        .await
+        .map_err(|status| Problem::from_status(&status))?
+        .into_inner();
+    let items = answer
+        .items
+        .into_iter()
+        .map(|figure| {
+            json!({
+                "figure_id": figure.figure_id, "submission_id": figure.submission_id,
+                "ssc": figure.ssc, "soc_code": figure.soc_code, "region": figure.region,
+                "measure": figure.measure, "breakdown": figure.breakdown, "period": figure.period,
+                "value": figure.value, "unit": figure.unit, "source": figure.source,
+                "horizon": (!figure.horizon.is_empty()).then_some(figure.horizon),
+                "sample_size": figure.sample_size,
+                "quality": (!figure.quality.is_empty()).then_some(figure.quality),
+                "received_at": instant(figure.received_at),
+                "suppressed": figure.suppressed,
+            })
+        })
+        .collect();
+    Ok(page(items, answer.next_cursor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_of_takes_an_instant_or_a_date_meaning_the_end_of_that_day() {
+        assert_eq!(
+            parse_as_of("2026-11-23T10:00:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-23T09:00:00+00:00"
+        );
+        assert_eq!(
+            parse_as_of("2026-11-23")
+                .unwrap()
+                .to_rfc3339_opts(SecondsFormat::Nanos, true),
+            "2026-11-23T23:59:59.999999999Z"
+        );
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "2026-11-23T25:00:00Z",
+            "23/11/2026",
+        ] {
+            assert!(parse_as_of(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Published figures: stored as accepted, listed as the latest per series or in full.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Row;
+
+/// Instants are stored as RFC 3339 text in one fixed form, so text order is time order.
+pub fn instant_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Stores an accepted figure.
+pub async fn insert(
+    connection: &impl ConnectionTrait,
+    figure_id: &str,
+    submission_id: &str,
+    row: &Row,
+    recorded_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let months = careers_proto::period::months(&row.period)
+        .ok_or_else(|| DbErr::Custom(format!("unchecked period {:?}", row.period)))?;
+    connection
+        .execute_raw(Statement::from_sql_and_values(
+            connection.get_database_backend(),
+            "INSERT INTO figures (figure_id, submission_id, soc_code, region, measure, breakdown, period, value, \
+             unit, source, horizon, sample_size, quality, recorded_at, period_first, period_last) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            [
+                figure_id.into(),
+                submission_id.into(),
+                row.soc_code.clone().into(),
+                row.region.clone().into(),
+                row.measure.clone().into(),
+                row.breakdown.clone().into(),
+                row.period.clone().into(),
+                row.value.into(),
+                row.unit.clone().into(),
+                row.source.clone().into(),
+                row.horizon.clone().into(),
+                row.sample_size.map(|size| i64::try_from(size).unwrap_or(i64::MAX)).into(),
+                row.quality.clone().into(),
+                instant_text(recorded_at).into(),
+                months.first.into(),
+                months.last.into(),
+            ],
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Which figures to list; `None` does not filter.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub soc_code: Option<String>,
+    pub region: Option<String>,
+    pub measure: Option<String>,
+    pub breakdown: Option<String>,
+    /// Only periods starting in or after this month (`YYYY-MM`).
+    pub first_month: Option<String>,
+    /// Only periods ending in or before this month (`YYYY-MM`).
+    pub last_month: Option<String>,
+    /// Only figures recorded at or before this instant.
+    pub as_of: DateTime<Utc>,
+    /// Every revision instead of the latest figure per series.
+    pub history: bool,
+}
+
+/// Where a page ends, in listing order; the next page starts after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub soc_code: String,
+    pub measure: String,
+    pub region: String,
+    pub breakdown: String,
+    pub period_last: String,
+    pub period: String,
+    pub recorded_at: String,
+    pub figure_id: String,
+}
+
+/// A published figure with the SSC that submitted it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub figure_id: String,
+    pub submission_id: String,
+    pub ssc: String,
+    pub soc_code: String,
+    pub region: String,
+    pub measure: String,
+    pub breakdown: String,
+    pub period: String,
+    pub value: f64,
+    pub unit: String,
+    pub source: String,
+    pub horizon: String,
+    pub sample_size: Option<i64>,
+    pub quality: String,
+    pub recorded_at: DateTime<Utc>,
+    pub period_last: String,
+}
+
+impl Record {
+    /// Where this record sits in the listing.
+    pub fn position(&self) -> Position {
+        Position {
+            soc_code: self.soc_code.clone(),
+            measure: self.measure.clone(),
+            region: self.region.clone(),
+            breakdown: self.breakdown.clone(),
+            period_last: self.period_last.clone(),
+            period: self.period.clone(),
+            recorded_at: instant_text(self.recorded_at),
+            figure_id: self.figure_id.clone(),
+        }
+    }
+}
+
+/// Placeholders numbered as values are pushed.
+struct Values(Vec<Value>);
+
+impl Values {
+    fn push(&mut self, value: impl Into<Value>) -> String {
+        self.0.push(value.into());
+        format!("${}", self.0.len())
+    }
+}
+
+/// The conditions `filter` puts on the figures aliased `alias`.
+fn conditions(filter: &Filter, alias: &str, values: &mut Values) -> Vec<String> {
+    let mut conditions = vec![format!(
+        "{alias}.recorded_at <= {}",
+        values.push(instant_text(filter.as_of))
+    )];
+    for (column, wanted) in [
+        ("soc_code", &filter.soc_code),
+        ("region", &filter.region),
+        ("measure", &filter.measure),
+        ("breakdown", &filter.breakdown),
+    ] {
+        if let Some(wanted) = wanted {
+            conditions.push(format!(
+                "{alias}.{column} = {}",
+                values.push(wanted.clone())
+            ));
+        }
+    }
+    if let Some(first) = &filter.first_month {
+        conditions.push(format!(
+            "{alias}.period_first >= {}",
+            values.push(first.clone())
+        ));
+    }
+    if let Some(last) = &filter.last_month {
+        conditions.push(format!(
+            "{alias}.period_last <= {}",
+            values.push(last.clone())
+        ));
+    }
+    conditions
+}
+
+const ORDER: &str =
+    "soc_code, measure, region, breakdown, period_last, period, recorded_at, figure_id";
+
+/// Up to `limit` figures after `after`, in listing order.
+pub async fn page(
+    connection: &impl ConnectionTrait,
+    filter: &Filter,
+    after: Option<&Position>,
+    limit: u64,
+) -> Result<Vec<Record>, DbErr> {
+    let mut values = Values(Vec::new());
+    let mut wheres = conditions(filter, "f", &mut values);
+    if !filter.history {
+        // The latest: no figure of the same series in the same window is later.
+        let newer = conditions(filter, "g", &mut values);
+        wheres.push(format!(
+            "NOT EXISTS (SELECT 1 FROM figures g WHERE g.soc_code = f.soc_code \
+             AND g.measure = f.measure AND g.region = f.region AND g.breakdown = f.breakdown \
+             AND {} AND (g.period_last, g.period, g.recorded_at, g.figure_id) > \
+             (f.period_last, f.period, f.recorded_at, f.figure_id))",
+            newer.join(" AND ")
+        ));
+    }
+    if let Some(after) = after {
+        let placeholders = [
+            &after.soc_code,
+            &after.measure,
+            &after.region,
+            &after.breakdown,
+            &after.period_last,
+            &after.period,
+            &after.recorded_at,
+            &after.figure_id,
+        ]
+        .map(|value| values.push(value.clone()))
+        .join(", ");
+        let columns = ORDER
+            .split(", ")
+            .map(|column| format!("f.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        wheres.push(format!("({columns}) > ({placeholders})"));
+    }
+    let limit_placeholder = values.push(i64::try_from(limit).unwrap_or(i64::MAX));
+    let order = ORDER
+        .split(", ")
+        .map(|column| format!("f.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT f.figure_id, f.submission_id, s.ssc, f.soc_code, f.region, f.measure, f.breakdown, \
+         f.period, f.value, f.unit, f.source, f.horizon, f.sample_size, f.quality, f.recorded_at, \
+         f.period_last FROM figures f JOIN submissions s ON s.id = f.submission_id \
+         WHERE {} ORDER BY {order} LIMIT {limit_placeholder}",
+        wheres.join(" AND ")
+    );
+    let rows = connection
+        .query_all_raw(Statement::from_sql_and_values(
+            connection.get_database_backend(),
+            sql,
+            values.0,
+        ))
+        .await?;
+    rows.iter().map(record).collect()
+}
+
+fn record(row: &sea_orm::QueryResult) -> Result<Record, DbErr> {
+    let text = |index: usize| row.try_get_by_index::<String>(index);
+    let recorded_at = text(14)?;
+    Ok(Record {
+        figure_id: text(0)?,
+        submission_id: text(1)?,
+        ssc: text(2)?,
+        soc_code: text(3)?,
+        region: text(4)?,
+        measure: text(5)?,
+        breakdown: text(6)?,
+        period: text(7)?,
+        value: row.try_get_by_index(8)?,
+        unit: text(9)?,
+        source: text(10)?,
+        horizon: text(11)?,
+        sample_size: row.try_get_by_index(12)?,
+        quality: text(13)?,
+        recorded_at: DateTime::parse_from_rfc3339(&recorded_at)
+            .map_err(|error| DbErr::Type(format!("recorded_at {recorded_at:?}: {error}")))?
+            .with_timezone(&Utc),
+        period_last: text(15)?,
+    })
+}
