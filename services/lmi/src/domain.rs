@@ -142,8 +142,82 @@ pub fn is_region(region: &str) -> bool {
     REGIONS.contains(&region)
 }
 
-/// Every error of a row (empty when it is accepted). `index` is 1-based.
-pub fn check_row(index: u64, row: &Row, known: &HashSet<String>) -> Vec<Finding> {
+/// The SOC groups an SSC may submit for, as the registry holds it: `all`, or
+/// `level:code` entries separated by `;` (`minor:213;sub_major:22`). SOC 2020 codes are
+/// hierarchical, so a unit group lies in a group exactly when its code starts with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Footprint {
+    All,
+    Groups(Vec<(String, String)>),
+}
+
+impl Footprint {
+    /// Parses the registry's text; the error names the bad entry.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim() == "all" {
+            return Ok(Self::All);
+        }
+        let groups = text
+            .split(';')
+            .map(|entry| {
+                let (level, code) = entry
+                    .trim()
+                    .split_once(':')
+                    .ok_or_else(|| format!("{entry:?} is not level:code"))?;
+                let digits = match level {
+                    "major" => 1,
+                    "sub_major" => 2,
+                    "minor" => 3,
+                    "unit" => 4,
+                    _ => return Err(format!("{level:?} is not major, sub_major, minor or unit")),
+                };
+                if code.len() != digits || !code.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(format!(
+                        "{code:?} is not a {level} group code ({digits} digits)"
+                    ));
+                }
+                Ok((level.to_owned(), code.to_owned()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if groups.is_empty() {
+            return Err("an empty footprint".to_owned());
+        }
+        Ok(Self::Groups(groups))
+    }
+
+    /// Whether the unit group `soc_code` lies in the footprint.
+    pub fn covers(&self, soc_code: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Groups(groups) => groups.iter().any(|(_, code)| soc_code.starts_with(code)),
+        }
+    }
+}
+
+impl std::fmt::Display for Footprint {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => formatter.write_str("all"),
+            Self::Groups(groups) => {
+                let names: Vec<String> = groups
+                    .iter()
+                    .map(|(level, code)| format!("{} group {code}", level.replace('_', "-")))
+                    .collect();
+                formatter.write_str(&names.join(", "))
+            }
+        }
+    }
+}
+
+/// Every error of a row (empty when it is accepted). `index` is 1-based; `ssc` submits
+/// within `footprint`.
+pub fn check_row(
+    index: u64,
+    row: &Row,
+    known: &HashSet<String>,
+    ssc: &str,
+    footprint: &Footprint,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut fail = |field: &'static str, rule: &'static str, message: String| {
         findings.push(Finding {
@@ -169,6 +243,15 @@ pub fn check_row(index: u64, row: &Row, known: &HashSet<String>) -> Vec<Finding>
             "soc_code",
             "soc_code_known",
             format!("{} is not a SOC 2020 unit group", row.soc_code),
+        );
+    } else if !footprint.covers(&row.soc_code) {
+        fail(
+            "soc_code",
+            "footprint",
+            format!(
+                "{} is outside the footprint of SSC {ssc} ({footprint})",
+                row.soc_code
+            ),
         );
     }
     if !is_region(&row.region) {
@@ -288,7 +371,10 @@ mod tests {
 
     #[test]
     fn the_real_ashe_row_is_accepted() {
-        assert_eq!(check_row(1, &programmers_pay(), &known()), vec![]);
+        assert_eq!(
+            check_row(1, &programmers_pay(), &known(), "ons", &Footprint::All),
+            vec![]
+        );
     }
 
     #[test]
@@ -304,7 +390,7 @@ mod tests {
             quality: "great".into(),
             ..programmers_pay()
         };
-        let rules: Vec<(&str, &str)> = check_row(3, &row, &known())
+        let rules: Vec<(&str, &str)> = check_row(3, &row, &known(), "ons", &Footprint::All)
             .iter()
             .map(|finding| (finding.field, finding.rule))
             .collect();
@@ -331,7 +417,7 @@ mod tests {
             value: 4.2,
             ..programmers_pay()
         };
-        let rules: Vec<&str> = check_row(1, &projection, &known())
+        let rules: Vec<&str> = check_row(1, &projection, &known(), "ons", &Footprint::All)
             .iter()
             .map(|finding| finding.rule)
             .collect();
@@ -340,7 +426,7 @@ mod tests {
             horizon: "2035".into(),
             ..projection
         };
-        assert!(check_row(1, &with_horizon, &known()).is_empty());
+        assert!(check_row(1, &with_horizon, &known(), "ons", &Footprint::All).is_empty());
     }
 
     #[test]
@@ -357,5 +443,46 @@ mod tests {
         );
         assert_eq!(measure_rule("p95_hourly_pay"), None);
         assert!(is_breakdown("industry_c") && !is_breakdown("industry_z"));
+    }
+
+    #[test]
+    fn a_row_outside_the_footprint_is_rejected_naming_it() {
+        let digital = Footprint::parse("minor:213;minor:313").unwrap();
+        let health = Row {
+            soc_code: "2211".into(),
+            ..programmers_pay()
+        };
+        let known: HashSet<String> = ["2134".to_owned(), "2211".to_owned()].into();
+        assert!(check_row(1, &programmers_pay(), &known, "digital", &digital).is_empty());
+        let findings = check_row(2, &health, &known, "digital", &digital);
+        assert_eq!(
+            findings
+                .iter()
+                .map(|finding| (finding.field, finding.rule))
+                .collect::<Vec<_>>(),
+            [("soc_code", "footprint")]
+        );
+        assert!(
+            findings[0].message.contains("minor group 213"),
+            "{}",
+            findings[0].message
+        );
+    }
+
+    #[test]
+    fn footprints_parse_by_level_and_cover_by_code_prefix() {
+        let footprint = Footprint::parse("major:8; sub_major:22;unit:2134").unwrap();
+        for (code, covered) in [
+            ("8111", true),
+            ("2211", true),
+            ("2134", true),
+            ("2133", false),
+        ] {
+            assert_eq!(footprint.covers(code), covered, "{code}");
+        }
+        assert_eq!(Footprint::parse("all").unwrap(), Footprint::All);
+        for bad in ["", "minor:21", "group:213", "213", "minor:21x"] {
+            assert!(Footprint::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

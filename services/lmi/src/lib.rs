@@ -138,6 +138,9 @@ impl Service for Lmi {
             let (id, name, footprint, synthetic) = record
                 .map_err(|error| AppError::Service(format!("{}: {error}", path.display())))?;
             read += 1;
+            domain::Footprint::parse(&footprint).map_err(|reason| {
+                AppError::Service(format!("{}: SSC {id}: footprint {reason}", path.display()))
+            })?;
             if store::submissions::register_ssc(db, &id, &name, &footprint, synthetic)
                 .await
                 .map_err(|error| AppError::Service(error.to_string()))?

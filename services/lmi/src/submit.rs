@@ -44,9 +44,11 @@ pub async fn submit(
         return Err(LmiError::RoleRequired("ssc_publisher"));
     }
     let ssc = caller.ssc.clone().ok_or(LmiError::SscClaimMissing)?;
-    if !submissions::ssc_exists(db, &ssc).await? {
-        return Err(LmiError::UnknownSsc(ssc));
-    }
+    let footprint = submissions::ssc_footprint(db, &ssc)
+        .await?
+        .ok_or_else(|| LmiError::UnknownSsc(ssc.clone()))?;
+    let footprint = domain::Footprint::parse(&footprint)
+        .map_err(|reason| LmiError::Corrupt(format!("footprint of SSC {ssc}: {reason}")))?;
     if key.trim().is_empty() || key.len() > MAX_KEY_LENGTH {
         return Err(LmiError::InvalidKey);
     }
@@ -61,7 +63,7 @@ pub async fn submit(
     let mut report = Vec::new();
     let mut accepted = Vec::new();
     for (index, row) in rows.iter().enumerate() {
-        let findings = domain::check_row(index as u64 + 1, row, &known);
+        let findings = domain::check_row(index as u64 + 1, row, &known, &ssc, &footprint);
         if findings.is_empty() {
             accepted.push(row);
         }

@@ -164,6 +164,33 @@ async fn first_flow(occupations_url: String, lmi_url: String) -> anyhow::Result<
     assert_eq!(oversized.status, 413);
     assert_eq!(count(lmi_db, "SELECT COUNT(*) FROM submissions").await?, 1);
 
+    // The digital SSC may submit for programmers (minor group 213), not for doctors (2211).
+    let digital = stack.bearer(&["ssc_publisher"], Some("digital"))?;
+    let outside = call(
+        port,
+        "POST",
+        "/v1/lmi/submissions".into(),
+        auth(&digital, "application/json"),
+        format!(
+            r#"{{"submission_key": "footprint", "rows": [{GOOD}, {}]}}"#,
+            GOOD.replace("2134", "2211")
+        )
+        .into_bytes(),
+    )
+    .await?;
+    assert_eq!(outside.status, 201, "{}", outside.body);
+    let answer: serde_json::Value = serde_json::from_str(&outside.body)?;
+    assert_eq!(answer["counts"]["accepted"], 1);
+    assert_eq!(
+        (
+            &answer["report"][0]["row"],
+            &answer["report"][0]["field"],
+            &answer["report"][0]["rule"]
+        ),
+        (&2.into(), &"soc_code".into(), &"footprint".into()),
+        "{answer}"
+    );
+
     stack.stop().await
 }
 

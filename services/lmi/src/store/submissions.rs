@@ -7,16 +7,20 @@ fn statement(connection: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -
     Statement::from_sql_and_values(connection.get_database_backend(), sql, values)
 }
 
-/// Whether `ssc` is registered.
-pub async fn ssc_exists(connection: &impl ConnectionTrait, ssc: &str) -> Result<bool, DbErr> {
-    Ok(connection
+/// The footprint text of `ssc`, if it is registered.
+pub async fn ssc_footprint(
+    connection: &impl ConnectionTrait,
+    ssc: &str,
+) -> Result<Option<String>, DbErr> {
+    connection
         .query_one_raw(statement(
             connection,
-            "SELECT 1 FROM sscs WHERE id = $1",
+            "SELECT footprint FROM sscs WHERE id = $1",
             vec![ssc.into()],
         ))
         .await?
-        .is_some())
+        .map(|row| row.try_get_by_index::<String>(0))
+        .transpose()
 }
 
 /// Registers an SSC if it is not yet; returns whether it was new.
