@@ -122,6 +122,8 @@ pub struct TelemetrySettings {
     pub log_filter: String,
     /// Parent-based ratio sampling: the share of new root traces kept.
     pub sampling_ratio: f64,
+    /// Off: no spans at all, so no trace ids in logs and no trace context passed on.
+    pub tracing: bool,
 }
 
 impl Default for TelemetrySettings {
@@ -129,6 +131,7 @@ impl Default for TelemetrySettings {
         Self {
             log_filter: "info,sqlx=warn,sea_orm=warn,h2=warn,tower=warn,hyper=warn".into(),
             sampling_ratio: 0.1,
+            tracing: true,
         }
     }
 }

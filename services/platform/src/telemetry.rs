@@ -112,9 +112,11 @@ pub fn init_with_exporter(
         .with_target(true);
     // The log filter applies to logs only: quieter logs must not drop the spans that
     // carry traces across services.
-    let traces = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_filter(LevelFilter::INFO);
+    let traces = settings.tracing.then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(LevelFilter::INFO)
+    });
     let installed = tracing_subscriber::registry()
         .with(traces)
         .with(logs.with_filter(filter))

@@ -5,9 +5,11 @@
 //!   another's, at a steady rate, beside the broker alone (publish to consume).
 //! - `outbox`: events committed and published per second in bursts, beside the broker's
 //!   own async publish rate.
+//! - `first_flow` and `tracing`: the first flow's goals, in [`flow`].
 //!
 //! `BENCH_SECONDS` shortens the timed runs (default 60).
 
+mod flow;
 mod recorder;
 
 use std::time::{Duration, Instant};
@@ -28,8 +30,18 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let only = std::env::args()
-        .nth(1)
+    let arguments: Vec<String> = std::env::args().collect();
+    if arguments.get(1).map(String::as_str) == Some("tracing-phase") {
+        let mode = arguments.get(2).context("tracing-phase MODE SECONDS")?;
+        let seconds = arguments
+            .get(3)
+            .context("tracing-phase MODE SECONDS")?
+            .parse()?;
+        return flow::tracing_phase(mode, seconds).await;
+    }
+    let only = arguments
+        .get(1)
+        .cloned()
         .or_else(|| std::env::var("BENCH").ok())
         .filter(|name| !name.is_empty());
     let seconds: u64 = std::env::var("BENCH_SECONDS")
@@ -37,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|value| value.parse().ok())
         .unwrap_or(60);
     let samples = recorder::install();
-    const BENCHES: [&str; 2] = ["propagation", "outbox"];
+    const BENCHES: [&str; 4] = ["propagation", "outbox", "first_flow", "tracing"];
     if let Some(name) = &only
         && !BENCHES.contains(&name.as_str())
     {
@@ -50,6 +62,8 @@ async fn main() -> anyhow::Result<()> {
         match name {
             "propagation" => propagation(seconds, &samples).await?,
             "outbox" => outbox().await?,
+            "first_flow" => flow::first_flow().await?,
+            "tracing" => flow::tracing(seconds).await?,
             _ => {}
         }
     }

@@ -25,6 +25,7 @@ async fn one_trace_runs_from_the_gateway_through_lmi_to_the_occupations_handler(
     let settings = TelemetrySettings {
         log_filter: "warn".into(),
         sampling_ratio: 1.0,
+        tracing: true,
     };
     let guard = telemetry::init_with_exporter("system-test", &settings, Some(collector.clone()))?;
     let (occupations, lmi) = (TestSqlite::new()?, TestSqlite::new()?);

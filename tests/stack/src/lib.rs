@@ -1,0 +1,176 @@
+//! Occupations and lmi (seeded) behind a gateway, in this process, with a real
+//! nats-server: what the system tests and `make bench` drive over HTTP.
+
+use careers_gateway::Settings;
+use careers_platform::settings::{Sources, load_standalone};
+use careers_testkit::service::TestKeys;
+
+/// The gateway's settings for a test: free ports, the test's bearer and internal keys.
+pub fn gateway_settings(
+    upstreams: [(&str, u16); 4],
+    bearer: &TestKeys,
+    internal: &TestKeys,
+) -> anyhow::Result<Settings> {
+    let mut environment: Vec<(String, String)> = vec![
+        (
+            "CAREERS_GATEWAY__AUTH__JWKS_PATH".into(),
+            bearer.jwks_path.display().to_string(),
+        ),
+        (
+            "CAREERS_GATEWAY__IDENTITY__SIGNING_KEY_PATH".into(),
+            internal.pem_path.display().to_string(),
+        ),
+        ("CAREERS_GATEWAY__IDENTITY__KEY_ID".into(), "test".into()),
+        ("CAREERS_GATEWAY__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
+        ("CAREERS_GATEWAY__GRPC__LISTEN".into(), "127.0.0.1:0".into()),
+        ("CAREERS_GATEWAY__METRICS__ENABLED".into(), "false".into()),
+        ("CAREERS_GATEWAY__SHUTDOWN__DRAIN_DELAY".into(), "0s".into()),
+    ];
+    for (name, port) in upstreams {
+        environment.push((
+            format!("CAREERS_GATEWAY__UPSTREAMS__{}", name.to_ascii_uppercase()),
+            format!("http://127.0.0.1:{port}"),
+        ));
+    }
+    Ok(load_standalone(
+        "gateway",
+        Sources {
+            defaults: careers_gateway::DEFAULTS,
+            file: None,
+            environment: environment.into_iter().collect(),
+        },
+    )?)
+}
+
+/// Occupations and lmi (seeded) behind a gateway, with a real nats-server.
+pub struct Stack {
+    pub gateway_port: u16,
+    pub bearer_keys: TestKeys,
+    pub lmi_db: sea_orm::DatabaseConnection,
+    occupations: careers_testkit::service::RunningService,
+    lmi: careers_testkit::service::RunningService,
+    stop: tokio::sync::oneshot::Sender<()>,
+    gateway: tokio::task::JoinHandle<Result<(), careers_gateway::GatewayError>>,
+    _nats: careers_testkit::nats::NatsServer,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Stack")
+            .field("gateway_port", &self.gateway_port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stack {
+    /// Starts everything and waits until lmi knows the whole catalogue.
+    pub async fn start(occupations_url: String, lmi_url: String) -> anyhow::Result<Self> {
+        use std::{sync::Arc, time::Duration};
+
+        use careers_eventbus::testing::count;
+        use careers_gateway::App;
+        use careers_lmi::Lmi;
+        use careers_occupations::Occupations;
+        use careers_platform::Service;
+        use careers_testkit::{eventually, nats::NatsServer, service::spawn_trusting};
+        use sea_orm::Database;
+        let nats = NatsServer::start()?;
+        let internal = Arc::new(TestKeys::new()?);
+        let bearer_keys = TestKeys::new()?;
+        let nats_url = nats.url();
+        let overrides = [("nats.url", nats_url.as_str())];
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds");
+        let occupations_db = Database::connect(occupations_url.as_str()).await?;
+        let lmi_db = Database::connect(lmi_url.as_str()).await?;
+        let occupations =
+            spawn_trusting::<Occupations>(&occupations_url, &overrides, &internal).await?;
+        let lmi = spawn_trusting::<Lmi>(&lmi_url, &overrides, &internal).await?;
+        Occupations::seed(&occupations_db, &seeds).await?;
+        Lmi::seed(&lmi_db, &seeds).await?;
+        let closed = careers_testkit::free_port()?;
+        let app = App::build(gateway_settings(
+            [
+                ("occupations", occupations.port),
+                ("lmi", lmi.port),
+                ("casenotes", closed),
+                ("ambassadors", closed),
+            ],
+            &bearer_keys,
+            &internal,
+        )?)
+        .await?;
+        let port = app.http_port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let gateway = tokio::spawn(app.run_until(async {
+            stopped.await.ok();
+        }));
+        eventually(
+            Duration::from_secs(30),
+            "lmi knows the catalogue",
+            || async { Ok(count(&lmi_db, "SELECT COUNT(*) FROM known_occupations").await? == 412) },
+        )
+        .await?;
+
+        Ok(Self {
+            gateway_port: port,
+            bearer_keys,
+            lmi_db,
+            occupations,
+            lmi,
+            stop,
+            gateway,
+            _nats: nats,
+        })
+    }
+
+    /// A development-style bearer token.
+    pub fn bearer(&self, roles: &[&str], ssc: Option<&str>) -> anyhow::Result<String> {
+        let identity = careers_platform::identity::Identity {
+            sub: "tester".into(),
+            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+            org: None,
+            ssc: ssc.map(str::to_owned),
+        };
+        Ok(self.bearer_keys.signer.sign_for(
+            &identity,
+            "careers-dev",
+            "careers",
+            std::time::Duration::from_secs(3600),
+        )?)
+    }
+
+    /// Stops the gateway, then the services.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.send(()).ok();
+        self.gateway.await??;
+        self.occupations.shutdown().await?;
+        self.lmi.shutdown().await
+    }
+}
+
+/// One HTTP request on a blocking thread.
+pub async fn call(
+    port: u16,
+    method: &'static str,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> anyhow::Result<careers_testkit::http::Response> {
+    tokio::task::spawn_blocking(move || {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        careers_testkit::http::request(port, method, &path, &headers, &body)
+    })
+    .await?
+}
+
+/// `Authorization` and `Content-Type` headers.
+pub fn auth(token: &str, content_type: &str) -> Vec<(String, String)> {
+    vec![
+        ("Authorization".into(), format!("Bearer {token}")),
+        ("Content-Type".into(), content_type.into()),
+    ]
+}
