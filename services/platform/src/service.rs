@@ -15,9 +15,8 @@ use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
+use tonic::{service::Routes, transport::server::TcpIncoming};
 
 use crate::{
     cursor::Cursors,
@@ -182,7 +181,8 @@ impl<S: Service> App<S> {
             .trace_fn(grpc::request_span)
             .add_routes(routes)
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
+                // Without TCP_NODELAY a small response can wait for a delayed ACK (~40 ms).
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
                 close.clone().cancelled_owned(),
             );
         tokio::pin!(server);
