@@ -19,7 +19,8 @@ use axum::{
 use careers_platform::identity::{self, Identity, IdentitySigner, IdentityVerifier};
 use careers_proto::careers::{
     lmi::v1::{
-        FigureRow, FigureRows, SubmissionHeader, SubmitFiguresRequest, SubmitFiguresResponse,
+        DeltaFigure, FigureRow, FigureRows, GetSubmissionRequest, ReportEntry, Submission,
+        SubmissionDelta, SubmissionHeader, SubmitFiguresRequest, SubmitFiguresResponse,
         lmi_service_client::LmiServiceClient, submit_figures_request::Part,
     },
     occupations::v1::{GetOccupationRequest, occupations_service_client::OccupationsServiceClient},
@@ -55,6 +56,10 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/occupations", get(listings::occupations))
         .route("/v1/occupations/{soc}", get(occupation))
         .route("/v1/lmi/figures", get(listings::figures))
+        .route("/v1/lmi/review", get(listings::review))
+        .route("/v1/lmi/review/{row_id}/{decision}", post(listings::decide))
+        .route("/v1/lmi/submissions/{id}", get(submission_by_id))
+        .route("/v1/lmi/submissions/{id}/delta", get(submission_delta))
         .route(
             "/v1/lmi/submissions",
             post(submission).layer(DefaultBodyLimit::max(LMI_BODY_LIMIT)),
@@ -265,7 +270,8 @@ async fn occupation(
             });
             json!({
                 "measure": figure.measure, "region": figure.region, "breakdown": figure.breakdown,
-                "period": figure.period, "value": figure.value, "unit": figure.unit,
+                "period": figure.period, "unit": figure.unit,
+                "value": (!figure.suppressed).then_some(figure.value),
                 "source": figure.source,
                 "received_at": received_at.map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 "suppressed": figure.suppressed,
@@ -491,21 +497,7 @@ async fn submission(
         .await
         .map_err(|status| Problem::from_status(&status))?
         .into_inner();
-    let submission = answer.submission.unwrap_or_default();
-    let counts = submission.counts.unwrap_or_default();
-    let body = json!({
-        "id": if submission.id.is_empty() { Value::Null } else { Value::String(submission.id) },
-        "submission_key": submission.submission_key,
-        "ssc": submission.ssc,
-        "counts": {
-            "rows": counts.rows, "accepted": counts.accepted, "quarantined": counts.quarantined,
-            "rejected": counts.rejected, "suppressed": counts.suppressed,
-        },
-        "report": submission.report.into_iter().map(|entry| json!({
-            "row": entry.row, "line": entry.line, "field": entry.field, "rule": entry.rule,
-            "severity": entry.severity, "message": entry.message,
-        })).collect::<Vec<_>>(),
-    });
+    let body = submission_json(answer.submission.unwrap_or_default(), query.dry_run);
     let status = if query.dry_run {
         StatusCode::OK
     } else {
@@ -518,6 +510,142 @@ async fn submission(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// One report entry as JSON.
+pub(crate) fn report_entry_json(entry: ReportEntry) -> Value {
+    json!({
+        "row": entry.row, "line": entry.line, "field": entry.field, "rule": entry.rule,
+        "severity": entry.severity, "message": entry.message,
+    })
+}
+
+fn delta_json(delta: SubmissionDelta) -> Value {
+    let figure = |figure: DeltaFigure| {
+        let mut item = json!({
+            "row": figure.row, "soc_code": figure.soc_code, "region": figure.region,
+            "measure": figure.measure, "breakdown": figure.breakdown, "period": figure.period,
+            "value": figure.new_value,
+        });
+        if let Some(old) = figure.old_value {
+            item["old_value"] = old.into();
+            item["new_value"] = figure.new_value.into();
+        }
+        item
+    };
+    json!({
+        "added": delta.added.into_iter().map(figure).collect::<Vec<_>>(),
+        "changed": delta.changed.into_iter().map(figure).collect::<Vec<_>>(),
+        "unchanged": delta.unchanged,
+    })
+}
+
+/// A submission's answer as CONTRACT.md shapes it; a dry run carries its delta.
+fn submission_json(submission: Submission, with_delta: bool) -> Value {
+    let counts = submission.counts.unwrap_or_default();
+    let mut body = json!({
+        "id": if submission.id.is_empty() { Value::Null } else { Value::String(submission.id) },
+        "submission_key": submission.submission_key,
+        "ssc": submission.ssc,
+        "counts": {
+            "rows": counts.rows, "accepted": counts.accepted, "quarantined": counts.quarantined,
+            "rejected": counts.rejected, "suppressed": counts.suppressed,
+        },
+        "report": submission.report.into_iter().map(report_entry_json).collect::<Vec<_>>(),
+    });
+    if with_delta {
+        body["delta"] = delta_json(submission.delta.unwrap_or_default());
+    }
+    body
+}
+
+async fn stored_submission(
+    state: &ApiState,
+    headers: &HeaderMap,
+    id: String,
+) -> Result<Submission, Problem> {
+    let caller = authenticate(state, headers)?;
+    let request = upstream_request(state, &caller, GetSubmissionRequest { id })?;
+    LmiServiceClient::new(state.lmi.clone())
+        .max_decoding_message_size(LMI_BODY_LIMIT * 4)
+        .get_submission(request)
+        .await
+        .map_err(|status| Problem::from_status(&status))?
+        .into_inner()
+        .submission
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        })
+}
+
+/// `GET /v1/lmi/submissions/{id}`: the answer again; `Accept: text/csv` gives the report
+/// as CSV, so an SSC can fix its rows and resend.
+async fn submission_by_id(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let submission = stored_submission(&state, &headers, id).await?;
+    let wants_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv"));
+    if !wants_csv {
+        return Ok(Json(submission_json(submission, false)).into_response());
+    }
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let internal = |_| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    };
+    writer
+        .write_record(["row", "line", "field", "rule", "severity", "message"])
+        .map_err(internal)?;
+    for entry in submission.report {
+        writer
+            .write_record([
+                entry.row.to_string(),
+                entry.line.to_string(),
+                entry.field,
+                entry.rule,
+                entry.severity,
+                entry.message,
+            ])
+            .map_err(internal)?;
+    }
+    let bytes = writer.into_inner().map_err(|_| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        )],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /v1/lmi/submissions/{id}/delta`: what the submission changed against the figures
+/// published when it was checked.
+async fn submission_delta(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let submission = stored_submission(&state, &headers, id).await?;
+    Ok(Json(delta_json(submission.delta.unwrap_or_default())).into_response())
 }
 
 #[cfg(test)]

@@ -4,15 +4,19 @@
 //! - `GET /v1/occupations?major_group=&cursor=&limit=`: any authenticated role.
 //! - `GET /v1/lmi/figures?soc_code=&region=&measure=&breakdown=&period_from=&period_to=&as_of=&view=&cursor=&limit=`:
 //!   any authenticated role; published figures only.
+//! - `GET /v1/lmi/review`, `POST /v1/lmi/review/{row_id}/approve|reject`: `qa_reviewer`.
 
 use axum::{
     Json,
-    extract::{Query, State, rejection::QueryRejection},
+    extract::{Path, Query, State, rejection::QueryRejection},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use careers_proto::careers::{
-    lmi::v1::{FigureView, ListFiguresRequest, lmi_service_client::LmiServiceClient},
+    lmi::v1::{
+        FigureView, ListFiguresRequest, ListReviewRequest, PublishedFigure, ReviewDecision,
+        lmi_service_client::LmiServiceClient,
+    },
     occupations::v1::{
         ListOccupationsRequest, occupations_service_client::OccupationsServiceClient,
     },
@@ -43,6 +47,125 @@ fn instant(timestamp: Option<prost_types::Timestamp>) -> Option<String> {
     timestamp
         .and_then(|time| DateTime::from_timestamp(time.seconds, u32::try_from(time.nanos).ok()?))
         .map(|time| time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+/// A published figure as JSON; a suppressed one has `"value": null`.
+pub(crate) fn figure_json(figure: PublishedFigure) -> Value {
+    let value = (!figure.suppressed).then_some(figure.value);
+    json!({
+        "figure_id": figure.figure_id, "submission_id": figure.submission_id,
+        "ssc": figure.ssc, "soc_code": figure.soc_code, "region": figure.region,
+        "measure": figure.measure, "breakdown": figure.breakdown, "period": figure.period,
+        "value": value, "unit": figure.unit, "source": figure.source,
+        "horizon": (!figure.horizon.is_empty()).then_some(figure.horizon),
+        "sample_size": figure.sample_size,
+        "quality": (!figure.quality.is_empty()).then_some(figure.quality),
+        "received_at": instant(figure.received_at),
+        "suppressed": figure.suppressed,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    limit: u32,
+}
+
+/// `GET /v1/lmi/review` (`qa_reviewer`): held figures, oldest first, each with the
+/// finding that held it; `row_id` is what approve and reject take.
+pub(crate) async fn review(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    parameters: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let caller = authenticate(&state, &headers)?;
+    let parameters = query(parameters)?;
+    let request = upstream_request(
+        &state,
+        &caller,
+        ListReviewRequest {
+            limit: parameters.limit,
+            cursor: parameters.cursor,
+        },
+    )?;
+    let answer = LmiServiceClient::new(state.lmi.clone())
+        .list_review(request)
+        .await
+        .map_err(|status| Problem::from_status(&status))?
+        .into_inner();
+    let items = answer
+        .items
+        .into_iter()
+        .map(|held| {
+            let mut item = held.figure.map(figure_json).unwrap_or_default();
+            item["row_id"] = item["figure_id"].clone();
+            item["findings"] = held
+                .findings
+                .into_iter()
+                .map(crate::api::report_entry_json)
+                .collect();
+            item
+        })
+        .collect();
+    Ok(page(items, answer.next_cursor))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DecisionBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /v1/lmi/review/{row_id}/approve|reject` (`qa_reviewer`), body `{"reason"}`
+/// (required to reject).
+pub(crate) async fn decide(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((row_id, decision)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let caller = authenticate(&state, &headers)?;
+    let body: DecisionBody = if body.is_empty() {
+        DecisionBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not a decision {{\"reason\"}}: {error}"),
+            )
+        })?
+    };
+    let message = ReviewDecision {
+        figure_id: row_id,
+        reason: body.reason,
+    };
+    let mut client = LmiServiceClient::new(state.lmi.clone());
+    let request = upstream_request(&state, &caller, message)?;
+    let reviewed = match decision.as_str() {
+        "approve" => client.approve_figure(request).await,
+        "reject" => client.reject_figure(request).await,
+        _ => {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route: use approve or reject",
+            ));
+        }
+    }
+    .map_err(|status| Problem::from_status(&status))?
+    .into_inner();
+    let mut body = reviewed.figure.map(figure_json).unwrap_or_default();
+    body["row_id"] = body["figure_id"].clone();
+    body["status"] = reviewed.status.into();
+    body["reason"] = reviewed.reason.into();
+    body["reviewed_by"] = reviewed.reviewed_by.into();
+    body["reviewed_at"] = instant(reviewed.reviewed_at).into();
+    Ok(Json(body).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,23 +308,7 @@ pub(crate) async fn figures(
         .await
         .map_err(|status| Problem::from_status(&status))?
         .into_inner();
-    let items = answer
-        .items
-        .into_iter()
-        .map(|figure| {
-            json!({
-                "figure_id": figure.figure_id, "submission_id": figure.submission_id,
-                "ssc": figure.ssc, "soc_code": figure.soc_code, "region": figure.region,
-                "measure": figure.measure, "breakdown": figure.breakdown, "period": figure.period,
-                "value": figure.value, "unit": figure.unit, "source": figure.source,
-                "horizon": (!figure.horizon.is_empty()).then_some(figure.horizon),
-                "sample_size": figure.sample_size,
-                "quality": (!figure.quality.is_empty()).then_some(figure.quality),
-                "received_at": instant(figure.received_at),
-                "suppressed": figure.suppressed,
-            })
-        })
-        .collect();
+    let items = answer.items.into_iter().map(figure_json).collect();
     Ok(page(items, answer.next_cursor))
 }
 

@@ -1,7 +1,7 @@
 //! The LMI template (v1) and its row rules: pure, no I/O. The known SOC codes are
 //! passed in, so the same rules run for JSON, CSV and gRPC submissions.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A template row as received; optional columns are empty when absent.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -347,6 +347,177 @@ pub fn check_row(
     findings
 }
 
+/// How a row ends: published at once, held for QA review, refused, or published as
+/// suppressed (never as a number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Quarantined,
+    Rejected,
+    Suppressed,
+}
+
+impl Outcome {
+    /// The stored status of a figure with this outcome (rejected rows are not stored).
+    pub fn status(self) -> &'static str {
+        match self {
+            Self::Accepted => "published",
+            Self::Quarantined => "quarantined",
+            Self::Rejected => "rejected",
+            Self::Suppressed => "suppressed",
+        }
+    }
+}
+
+/// What decides outcomes beyond the template: the service's validation settings and the
+/// submitting SSC's registry entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// A change beyond this fraction of the last published value is held for review.
+    pub quarantine_change: f64,
+    /// A `sample_size` under this is suppressed.
+    pub min_sample_size: u64,
+    /// Off for SSCs whose figures are already assured (ONS).
+    pub change_rule: bool,
+}
+
+/// A series: (SOC code, region, measure, breakdown).
+pub type Series = (String, String, String, String);
+
+/// The last published value of a series and the period it is for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    pub value: f64,
+    pub period: String,
+}
+
+/// Assesses the rows of one submission in order: the template rules of [`check_row`],
+/// then duplicates within the batch, disclosure control and the change rule.
+#[derive(Debug)]
+pub struct Assessor<'a> {
+    pub known: &'a HashSet<String>,
+    pub ssc: &'a str,
+    pub footprint: &'a Footprint,
+    pub policy: &'a Policy,
+    pub published: &'a HashMap<Series, Published>,
+    /// Figure keys seen so far, with the row that first had each.
+    seen: HashMap<(String, String, String, String, String, String), u64>,
+}
+
+impl<'a> Assessor<'a> {
+    pub fn new(
+        known: &'a HashSet<String>,
+        ssc: &'a str,
+        footprint: &'a Footprint,
+        policy: &'a Policy,
+        published: &'a HashMap<Series, Published>,
+    ) -> Self {
+        Self {
+            known,
+            ssc,
+            footprint,
+            policy,
+            published,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The outcome of row `index` (1-based) and every finding about it.
+    pub fn assess(&mut self, index: u64, row: &Row) -> (Outcome, Vec<Finding>) {
+        let errors = check_row(index, row, self.known, self.ssc, self.footprint);
+        if !errors.is_empty() {
+            return (Outcome::Rejected, errors);
+        }
+        let finding = |field: &'static str,
+                       rule: &'static str,
+                       severity: &'static str,
+                       message: String| Finding {
+            row: index,
+            line: row.line,
+            field,
+            rule,
+            severity,
+            message,
+        };
+        let key = (
+            row.soc_code.clone(),
+            row.region.clone(),
+            row.measure.clone(),
+            row.breakdown.clone(),
+            row.period.clone(),
+            row.horizon.clone(),
+        );
+        if let Some(first) = self.seen.get(&key) {
+            let message = format!(
+                "the same figure (soc_code, region, measure, breakdown, period, horizon) as row {first}"
+            );
+            return (
+                Outcome::Rejected,
+                vec![finding("soc_code", "duplicate_key", "error", message)],
+            );
+        }
+        self.seen.insert(key, index);
+
+        let mut disclosure = Vec::new();
+        if let Some(size) = row.sample_size
+            && size < self.policy.min_sample_size
+        {
+            disclosure.push(finding(
+                "sample_size",
+                "disclosure_control",
+                "info",
+                format!(
+                    "a sample of {size} is under {}: published as suppressed",
+                    self.policy.min_sample_size
+                ),
+            ));
+        }
+        if row.quality == "unreliable" {
+            disclosure.push(finding(
+                "quality",
+                "disclosure_control",
+                "info",
+                "an unreliable estimate (CV over 20%): published as suppressed".to_owned(),
+            ));
+        }
+        if !disclosure.is_empty() {
+            return (Outcome::Suppressed, disclosure);
+        }
+
+        let is_flag = measure_rule(&row.measure).is_some_and(|rule| rule.unit == "flag");
+        if self.policy.change_rule && !is_flag {
+            let series = (
+                row.soc_code.clone(),
+                row.region.clone(),
+                row.measure.clone(),
+                row.breakdown.clone(),
+            );
+            if let Some(last) = self.published.get(&series) {
+                let change = if last.value == 0.0 {
+                    if row.value == 0.0 { 0.0 } else { f64::INFINITY }
+                } else {
+                    (row.value - last.value).abs() / last.value.abs()
+                };
+                if change > self.policy.quarantine_change {
+                    let message = format!(
+                        "{} is a change of {:.1}% from the last published {} ({}), over the {:.0}% limit: held for QA review",
+                        row.value,
+                        change * 100.0,
+                        last.value,
+                        last.period,
+                        self.policy.quarantine_change * 100.0
+                    );
+                    return (
+                        Outcome::Quarantined,
+                        vec![finding("value", "change_limit", "warning", message)],
+                    );
+                }
+            }
+        }
+        (Outcome::Accepted, Vec::new())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,5 +655,110 @@ mod tests {
         for bad in ["", "minor:21", "group:213", "213", "minor:21x"] {
             assert!(Footprint::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            quarantine_change: 0.25,
+            min_sample_size: 10,
+            change_rule: true,
+        }
+    }
+
+    fn outcomes(
+        rows: &[Row],
+        policy: &Policy,
+        published: &HashMap<Series, Published>,
+    ) -> Vec<(Outcome, Vec<&'static str>)> {
+        let known = known();
+        let mut assessor = Assessor::new(&known, "ons", &Footprint::All, policy, published);
+        rows.iter()
+            .enumerate()
+            .map(|(index, row)| {
+                let (outcome, findings) = assessor.assess(index as u64 + 1, row);
+                (
+                    outcome,
+                    findings.iter().map(|finding| finding.rule).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_outcome_has_its_rule_and_severity() {
+        let last = HashMap::from([(
+            (
+                "2134".to_owned(),
+                "K02000001".to_owned(),
+                "median_annual_pay".to_owned(),
+                "full_time".to_owned(),
+            ),
+            Published {
+                value: 50000.0,
+                period: "2023".to_owned(),
+            },
+        )]);
+        let row = programmers_pay(); // 54,669: a 9.3% rise
+        let jump = Row {
+            value: 80000.0,
+            period: "2025".into(),
+            ..programmers_pay()
+        };
+        let small_sample = Row {
+            sample_size: Some(4),
+            period: "2022".into(),
+            ..programmers_pay()
+        };
+        let unreliable = Row {
+            quality: "unreliable".into(),
+            period: "2021".into(),
+            ..programmers_pay()
+        };
+        let bad = Row {
+            region: "nowhere".into(),
+            ..programmers_pay()
+        };
+        let rows = [
+            row.clone(),
+            row,
+            jump.clone(),
+            small_sample,
+            unreliable,
+            bad,
+        ];
+        assert_eq!(
+            outcomes(&rows, &policy(), &last),
+            [
+                (Outcome::Accepted, vec![]),
+                (Outcome::Rejected, vec!["duplicate_key"]),
+                (Outcome::Quarantined, vec!["change_limit"]),
+                (Outcome::Suppressed, vec!["disclosure_control"]),
+                (Outcome::Suppressed, vec!["disclosure_control"]),
+                (Outcome::Rejected, vec!["region_known"]),
+            ]
+        );
+        let known = known();
+        let policy = policy();
+        let mut assessor = Assessor::new(&known, "ons", &Footprint::All, &policy, &last);
+        let (_, findings) = assessor.assess(3, &jump);
+        assert_eq!(
+            (findings[0].severity, findings[0].field),
+            ("warning", "value")
+        );
+        assert!(
+            findings[0].message.contains("60.0%"),
+            "{}",
+            findings[0].message
+        );
+
+        // An SSC with the change rule off (ONS) publishes the jump at once.
+        let assured = Policy {
+            change_rule: false,
+            ..policy
+        };
+        assert_eq!(
+            outcomes(&[jump], &assured, &last),
+            [(Outcome::Accepted, vec![])]
+        );
     }
 }

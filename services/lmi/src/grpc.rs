@@ -3,9 +3,10 @@
 use careers_eventbus::RelayWaker;
 use careers_platform::{cursor::Cursors, identity::caller};
 use careers_proto::careers::lmi::v1::{
-    FigureRow, FigureView, GetSubmissionRequest, GetSubmissionResponse, ListFiguresRequest,
-    ListFiguresResponse, PublishedFigure, SubmitFiguresRequest, SubmitFiguresResponse,
-    lmi_service_server::LmiService, submit_figures_request::Part,
+    FigureRow, FigureView, GetSubmissionRequest, GetSubmissionResponse, HeldFigure,
+    ListFiguresRequest, ListFiguresResponse, ListReviewRequest, ListReviewResponse,
+    PublishedFigure, ReportEntry, ReviewDecision, ReviewedFigure, SubmitFiguresRequest,
+    SubmitFiguresResponse, lmi_service_server::LmiService, submit_figures_request::Part,
 };
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -30,6 +31,7 @@ pub struct Handlers {
     pub db: DatabaseConnection,
     pub waker: RelayWaker,
     pub cursors: Cursors,
+    pub validation: crate::ValidationSettings,
 }
 
 /// What a figures cursor carries: where the page ended, and the instant the first page
@@ -167,6 +169,7 @@ fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
 }
 
 fn to_published(record: figures::Record) -> PublishedFigure {
+    let suppressed = record.status == "suppressed";
     PublishedFigure {
         received_at: Some(timestamp(record.recorded_at)),
         figure_id: record.figure_id,
@@ -177,13 +180,38 @@ fn to_published(record: figures::Record) -> PublishedFigure {
         measure: record.measure,
         breakdown: record.breakdown,
         period: record.period,
-        value: record.value,
+        // A suppressed figure is never shown as a number.
+        value: if suppressed { 0.0 } else { record.value },
         unit: record.unit,
         source: record.source,
         horizon: record.horizon,
         sample_size: record.sample_size.and_then(|size| u64::try_from(size).ok()),
         quality: record.quality,
-        suppressed: false,
+        suppressed,
+    }
+}
+
+/// The figure as the review queue shows it, with the finding that held it.
+fn to_held(record: figures::Record) -> HeldFigure {
+    let finding = ReportEntry {
+        row: u64::try_from(record.row_index).unwrap_or_default(),
+        line: u64::try_from(record.line).unwrap_or_default(),
+        field: "value".to_owned(),
+        rule: record.held_rule.clone(),
+        severity: "warning".to_owned(),
+        message: record.held_message.clone(),
+    };
+    HeldFigure {
+        figure: Some(to_published(record)),
+        findings: vec![finding],
+    }
+}
+
+fn require_reviewer(identity: &careers_platform::identity::Identity) -> Result<(), LmiError> {
+    if identity.has_role("qa_reviewer") {
+        Ok(())
+    } else {
+        Err(LmiError::RoleRequired("qa_reviewer"))
     }
 }
 
@@ -237,6 +265,7 @@ impl LmiService for Handlers {
             &header.submission_key,
             header.dry_run,
             rows,
+            &self.validation,
         )
         .await?;
         Ok(Response::new(SubmitFiguresResponse {
@@ -295,5 +324,158 @@ impl LmiService for Handlers {
             items: records.into_iter().map(to_published).collect(),
             next_cursor,
         }))
+    }
+
+    async fn list_review(
+        &self,
+        request: Request<ListReviewRequest>,
+    ) -> Result<Response<ListReviewResponse>, Status> {
+        require_reviewer(caller(&request)?)?;
+        let request = request.into_inner();
+        let limit = match request.limit {
+            0 => DEFAULT_LIMIT,
+            limit if limit <= MAX_LIMIT => limit,
+            limit => {
+                return Err(LmiError::InvalidQuery(vec![(
+                    "limit",
+                    format!("{limit} is over the maximum of {MAX_LIMIT}"),
+                )])
+                .into());
+            }
+        };
+        const SCOPE: &str = "review";
+        let after: Option<(String, String)> = if request.cursor.is_empty() {
+            None
+        } else {
+            Some(
+                self.cursors
+                    .decode(SCOPE, &request.cursor)
+                    .map_err(|_| LmiError::BadCursor)?,
+            )
+        };
+        let mut records = figures::held_page(&self.db, after.as_ref(), u64::from(limit) + 1)
+            .await
+            .map_err(LmiError::from)?;
+        let more = records.len() > limit as usize;
+        records.truncate(limit as usize);
+        let next_cursor = match records.last() {
+            Some(last) if more => self.cursors.encode(
+                SCOPE,
+                &(
+                    figures::instant_text(last.recorded_at),
+                    last.figure_id.clone(),
+                ),
+            ),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListReviewResponse {
+            items: records.into_iter().map(to_held).collect(),
+            next_cursor,
+        }))
+    }
+
+    async fn approve_figure(
+        &self,
+        request: Request<ReviewDecision>,
+    ) -> Result<Response<ReviewedFigure>, Status> {
+        let reviewer = caller(&request)?.clone();
+        require_reviewer(&reviewer)?;
+        let decision = request.into_inner();
+        let reviewed = review::decide(&self.db, &self.waker, &reviewer, decision, true).await?;
+        Ok(Response::new(reviewed))
+    }
+
+    async fn reject_figure(
+        &self,
+        request: Request<ReviewDecision>,
+    ) -> Result<Response<ReviewedFigure>, Status> {
+        let reviewer = caller(&request)?.clone();
+        require_reviewer(&reviewer)?;
+        let decision = request.into_inner();
+        if decision.reason.trim().is_empty() {
+            return Err(LmiError::ReasonRequired.into());
+        }
+        let reviewed = review::decide(&self.db, &self.waker, &reviewer, decision, false).await?;
+        Ok(Response::new(reviewed))
+    }
+}
+
+/// QA decisions on held figures.
+mod review {
+    use careers_eventbus::{RelayWaker, enqueue};
+    use careers_platform::identity::Identity;
+    use careers_proto::careers::lmi::{
+        events::v1::FiguresPublished,
+        v1::{ReviewDecision, ReviewedFigure},
+    };
+    use chrono::Utc;
+    use sea_orm::DatabaseConnection;
+
+    use crate::{LmiError, domain::Row, store::figures, submit::published_figure};
+
+    /// Approves (publishing it, in the same transaction) or rejects a held figure.
+    pub async fn decide(
+        db: &DatabaseConnection,
+        waker: &RelayWaker,
+        reviewer: &Identity,
+        decision: ReviewDecision,
+        approve: bool,
+    ) -> Result<ReviewedFigure, LmiError> {
+        let status = if approve { "published" } else { "rejected" };
+        let now = Utc::now();
+        let txn = careers_eventbus::begin_write(db).await?;
+        let decided = figures::decide(
+            &txn,
+            &decision.figure_id,
+            status,
+            decision.reason.trim(),
+            &reviewer.sub,
+            now,
+        )
+        .await?;
+        let record = figures::by_id(&txn, &decision.figure_id)
+            .await?
+            .ok_or_else(|| LmiError::FigureNotFound(decision.figure_id.clone()))?;
+        if !decided {
+            // Held figures only: one never held is not in the queue at all.
+            if record.reviewed_by.is_empty() {
+                return Err(LmiError::FigureNotFound(decision.figure_id));
+            }
+            return Err(LmiError::AlreadyDecided(decision.figure_id, record.status));
+        }
+        if approve {
+            let row = Row {
+                soc_code: record.soc_code.clone(),
+                region: record.region.clone(),
+                period: record.period.clone(),
+                measure: record.measure.clone(),
+                value: record.value,
+                unit: record.unit.clone(),
+                source: record.source.clone(),
+                breakdown: record.breakdown.clone(),
+                horizon: record.horizon.clone(),
+                ..Row::default()
+            };
+            // Its original recorded_at: a newer figure accepted meanwhile still wins the merge.
+            let figure =
+                published_figure(record.figure_id.clone(), &row, record.recorded_at, false);
+            let event = FiguresPublished {
+                soc_code: record.soc_code.clone(),
+                submission_id: record.submission_id.clone(),
+                ssc: record.ssc.clone(),
+                figures: vec![figure],
+            };
+            enqueue(&txn, &record.soc_code, 0, &event).await?;
+        }
+        txn.commit().await?;
+        waker.wake();
+        tracing::info!(figure = %record.figure_id, status, reviewer = %reviewer.sub, "review decision recorded");
+        Ok(ReviewedFigure {
+            status: record.status.clone(),
+            reason: record.review_reason.clone(),
+            reviewed_by: record.reviewed_by.clone(),
+            reviewed_at: Some(super::timestamp(now)),
+            figure: Some(super::to_published(record)),
+        })
     }
 }

@@ -27,7 +27,48 @@ pub use store::migration::Migrator;
 pub struct Lmi;
 
 /// Settings of the lmi service beyond the platform's sections.
-pub type LmiSettings = EventSettings;
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct LmiSettings {
+    #[serde(default)]
+    pub nats: careers_eventbus::settings::NatsSettings,
+    #[serde(default)]
+    pub outbox: careers_eventbus::settings::OutboxSettings,
+    #[serde(default)]
+    pub inbox: careers_eventbus::settings::InboxSettings,
+    #[serde(default)]
+    pub validation: ValidationSettings,
+}
+
+impl LmiSettings {
+    /// The event bus's sections.
+    pub fn events(&self) -> EventSettings {
+        EventSettings {
+            nats: self.nats.clone(),
+            outbox: self.outbox.clone(),
+            inbox: self.inbox.clone(),
+        }
+    }
+}
+
+/// `[validation]`: the rules that hold or suppress rows rather than reject them.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default)]
+pub struct ValidationSettings {
+    /// A change beyond this fraction of the series' last published value is held for
+    /// QA review (0.25 = 25%).
+    pub quarantine_change: f64,
+    /// A row whose `sample_size` is under this is published as suppressed.
+    pub min_sample_size: u64,
+}
+
+impl Default for ValidationSettings {
+    fn default() -> Self {
+        Self {
+            quarantine_change: 0.25,
+            min_sample_size: 10,
+        }
+    }
+}
 
 /// Everything that can go wrong in lmi, mapped once to a status.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +89,12 @@ pub enum LmiError {
     InvalidQuery(Vec<(&'static str, String)>),
     #[error("the cursor is not one this listing issued; start again without it")]
     BadCursor,
+    #[error("no figure {0} is held for review")]
+    FigureNotFound(String),
+    #[error("figure {0} was already {1}; a decision is final")]
+    AlreadyDecided(String, String),
+    #[error("a rejection needs a reason")]
+    ReasonRequired,
     #[error("no submission {0}")]
     SubmissionNotFound(String),
     #[error("stored answer unreadable: {0}")]
@@ -81,7 +128,15 @@ impl From<LmiError> for Status {
             LmiError::TooManyRows(_) => {
                 status::status(Code::ResourceExhausted, "too_many_rows", message)
             }
-            LmiError::SubmissionNotFound(_) => status::status(Code::NotFound, "not_found", message),
+            LmiError::SubmissionNotFound(_) | LmiError::FigureNotFound(_) => {
+                status::status(Code::NotFound, "not_found", message)
+            }
+            LmiError::AlreadyDecided(..) => {
+                status::status(Code::FailedPrecondition, "already_decided", message)
+            }
+            LmiError::ReasonRequired => {
+                status::invalid_fields(message.clone(), &[("reason", message)])
+            }
             LmiError::Corrupt(_) | LmiError::Store(_) | LmiError::Events(_) | LmiError::Seed(_) => {
                 status::internal(&error)
             }
@@ -105,7 +160,7 @@ impl Service for Lmi {
             Self::NAME,
             context.db.clone(),
             catalogue::LMI,
-            &context.settings.service,
+            &context.settings.service.events(),
             context.stop.clone(),
         )
         .await
@@ -118,6 +173,7 @@ impl Service for Lmi {
             db: context.db.clone(),
             waker: bus.waker(),
             cursors: context.cursors.clone(),
+            validation: context.settings.service.validation.clone(),
         };
         let timeout = context.settings.platform.readiness.catch_up_timeout;
         context
@@ -134,14 +190,14 @@ impl Service for Lmi {
         let mut reader = csv::Reader::from_path(&path)
             .map_err(|error| AppError::Service(format!("{}: {error}", path.display())))?;
         let (mut read, mut added) = (0, 0);
-        for record in reader.deserialize::<(String, String, String, bool)>() {
-            let (id, name, footprint, synthetic) = record
+        for record in reader.deserialize::<(String, String, String, bool, bool)>() {
+            let (id, name, footprint, synthetic, change_rule) = record
                 .map_err(|error| AppError::Service(format!("{}: {error}", path.display())))?;
             read += 1;
             domain::Footprint::parse(&footprint).map_err(|reason| {
                 AppError::Service(format!("{}: SSC {id}: footprint {reason}", path.display()))
             })?;
-            if store::submissions::register_ssc(db, &id, &name, &footprint, synthetic)
+            if store::submissions::register_ssc(db, &id, &name, &footprint, synthetic, change_rule)
                 .await
                 .map_err(|error| AppError::Service(error.to_string()))?
             {

@@ -3,21 +3,21 @@
 //! with its answer and accepted figures, and publish `FiguresPublished` per SOC code,
 //! all in one transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use careers_eventbus::{RelayWaker, enqueue};
 use careers_platform::identity::Identity;
 use careers_proto::careers::lmi::{
     events::v1::{FiguresPublished, PublishedFigure},
-    v1::{ReportEntry, Submission, SubmissionCounts},
+    v1::{DeltaFigure, ReportEntry, Submission, SubmissionCounts, SubmissionDelta},
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use prost::Message;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    LmiError,
-    domain::{self, Row},
+    LmiError, ValidationSettings,
+    domain::{self, Assessor, Outcome as RowOutcome, Policy, Row},
     store::{figures, submissions},
 };
 
@@ -39,15 +39,16 @@ pub async fn submit(
     key: &str,
     dry_run: bool,
     rows: Vec<Row>,
+    validation: &ValidationSettings,
 ) -> Result<Outcome, LmiError> {
     if !caller.has_role("ssc_publisher") {
         return Err(LmiError::RoleRequired("ssc_publisher"));
     }
     let ssc = caller.ssc.clone().ok_or(LmiError::SscClaimMissing)?;
-    let footprint = submissions::ssc_footprint(db, &ssc)
+    let entry = submissions::ssc(db, &ssc)
         .await?
         .ok_or_else(|| LmiError::UnknownSsc(ssc.clone()))?;
-    let footprint = domain::Footprint::parse(&footprint)
+    let footprint = domain::Footprint::parse(&entry.footprint)
         .map_err(|reason| LmiError::Corrupt(format!("footprint of SSC {ssc}: {reason}")))?;
     if key.trim().is_empty() || key.len() > MAX_KEY_LENGTH {
         return Err(LmiError::InvalidKey);
@@ -60,12 +61,43 @@ pub async fn submit(
     }
 
     let known = submissions::known_codes(db).await?;
+    let codes: BTreeSet<&str> = rows
+        .iter()
+        .map(|row| row.soc_code.as_str())
+        .filter(|code| known.contains(*code))
+        .collect();
+    let published = figures::published_now(db, &codes).await?;
+    let policy = Policy {
+        quarantine_change: validation.quarantine_change,
+        min_sample_size: validation.min_sample_size,
+        change_rule: entry.change_rule,
+    };
+    let mut assessor = Assessor::new(&known, &ssc, &footprint, &policy, &published.series);
     let mut report = Vec::new();
-    let mut accepted = Vec::new();
+    let mut kept = Vec::new();
+    let mut counts = SubmissionCounts {
+        rows: rows.len() as u64,
+        ..SubmissionCounts::default()
+    };
+    let mut delta = SubmissionDelta::default();
     for (index, row) in rows.iter().enumerate() {
-        let findings = domain::check_row(index as u64 + 1, row, &known, &ssc, &footprint);
-        if findings.is_empty() {
-            accepted.push(row);
+        let index = index as u64 + 1;
+        let (outcome, findings) = assessor.assess(index, row);
+        match outcome {
+            RowOutcome::Accepted => {
+                counts.accepted += 1;
+                note_delta(&mut delta, &published, index, row);
+            }
+            RowOutcome::Quarantined => counts.quarantined += 1,
+            RowOutcome::Rejected => counts.rejected += 1,
+            RowOutcome::Suppressed => counts.suppressed += 1,
+        }
+        let held = findings
+            .first()
+            .filter(|_| outcome == RowOutcome::Quarantined)
+            .map(|finding| (finding.rule, finding.message.clone()));
+        if outcome != RowOutcome::Rejected {
+            kept.push((index, row, outcome, held));
         }
         report.extend(findings.into_iter().map(|finding| ReportEntry {
             row: finding.row,
@@ -76,19 +108,13 @@ pub async fn submit(
             message: finding.message,
         }));
     }
-    let counts = SubmissionCounts {
-        rows: rows.len() as u64,
-        accepted: accepted.len() as u64,
-        quarantined: 0,
-        rejected: (rows.len() - accepted.len()) as u64,
-        suppressed: 0,
-    };
     let mut submission = Submission {
         id: String::new(),
         submission_key: key.to_owned(),
         ssc: ssc.clone(),
         counts: Some(counts),
         report,
+        delta: Some(delta),
     };
     if dry_run {
         return Ok(Outcome {
@@ -110,29 +136,35 @@ pub async fn submit(
     )
     .await?;
     let mut by_soc: BTreeMap<&str, Vec<PublishedFigure>> = BTreeMap::new();
-    for row in accepted {
+    for (index, row, outcome, held) in kept {
         let figure_id = uuid::Uuid::now_v7().to_string();
-        figures::insert(&txn, &figure_id, &submission.id, row, now).await?;
+        figures::insert(
+            &txn,
+            figures::NewFigure {
+                figure_id: &figure_id,
+                submission_id: &submission.id,
+                row,
+                row_index: index,
+                status: outcome.status(),
+                held: held
+                    .as_ref()
+                    .map(|(rule, message)| (*rule, message.as_str())),
+                recorded_at: now,
+            },
+        )
+        .await?;
+        if outcome == RowOutcome::Quarantined {
+            continue;
+        }
         by_soc
             .entry(row.soc_code.as_str())
             .or_default()
-            .push(PublishedFigure {
+            .push(published_figure(
                 figure_id,
-                soc_code: row.soc_code.clone(),
-                region: row.region.clone(),
-                measure: row.measure.clone(),
-                breakdown: row.breakdown.clone(),
-                period: row.period.clone(),
-                value: row.value,
-                unit: row.unit.clone(),
-                source: row.source.clone(),
-                horizon: row.horizon.clone(),
-                recorded_at: Some(prost_types::Timestamp {
-                    seconds: now.timestamp(),
-                    nanos: i32::try_from(now.timestamp_subsec_nanos()).unwrap_or(0),
-                }),
-                suppressed: false,
-            });
+                row,
+                now,
+                outcome == RowOutcome::Suppressed,
+            ));
     }
     for (soc_code, figures) in by_soc {
         let event = FiguresPublished {
@@ -164,6 +196,70 @@ pub async fn submit(
         submission,
         replayed: false,
     })
+}
+
+/// The event form of a stored figure; a suppressed one never carries its number.
+pub fn published_figure(
+    figure_id: String,
+    row: &Row,
+    recorded_at: DateTime<Utc>,
+    suppressed: bool,
+) -> PublishedFigure {
+    PublishedFigure {
+        figure_id,
+        soc_code: row.soc_code.clone(),
+        region: row.region.clone(),
+        measure: row.measure.clone(),
+        breakdown: row.breakdown.clone(),
+        period: row.period.clone(),
+        value: if suppressed { 0.0 } else { row.value },
+        unit: row.unit.clone(),
+        source: row.source.clone(),
+        horizon: row.horizon.clone(),
+        recorded_at: Some(prost_types::Timestamp {
+            seconds: recorded_at.timestamp(),
+            nanos: i32::try_from(recorded_at.timestamp_subsec_nanos()).unwrap_or(0),
+        }),
+        suppressed,
+    }
+}
+
+/// Adds an accepted row to the delta against what is published now.
+fn note_delta(
+    delta: &mut SubmissionDelta,
+    published: &figures::PublishedNow,
+    index: u64,
+    row: &Row,
+) {
+    let key = (
+        (
+            row.soc_code.clone(),
+            row.region.clone(),
+            row.measure.clone(),
+            row.breakdown.clone(),
+        ),
+        row.period.clone(),
+    );
+    let old = published.figures.get(&key).copied();
+    if old == Some(row.value) {
+        delta.unchanged += 1;
+        return;
+    }
+    let figure = DeltaFigure {
+        row: index,
+        soc_code: row.soc_code.clone(),
+        region: row.region.clone(),
+        measure: row.measure.clone(),
+        breakdown: row.breakdown.clone(),
+        period: row.period.clone(),
+        new_value: row.value,
+        old_value: old,
+    };
+    if old.is_some() {
+        delta.changed.push(figure);
+    } else {
+        delta.added.push(figure);
+    }
 }
 
 fn decode(answer: &[u8]) -> Result<Submission, LmiError> {

@@ -4,32 +4,44 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Row;
+use crate::domain::{Published, Row, Series};
 
 /// Instants are stored as RFC 3339 text in one fixed form, so text order is time order.
 pub fn instant_text(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Stores an accepted figure.
-pub async fn insert(
-    connection: &impl ConnectionTrait,
-    figure_id: &str,
-    submission_id: &str,
-    row: &Row,
-    recorded_at: DateTime<Utc>,
-) -> Result<(), DbErr> {
+/// A figure as stored: the row, its outcome and, when held, the finding that held it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewFigure<'a> {
+    pub figure_id: &'a str,
+    pub submission_id: &'a str,
+    pub row: &'a Row,
+    /// 1-based index of the row in its submission.
+    pub row_index: u64,
+    /// `published`, `suppressed` or `quarantined`.
+    pub status: &'a str,
+    pub held: Option<(&'a str, &'a str)>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Stores a figure.
+pub async fn insert(connection: &impl ConnectionTrait, figure: NewFigure<'_>) -> Result<(), DbErr> {
+    let row = figure.row;
     let months = careers_proto::period::months(&row.period)
         .ok_or_else(|| DbErr::Custom(format!("unchecked period {:?}", row.period)))?;
+    let (held_rule, held_message) = figure.held.unwrap_or(("", ""));
+    let whole = |number: u64| i64::try_from(number).unwrap_or(i64::MAX);
     connection
         .execute_raw(Statement::from_sql_and_values(
             connection.get_database_backend(),
             "INSERT INTO figures (figure_id, submission_id, soc_code, region, measure, breakdown, period, value, \
-             unit, source, horizon, sample_size, quality, recorded_at, period_first, period_last) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             unit, source, horizon, sample_size, quality, recorded_at, period_first, period_last, status, \
+             row_index, line, held_rule, held_message) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
             [
-                figure_id.into(),
-                submission_id.into(),
+                figure.figure_id.into(),
+                figure.submission_id.into(),
                 row.soc_code.clone().into(),
                 row.region.clone().into(),
                 row.measure.clone().into(),
@@ -39,15 +51,70 @@ pub async fn insert(
                 row.unit.clone().into(),
                 row.source.clone().into(),
                 row.horizon.clone().into(),
-                row.sample_size.map(|size| i64::try_from(size).unwrap_or(i64::MAX)).into(),
+                row.sample_size.map(whole).into(),
                 row.quality.clone().into(),
-                instant_text(recorded_at).into(),
+                instant_text(figure.recorded_at).into(),
                 months.first.into(),
                 months.last.into(),
+                figure.status.into(),
+                whole(figure.row_index).into(),
+                whole(row.line).into(),
+                held_rule.into(),
+                held_message.into(),
             ],
         ))
         .await?;
     Ok(())
+}
+
+/// What is published now for the SOC codes of a submission: the last value of each
+/// series (for the change rule) and of each figure key with its period (for the delta).
+#[derive(Debug, Default)]
+pub struct PublishedNow {
+    pub series: std::collections::HashMap<Series, Published>,
+    pub figures: std::collections::HashMap<(Series, String), f64>,
+}
+
+/// The published (not suppressed) figures of `soc_codes`, reduced to [`PublishedNow`].
+pub async fn published_now(
+    connection: &impl ConnectionTrait,
+    soc_codes: &std::collections::BTreeSet<&str>,
+) -> Result<PublishedNow, DbErr> {
+    let mut now = PublishedNow::default();
+    if soc_codes.is_empty() {
+        return Ok(now);
+    }
+    let mut values = Values(Vec::new());
+    let placeholders: Vec<String> = soc_codes
+        .iter()
+        .map(|code| values.push((*code).to_owned()))
+        .collect();
+    let sql = format!(
+        "SELECT soc_code, region, measure, breakdown, period, value FROM figures \
+         WHERE status = 'published' AND soc_code IN ({}) ORDER BY {ORDER}",
+        placeholders.join(", ")
+    );
+    let rows = connection
+        .query_all_raw(Statement::from_sql_and_values(
+            connection.get_database_backend(),
+            sql,
+            values.0,
+        ))
+        .await?;
+    // In listing order the last of each series is its latest, and of each key its latest revision.
+    for row in rows {
+        let series: Series = (
+            row.try_get_by_index(0)?,
+            row.try_get_by_index(1)?,
+            row.try_get_by_index(2)?,
+            row.try_get_by_index(3)?,
+        );
+        let period: String = row.try_get_by_index(4)?;
+        let value: f64 = row.try_get_by_index(5)?;
+        now.figures.insert((series.clone(), period.clone()), value);
+        now.series.insert(series, Published { value, period });
+    }
+    Ok(now)
 }
 
 /// Which figures to list; `None` does not filter.
@@ -99,6 +166,14 @@ pub struct Record {
     pub quality: String,
     pub recorded_at: DateTime<Utc>,
     pub period_last: String,
+    pub status: String,
+    pub row_index: i64,
+    pub line: i64,
+    pub held_rule: String,
+    pub held_message: String,
+    pub review_reason: String,
+    pub reviewed_by: String,
+    pub reviewed_at: String,
 }
 
 impl Record {
@@ -129,10 +204,13 @@ impl Values {
 
 /// The conditions `filter` puts on the figures aliased `alias`.
 fn conditions(filter: &Filter, alias: &str, values: &mut Values) -> Vec<String> {
-    let mut conditions = vec![format!(
-        "{alias}.recorded_at <= {}",
-        values.push(instant_text(filter.as_of))
-    )];
+    let mut conditions = vec![
+        format!("{alias}.status IN ('published', 'suppressed')"),
+        format!(
+            "{alias}.recorded_at <= {}",
+            values.push(instant_text(filter.as_of))
+        ),
+    ];
     for (column, wanted) in [
         ("soc_code", &filter.soc_code),
         ("region", &filter.region),
@@ -160,6 +238,14 @@ fn conditions(filter: &Filter, alias: &str, values: &mut Values) -> Vec<String> 
     }
     conditions
 }
+
+/// The columns after `f.period_last` that every record query selects.
+const REVIEW_COLUMNS: &str = "f.status, f.row_index, f.line, f.held_rule, f.held_message, \
+     f.review_reason, f.reviewed_by, f.reviewed_at";
+
+const RECORD_COLUMNS: &str = "f.figure_id, f.submission_id, s.ssc, f.soc_code, f.region, f.measure, \
+     f.breakdown, f.period, f.value, f.unit, f.source, f.horizon, f.sample_size, f.quality, \
+     f.recorded_at, f.period_last";
 
 const ORDER: &str =
     "soc_code, measure, region, breakdown, period_last, period, recorded_at, figure_id";
@@ -211,9 +297,7 @@ pub async fn page(
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "SELECT f.figure_id, f.submission_id, s.ssc, f.soc_code, f.region, f.measure, f.breakdown, \
-         f.period, f.value, f.unit, f.source, f.horizon, f.sample_size, f.quality, f.recorded_at, \
-         f.period_last FROM figures f JOIN submissions s ON s.id = f.submission_id \
+        "SELECT {RECORD_COLUMNS}, {REVIEW_COLUMNS} FROM figures f JOIN submissions s ON s.id = f.submission_id \
          WHERE {} ORDER BY {order} LIMIT {limit_placeholder}",
         wheres.join(" AND ")
     );
@@ -249,5 +333,89 @@ fn record(row: &sea_orm::QueryResult) -> Result<Record, DbErr> {
             .map_err(|error| DbErr::Type(format!("recorded_at {recorded_at:?}: {error}")))?
             .with_timezone(&Utc),
         period_last: text(15)?,
+        status: text(16)?,
+        row_index: row.try_get_by_index(17)?,
+        line: row.try_get_by_index(18)?,
+        held_rule: text(19)?,
+        held_message: text(20)?,
+        review_reason: text(21)?,
+        reviewed_by: text(22)?,
+        reviewed_at: text(23)?,
     })
+}
+
+/// Up to `limit` figures held for review after `after` (recorded_at, figure_id), oldest first.
+pub async fn held_page(
+    connection: &impl ConnectionTrait,
+    after: Option<&(String, String)>,
+    limit: u64,
+) -> Result<Vec<Record>, DbErr> {
+    let mut values = Values(Vec::new());
+    let mut wheres = vec!["f.status = 'quarantined'".to_owned()];
+    if let Some((recorded_at, figure_id)) = after {
+        let (at, id) = (
+            values.push(recorded_at.clone()),
+            values.push(figure_id.clone()),
+        );
+        wheres.push(format!("(f.recorded_at, f.figure_id) > ({at}, {id})"));
+    }
+    let limit = values.push(i64::try_from(limit).unwrap_or(i64::MAX));
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS}, {REVIEW_COLUMNS} FROM figures f JOIN submissions s ON s.id = f.submission_id \
+         WHERE {} ORDER BY f.recorded_at, f.figure_id LIMIT {limit}",
+        wheres.join(" AND ")
+    );
+    let rows = connection
+        .query_all_raw(Statement::from_sql_and_values(
+            connection.get_database_backend(),
+            sql,
+            values.0,
+        ))
+        .await?;
+    rows.iter().map(record).collect()
+}
+
+/// One figure by id, whatever its status.
+pub async fn by_id(
+    connection: &impl ConnectionTrait,
+    figure_id: &str,
+) -> Result<Option<Record>, DbErr> {
+    let row = connection
+        .query_one_raw(Statement::from_sql_and_values(
+            connection.get_database_backend(),
+            format!(
+                "SELECT {RECORD_COLUMNS}, {REVIEW_COLUMNS} FROM figures f \
+                 JOIN submissions s ON s.id = f.submission_id WHERE f.figure_id = $1"
+            ),
+            [figure_id.into()],
+        ))
+        .await?;
+    row.as_ref().map(record).transpose()
+}
+
+/// Moves a held figure to `status` (`published` or `rejected`) with the decision;
+/// whether it was still held (a decided figure is not decided again).
+pub async fn decide(
+    connection: &impl ConnectionTrait,
+    figure_id: &str,
+    status: &str,
+    reason: &str,
+    reviewer: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = connection
+        .execute_raw(Statement::from_sql_and_values(
+            connection.get_database_backend(),
+            "UPDATE figures SET status = $1, review_reason = $2, reviewed_by = $3, reviewed_at = $4 \
+             WHERE figure_id = $5 AND status = 'quarantined'",
+            [
+                status.into(),
+                reason.into(),
+                reviewer.into(),
+                instant_text(at).into(),
+                figure_id.into(),
+            ],
+        ))
+        .await?;
+    Ok(result.rows_affected() == 1)
 }

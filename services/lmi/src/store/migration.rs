@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
         migrations.push(Box::new(CreateKnownOccupations));
         migrations.push(Box::new(CreateSubmissions));
         migrations.push(Box::new(AddFigurePeriodMonths));
+        migrations.push(Box::new(AddFigureStatus));
         migrations
     }
 }
@@ -151,6 +152,39 @@ impl MigrationTrait for AddFigurePeriodMonths {
     }
 }
 
+/// Figures get a status (published, suppressed, quarantined for QA review, rejected by
+/// a reviewer) with the finding that held them and the review decision; SSCs get the
+/// flag that turns the change rule off for already-assured publishers.
+struct AddFigureStatus;
+
+impl MigrationName for AddFigureStatus {
+    fn name(&self) -> &str {
+        "m20261123_001004_lmi_figure_status"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddFigureStatus {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        for sql in [
+            "ALTER TABLE figures ADD COLUMN status TEXT NOT NULL DEFAULT 'published'",
+            "ALTER TABLE figures ADD COLUMN row_index BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE figures ADD COLUMN line BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE figures ADD COLUMN held_rule TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE figures ADD COLUMN held_message TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE figures ADD COLUMN review_reason TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE figures ADD COLUMN reviewed_by TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE figures ADD COLUMN reviewed_at TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX IF NOT EXISTS figures_held ON figures (status, recorded_at, figure_id)",
+            "ALTER TABLE sscs ADD COLUMN change_rule BOOLEAN NOT NULL DEFAULT TRUE",
+        ] {
+            db.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use careers_testkit::{postgres, sqlite::TestSqlite};
@@ -161,7 +195,10 @@ mod tests {
     /// Figures stored before the period columns existed get them from their period.
     async fn period_months_are_backfilled(url: &str) -> anyhow::Result<()> {
         let db = Database::connect(url).await?;
-        let before = Migrator::migrations().len() as u32 - 1;
+        let before = Migrator::migrations()
+            .iter()
+            .position(|migration| migration.name() == AddFigurePeriodMonths.name())
+            .expect("the migration is listed") as u32;
         Migrator::up(&db, Some(before)).await?;
         db.execute_unprepared(
             "INSERT INTO figures (figure_id, submission_id, soc_code, region, measure, breakdown, \
