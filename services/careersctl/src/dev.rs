@@ -233,6 +233,19 @@ pub async fn run(data: &Path, nats_server: &Path, ports: &Ports) -> anyhow::Resu
         stop(children).await;
         return Err(error);
     }
+    eprintln!("Loading the ONS figures through lmi (the first run takes a minute or two)...");
+    let signer = careers_platform::identity::IdentitySigner::from_pem(
+        &std::fs::read(&internal_pem)?,
+        "dev-internal-1",
+    )?;
+    let (occupations_port, lmi_port) = (ports.services[0].0, ports.services[1].0);
+    match crate::ons_seed::push(Path::new("seeds"), lmi_port, occupations_port, &signer).await {
+        Ok(summary) => eprintln!("{summary}"),
+        Err(error) => {
+            stop(children).await;
+            return Err(error.context("loading the ONS figures"));
+        }
+    }
     println!("Gateway: {gateway_url}  (logs in {})", logs.display());
     println!("Development tokens (12 h; more with ./bin/careersctl token --role R):");
     let mut publisher = String::new();

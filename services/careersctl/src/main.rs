@@ -8,6 +8,7 @@
 
 mod dev;
 mod keys;
+mod ons_seed;
 
 use std::{path::PathBuf, process::ExitCode};
 

@@ -4,11 +4,13 @@
 //! - [`submit`]: the one submission pipeline (validate, record, publish).
 //! - [`grpc`]: the `careers.lmi.v1.LmiService` handlers.
 //! - [`store`]: submissions, figures, the SSC registry and `known_occupations`.
+//! - [`ons`]: the real ONS figures in `seeds/lmi/` as submissions from `ons`.
 //! - [`events`]: the handler keeping `known_occupations` from `OccupationUpserted`.
 
 pub mod domain;
 pub mod events;
 pub mod grpc;
+pub mod ons;
 pub mod store;
 pub mod submit;
 

@@ -66,11 +66,12 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
         .take()
         .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // The first run loads the ONS figures (about 105,000 rows) before it is ready.
+    let deadline = Instant::now() + Duration::from_secs(600);
     let url = loop {
         let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
             .await
-            .map_err(|_| anyhow::anyhow!("no ready line within 120 s"))??
+            .map_err(|_| anyhow::anyhow!("no ready line within 600 s"))??
             .ok_or_else(|| anyhow::anyhow!("careersctl dev ended before it was ready"))?;
         if let Some(url) = line.strip_prefix("careers is ready at ") {
             break url.to_owned();
@@ -82,6 +83,62 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
         more.is_err(),
         "careersctl dev wrote after the ready line: {more:?}"
     );
+
+    // The real ONS pay is on the occupation, with its source; nothing waits for review.
+    let port: u16 = url.rsplit(':').next().unwrap_or_default().parse()?;
+    let token = |role: &'static str| {
+        let home = home.path().to_owned();
+        async move {
+            let output = Command::new("bin/careersctl")
+                .args(["token", "--role", role])
+                .current_dir(home)
+                .output()
+                .await?;
+            anyhow::ensure!(output.status.success(), "careersctl token failed");
+            let printed = String::from_utf8(output.stdout)?;
+            Ok::<_, anyhow::Error>(printed.lines().last().unwrap_or_default().to_owned())
+        }
+    };
+    let get = |path: &'static str, token: String| async move {
+        let authorization = format!("Bearer {token}");
+        tokio::task::spawn_blocking(move || {
+            careers_testkit::http::request(
+                port,
+                "GET",
+                path,
+                &[("Authorization", authorization.as_str())],
+                b"",
+            )
+        })
+        .await?
+    };
+    let occupation = get("/v1/occupations/2134", token("adviser").await?).await?;
+    let occupation: serde_json::Value = serde_json::from_str(&occupation.body)?;
+    let median = |breakdown: &str| {
+        occupation["lmi"]["figures"]
+            .as_array()
+            .and_then(|figures| {
+                figures.iter().find(|figure| {
+                    figure["measure"] == "median_annual_pay"
+                        && figure["region"] == "K02000001"
+                        && figure["breakdown"] == breakdown
+                })
+            })
+            .cloned()
+            .unwrap_or_default()
+    };
+    for (breakdown, value) in [("full_time", 54669.0), ("all", 53501.0)] {
+        let figure = median(breakdown);
+        assert_eq!(figure["value"], value, "{breakdown}: {occupation}");
+        assert_eq!(
+            figure["source"], "ONS ASHE 2024 provisional, Table 14.7a",
+            "{breakdown}: {figure}"
+        );
+    }
+    let queue = get("/v1/lmi/review", token("qa_reviewer").await?).await?;
+    assert_eq!(queue.status, 200, "{}", queue.body);
+    let queue: serde_json::Value = serde_json::from_str(&queue.body)?;
+    assert_eq!(queue["items"].as_array().map(Vec::len), Some(0), "{queue}");
 
     let script = walk_through()?.replace("http://127.0.0.1:8080", &url);
     let output = Command::new("bash")
