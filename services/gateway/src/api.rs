@@ -2,7 +2,7 @@
 //! internal identity token, gRPC statuses turned into problem+json.
 //!
 //! - `GET /v1/occupations/{soc}`: any authenticated role.
-//! - the list routes, in [`crate::listings`].
+//! - the list routes, in [`crate::listings`]; the SSC registry, in [`crate::registry`].
 //! - `POST /v1/lmi/submissions`: `ssc_publisher`; JSON `{"submission_key","rows"}` or
 //!   `text/csv` with `?submission_key=`; `?dry_run=true` records nothing.
 
@@ -27,7 +27,7 @@ use careers_proto::careers::{
 };
 use serde::Deserialize;
 
-use crate::listings;
+use crate::{listings, registry};
 use serde_json::{Value, json};
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
@@ -58,6 +58,11 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/lmi/figures", get(listings::figures))
         .route("/v1/lmi/review", get(listings::review))
         .route("/v1/lmi/review/{row_id}/{decision}", post(listings::decide))
+        .route("/v1/lmi/sscs", get(registry::list).post(registry::create))
+        .route(
+            "/v1/lmi/sscs/{id}",
+            get(registry::get_one).put(registry::replace),
+        )
         .route("/v1/lmi/submissions/{id}", get(submission_by_id))
         .route("/v1/lmi/submissions/{id}/delta", get(submission_delta))
         .route(

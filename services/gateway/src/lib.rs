@@ -10,6 +10,7 @@
 
 pub mod api;
 mod listings;
+mod registry;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 

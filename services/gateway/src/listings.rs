@@ -14,8 +14,8 @@ use axum::{
 };
 use careers_proto::careers::{
     lmi::v1::{
-        FigureView, ListFiguresRequest, ListReviewRequest, PublishedFigure, ReviewDecision,
-        lmi_service_client::LmiServiceClient,
+        ApproveFigureRequest, FigureView, ListFiguresRequest, ListReviewRequest, PublishedFigure,
+        RejectFigureRequest, lmi_service_client::LmiServiceClient,
     },
     occupations::v1::{
         ListOccupationsRequest, occupations_service_client::OccupationsServiceClient,
@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use crate::api::{ApiState, Problem, authenticate, upstream_request};
 
 /// The query, or a 400 naming what is wrong with it (an unknown parameter included).
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
     query.map(|Query(query)| query).map_err(|rejection| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -38,7 +38,7 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
     })
 }
 
-fn page(items: Vec<Value>, next_cursor: String) -> Response {
+pub(crate) fn page(items: Vec<Value>, next_cursor: String) -> Response {
     let next_cursor = (!next_cursor.is_empty()).then_some(next_cursor);
     Json(json!({"items": items, "next_cursor": next_cursor})).into_response()
 }
@@ -69,9 +69,9 @@ pub(crate) fn figure_json(figure: PublishedFigure) -> Value {
 #[serde(deny_unknown_fields)]
 pub(crate) struct PageQuery {
     #[serde(default)]
-    cursor: String,
+    pub(crate) cursor: String,
     #[serde(default)]
-    limit: u32,
+    pub(crate) limit: u32,
 }
 
 /// `GET /v1/lmi/review` (`qa_reviewer`): held figures, oldest first, each with the
@@ -140,15 +140,25 @@ pub(crate) async fn decide(
             )
         })?
     };
-    let message = ReviewDecision {
-        figure_id: row_id,
-        reason: body.reason,
-    };
     let mut client = LmiServiceClient::new(state.lmi.clone());
-    let request = upstream_request(&state, &caller, message)?;
-    let reviewed = match decision.as_str() {
-        "approve" => client.approve_figure(request).await,
-        "reject" => client.reject_figure(request).await,
+    let (figure_id, reason) = (row_id, body.reason);
+    let answer = match decision.as_str() {
+        "approve" => client
+            .approve_figure(upstream_request(
+                &state,
+                &caller,
+                ApproveFigureRequest { figure_id, reason },
+            )?)
+            .await
+            .map(|response| response.into_inner().reviewed),
+        "reject" => client
+            .reject_figure(upstream_request(
+                &state,
+                &caller,
+                RejectFigureRequest { figure_id, reason },
+            )?)
+            .await
+            .map(|response| response.into_inner().reviewed),
         _ => {
             return Err(Problem::new(
                 StatusCode::NOT_FOUND,
@@ -156,9 +166,10 @@ pub(crate) async fn decide(
                 "no such route: use approve or reject",
             ));
         }
-    }
-    .map_err(|status| Problem::from_status(&status))?
-    .into_inner();
+    };
+    let reviewed = answer
+        .map_err(|status| Problem::from_status(&status))?
+        .unwrap_or_default();
     let mut body = reviewed.figure.map(figure_json).unwrap_or_default();
     body["row_id"] = body["figure_id"].clone();
     body["status"] = reviewed.status.into();

@@ -3,10 +3,12 @@
 use careers_eventbus::RelayWaker;
 use careers_platform::{cursor::Cursors, identity::caller};
 use careers_proto::careers::lmi::v1::{
-    FigureRow, FigureView, GetSubmissionRequest, GetSubmissionResponse, HeldFigure,
-    ListFiguresRequest, ListFiguresResponse, ListReviewRequest, ListReviewResponse,
-    PublishedFigure, ReportEntry, ReviewDecision, ReviewedFigure, SubmitFiguresRequest,
-    SubmitFiguresResponse, lmi_service_server::LmiService, submit_figures_request::Part,
+    ApproveFigureRequest, ApproveFigureResponse, CreateSscRequest, CreateSscResponse, FigureRow,
+    FigureView, GetSscRequest, GetSscResponse, GetSubmissionRequest, GetSubmissionResponse,
+    HeldFigure, ListFiguresRequest, ListFiguresResponse, ListReviewRequest, ListReviewResponse,
+    ListSscsRequest, ListSscsResponse, PublishedFigure, RejectFigureRequest, RejectFigureResponse,
+    ReportEntry, SubmitFiguresRequest, SubmitFiguresResponse, UpdateSscRequest, UpdateSscResponse,
+    lmi_service_server::LmiService, submit_figures_request::Part,
 };
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -17,7 +19,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::{
     LmiError,
     domain::{self, Row},
-    store::{figures, submissions},
+    registry,
+    store::{figures, sscs, submissions},
     submit,
 };
 
@@ -161,14 +164,14 @@ fn figures_query(
     Ok((filter, after, limit))
 }
 
-fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+pub(crate) fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: at.timestamp(),
         nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
     }
 }
 
-fn to_published(record: figures::Record) -> PublishedFigure {
+pub(crate) fn to_published(record: figures::Record) -> PublishedFigure {
     let suppressed = record.status == "suppressed";
     PublishedFigure {
         received_at: Some(timestamp(record.recorded_at)),
@@ -204,6 +207,26 @@ fn to_held(record: figures::Record) -> HeldFigure {
     HeldFigure {
         figure: Some(to_published(record)),
         findings: vec![finding],
+    }
+}
+
+fn require_operator(identity: &careers_platform::identity::Identity) -> Result<(), LmiError> {
+    if identity.has_role("operator") {
+        Ok(())
+    } else {
+        Err(LmiError::RoleRequired("operator"))
+    }
+}
+
+/// A page size: 0 means the default; over the maximum is refused.
+fn page_limit(limit: u32) -> Result<u32, LmiError> {
+    match limit {
+        0 => Ok(DEFAULT_LIMIT),
+        limit if limit <= MAX_LIMIT => Ok(limit),
+        limit => Err(LmiError::InvalidQuery(vec![(
+            "limit",
+            format!("{limit} is over the maximum of {MAX_LIMIT}"),
+        )])),
     }
 }
 
@@ -332,17 +355,7 @@ impl LmiService for Handlers {
     ) -> Result<Response<ListReviewResponse>, Status> {
         require_reviewer(caller(&request)?)?;
         let request = request.into_inner();
-        let limit = match request.limit {
-            0 => DEFAULT_LIMIT,
-            limit if limit <= MAX_LIMIT => limit,
-            limit => {
-                return Err(LmiError::InvalidQuery(vec![(
-                    "limit",
-                    format!("{limit} is over the maximum of {MAX_LIMIT}"),
-                )])
-                .into());
-            }
-        };
+        let limit = page_limit(request.limit)?;
         const SCOPE: &str = "review";
         let after: Option<(String, String)> = if request.cursor.is_empty() {
             None
@@ -376,106 +389,131 @@ impl LmiService for Handlers {
 
     async fn approve_figure(
         &self,
-        request: Request<ReviewDecision>,
-    ) -> Result<Response<ReviewedFigure>, Status> {
+        request: Request<ApproveFigureRequest>,
+    ) -> Result<Response<ApproveFigureResponse>, Status> {
         let reviewer = caller(&request)?.clone();
         require_reviewer(&reviewer)?;
         let decision = request.into_inner();
-        let reviewed = review::decide(&self.db, &self.waker, &reviewer, decision, true).await?;
-        Ok(Response::new(reviewed))
+        let reviewed = crate::review::decide(
+            &self.db,
+            &self.waker,
+            &reviewer,
+            &decision.figure_id,
+            &decision.reason,
+            true,
+        )
+        .await?;
+        Ok(Response::new(ApproveFigureResponse {
+            reviewed: Some(reviewed),
+        }))
     }
 
     async fn reject_figure(
         &self,
-        request: Request<ReviewDecision>,
-    ) -> Result<Response<ReviewedFigure>, Status> {
+        request: Request<RejectFigureRequest>,
+    ) -> Result<Response<RejectFigureResponse>, Status> {
         let reviewer = caller(&request)?.clone();
         require_reviewer(&reviewer)?;
         let decision = request.into_inner();
         if decision.reason.trim().is_empty() {
             return Err(LmiError::ReasonRequired.into());
         }
-        let reviewed = review::decide(&self.db, &self.waker, &reviewer, decision, false).await?;
-        Ok(Response::new(reviewed))
-    }
-}
-
-/// QA decisions on held figures.
-mod review {
-    use careers_eventbus::{RelayWaker, enqueue};
-    use careers_platform::identity::Identity;
-    use careers_proto::careers::lmi::{
-        events::v1::FiguresPublished,
-        v1::{ReviewDecision, ReviewedFigure},
-    };
-    use chrono::Utc;
-    use sea_orm::DatabaseConnection;
-
-    use crate::{LmiError, domain::Row, store::figures, submit::published_figure};
-
-    /// Approves (publishing it, in the same transaction) or rejects a held figure.
-    pub async fn decide(
-        db: &DatabaseConnection,
-        waker: &RelayWaker,
-        reviewer: &Identity,
-        decision: ReviewDecision,
-        approve: bool,
-    ) -> Result<ReviewedFigure, LmiError> {
-        let status = if approve { "published" } else { "rejected" };
-        let now = Utc::now();
-        let txn = careers_eventbus::begin_write(db).await?;
-        let decided = figures::decide(
-            &txn,
+        let reviewed = crate::review::decide(
+            &self.db,
+            &self.waker,
+            &reviewer,
             &decision.figure_id,
-            status,
-            decision.reason.trim(),
-            &reviewer.sub,
-            now,
+            &decision.reason,
+            false,
         )
         .await?;
-        let record = figures::by_id(&txn, &decision.figure_id)
-            .await?
-            .ok_or_else(|| LmiError::FigureNotFound(decision.figure_id.clone()))?;
-        if !decided {
-            // Held figures only: one never held is not in the queue at all.
-            if record.reviewed_by.is_empty() {
-                return Err(LmiError::FigureNotFound(decision.figure_id));
-            }
-            return Err(LmiError::AlreadyDecided(decision.figure_id, record.status));
+        Ok(Response::new(RejectFigureResponse {
+            reviewed: Some(reviewed),
+        }))
+    }
+
+    async fn list_sscs(
+        &self,
+        request: Request<ListSscsRequest>,
+    ) -> Result<Response<ListSscsResponse>, Status> {
+        require_operator(caller(&request)?)?;
+        let request = request.into_inner();
+        let limit = page_limit(request.limit)?;
+        const SCOPE: &str = "sscs";
+        let after: Option<String> = if request.cursor.is_empty() {
+            None
+        } else {
+            Some(
+                self.cursors
+                    .decode(SCOPE, &request.cursor)
+                    .map_err(|_| LmiError::BadCursor)?,
+            )
+        };
+        let mut entries = sscs::page(&self.db, after.as_deref(), u64::from(limit) + 1)
+            .await
+            .map_err(LmiError::from)?;
+        let more = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
+        let next_cursor = match entries.last() {
+            Some(last) if more => self.cursors.encode(SCOPE, &last.id),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListSscsResponse {
+            items: entries.into_iter().map(registry::message_of).collect(),
+            next_cursor,
+        }))
+    }
+
+    async fn get_ssc(
+        &self,
+        request: Request<GetSscRequest>,
+    ) -> Result<Response<GetSscResponse>, Status> {
+        require_operator(caller(&request)?)?;
+        let id = request.into_inner().id;
+        let entry = sscs::get(&self.db, &id)
+            .await
+            .map_err(LmiError::from)?
+            .ok_or(LmiError::SscNotFound(id))?;
+        Ok(Response::new(GetSscResponse {
+            ssc: Some(registry::message_of(entry)),
+        }))
+    }
+
+    async fn create_ssc(
+        &self,
+        request: Request<CreateSscRequest>,
+    ) -> Result<Response<CreateSscResponse>, Status> {
+        let operator = caller(&request)?.clone();
+        require_operator(&operator)?;
+        let entry = registry::entry_of(request.into_inner().ssc)?;
+        if !sscs::insert(&self.db, &entry)
+            .await
+            .map_err(LmiError::from)?
+        {
+            return Err(LmiError::SscExists(entry.id).into());
         }
-        if approve {
-            let row = Row {
-                soc_code: record.soc_code.clone(),
-                region: record.region.clone(),
-                period: record.period.clone(),
-                measure: record.measure.clone(),
-                value: record.value,
-                unit: record.unit.clone(),
-                source: record.source.clone(),
-                breakdown: record.breakdown.clone(),
-                horizon: record.horizon.clone(),
-                ..Row::default()
-            };
-            // Its original recorded_at: a newer figure accepted meanwhile still wins the merge.
-            let figure =
-                published_figure(record.figure_id.clone(), &row, record.recorded_at, false);
-            let event = FiguresPublished {
-                soc_code: record.soc_code.clone(),
-                submission_id: record.submission_id.clone(),
-                ssc: record.ssc.clone(),
-                figures: vec![figure],
-            };
-            enqueue(&txn, &record.soc_code, 0, &event).await?;
+        tracing::info!(ssc = %entry.id, operator = %operator.sub, "SSC registered");
+        Ok(Response::new(CreateSscResponse {
+            ssc: Some(registry::message_of(entry)),
+        }))
+    }
+
+    async fn update_ssc(
+        &self,
+        request: Request<UpdateSscRequest>,
+    ) -> Result<Response<UpdateSscResponse>, Status> {
+        let operator = caller(&request)?.clone();
+        require_operator(&operator)?;
+        let entry = registry::entry_of(request.into_inner().ssc)?;
+        if !sscs::update(&self.db, &entry)
+            .await
+            .map_err(LmiError::from)?
+        {
+            return Err(LmiError::SscNotFound(entry.id).into());
         }
-        txn.commit().await?;
-        waker.wake();
-        tracing::info!(figure = %record.figure_id, status, reviewer = %reviewer.sub, "review decision recorded");
-        Ok(ReviewedFigure {
-            status: record.status.clone(),
-            reason: record.review_reason.clone(),
-            reviewed_by: record.reviewed_by.clone(),
-            reviewed_at: Some(super::timestamp(now)),
-            figure: Some(super::to_published(record)),
-        })
+        tracing::info!(ssc = %entry.id, operator = %operator.sub, "SSC updated");
+        Ok(Response::new(UpdateSscResponse {
+            ssc: Some(registry::message_of(entry)),
+        }))
     }
 }

@@ -5,12 +5,16 @@
 //! - [`grpc`]: the `careers.lmi.v1.LmiService` handlers.
 //! - [`store`]: submissions, figures, the SSC registry and `known_occupations`.
 //! - [`ons`]: the real ONS figures in `seeds/lmi/` as submissions from `ons`.
+//! - [`registry`]: the SSC registry, managed by operators.
+//! - [`review`]: QA decisions on held figures.
 //! - [`events`]: the handler keeping `known_occupations` from `OccupationUpserted`.
 
 pub mod domain;
 pub mod events;
 pub mod grpc;
 pub mod ons;
+pub mod registry;
+pub mod review;
 pub mod store;
 pub mod submit;
 
@@ -91,6 +95,12 @@ pub enum LmiError {
     InvalidQuery(Vec<(&'static str, String)>),
     #[error("the cursor is not one this listing issued; start again without it")]
     BadCursor,
+    #[error("no SSC {0} is registered")]
+    SscNotFound(String),
+    #[error("SSC {0} is already registered")]
+    SscExists(String),
+    #[error("{}", .0.iter().map(|(field, problem)| format!("{field}: {problem}")).collect::<Vec<_>>().join("; "))]
+    InvalidSsc(Vec<(&'static str, String)>),
     #[error("no figure {0} is held for review")]
     FigureNotFound(String),
     #[error("figure {0} was already {1}; a decision is final")]
@@ -122,7 +132,13 @@ impl From<LmiError> for Status {
             LmiError::InvalidKey => {
                 status::invalid_fields(message.clone(), &[("submission_key", message)])
             }
-            LmiError::InvalidQuery(fields) => status::invalid_fields(message, fields),
+            LmiError::InvalidQuery(fields) | LmiError::InvalidSsc(fields) => {
+                status::invalid_fields(message, fields)
+            }
+            LmiError::SscNotFound(_) => status::status(Code::NotFound, "not_found", message),
+            LmiError::SscExists(_) => {
+                status::status(Code::AlreadyExists, "already_exists", message)
+            }
             LmiError::BadCursor => status::status(Code::InvalidArgument, "bad_cursor", message),
             LmiError::HeaderFirst => {
                 status::status(Code::InvalidArgument, "malformed_submission", message)
@@ -196,10 +212,17 @@ impl Service for Lmi {
             let (id, name, footprint, synthetic, change_rule) = record
                 .map_err(|error| AppError::Service(format!("{}: {error}", path.display())))?;
             read += 1;
-            domain::Footprint::parse(&footprint).map_err(|reason| {
-                AppError::Service(format!("{}: SSC {id}: footprint {reason}", path.display()))
+            let entry = store::sscs::SscEntry {
+                id,
+                name,
+                footprint,
+                synthetic,
+                change_rule,
+            };
+            registry::check(&entry).map_err(|error| {
+                AppError::Service(format!("{}: SSC {}: {error}", path.display(), entry.id))
             })?;
-            if store::submissions::register_ssc(db, &id, &name, &footprint, synthetic, change_rule)
+            if store::sscs::insert(db, &entry)
                 .await
                 .map_err(|error| AppError::Service(error.to_string()))?
             {

@@ -18,7 +18,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     LmiError, ValidationSettings,
     domain::{self, Assessor, Outcome as RowOutcome, Policy, Row},
-    store::{figures, submissions},
+    store::{figures, sscs, submissions},
 };
 
 /// The longest submission key accepted.
@@ -45,7 +45,7 @@ pub async fn submit(
         return Err(LmiError::RoleRequired("ssc_publisher"));
     }
     let ssc = caller.ssc.clone().ok_or(LmiError::SscClaimMissing)?;
-    let entry = submissions::ssc(db, &ssc)
+    let entry = sscs::get(db, &ssc)
         .await?
         .ok_or_else(|| LmiError::UnknownSsc(ssc.clone()))?;
     let footprint = domain::Footprint::parse(&entry.footprint)

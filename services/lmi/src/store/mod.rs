@@ -3,4 +3,5 @@
 pub mod figures;
 pub mod known_occupations;
 pub mod migration;
+pub mod sscs;
 pub mod submissions;

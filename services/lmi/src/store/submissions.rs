@@ -1,55 +1,10 @@
-//! Submissions and the SSC registry.
+//! Submissions: each recorded once per (SSC, key) with its answer.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
 
 fn statement(connection: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(connection.get_database_backend(), sql, values)
-}
-
-/// An SSC's registry entry, as the pipeline needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SscEntry {
-    pub footprint: String,
-    pub change_rule: bool,
-}
-
-/// The registry entry of `ssc`, if it is registered.
-pub async fn ssc(connection: &impl ConnectionTrait, ssc: &str) -> Result<Option<SscEntry>, DbErr> {
-    connection
-        .query_one_raw(statement(
-            connection,
-            "SELECT footprint, change_rule FROM sscs WHERE id = $1",
-            vec![ssc.into()],
-        ))
-        .await?
-        .map(|row| {
-            Ok(SscEntry {
-                footprint: row.try_get_by_index(0)?,
-                change_rule: row.try_get_by_index(1)?,
-            })
-        })
-        .transpose()
-}
-
-/// Registers an SSC if it is not yet; returns whether it was new.
-pub async fn register_ssc(
-    connection: &impl ConnectionTrait,
-    id: &str,
-    name: &str,
-    footprint: &str,
-    synthetic: bool,
-    change_rule: bool,
-) -> Result<bool, DbErr> {
-    let result = connection
-        .execute_raw(statement(
-            connection,
-            "INSERT INTO sscs (id, name, footprint, synthetic, change_rule) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (id) DO NOTHING",
-            vec![id.into(), name.into(), footprint.into(), synthetic.into(), change_rule.into()],
-        ))
-        .await?;
-    Ok(result.rows_affected() == 1)
 }
 
 /// The stored answer of a submission by (ssc, key).
