@@ -30,9 +30,11 @@ use serde::Deserialize;
 use crate::{listings, registry};
 use serde_json::{Value, json};
 use tonic::{Code, transport::Channel};
+
 use tonic_types::StatusExt;
 
-/// The LMI JSON body limit; other routes keep the 1 MiB default.
+/// The LMI JSON body limit (CSV is streamed without one); other routes keep the 1 MiB
+/// default.
 const LMI_BODY_LIMIT: usize = 8 * 1024 * 1024;
 const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// The template's CSV columns; optional ones may be absent, unknown ones are an error.
@@ -65,9 +67,10 @@ pub fn routes(state: ApiState) -> Router {
         )
         .route("/v1/lmi/submissions/{id}", get(submission_by_id))
         .route("/v1/lmi/submissions/{id}/delta", get(submission_delta))
+        // The body is read by the handler: JSON capped, CSV streamed without a cap.
         .route(
             "/v1/lmi/submissions",
-            post(submission).layer(DefaultBodyLimit::max(LMI_BODY_LIMIT)),
+            post(submission).layer(DefaultBodyLimit::disable()),
         )
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
         .layer(axum::middleware::from_fn(trace_request))
@@ -354,8 +357,16 @@ fn bad_request(code: &str, detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::BAD_REQUEST, code, detail)
 }
 
-/// Reads the template CSV; the header is checked before any row.
-fn parse_csv(body: &[u8]) -> Result<Vec<FigureRow>, Problem> {
+/// Rows per gRPC message when a CSV is streamed to lmi.
+const CSV_CHUNK: usize = 1_000;
+
+/// Reads the template CSV as it arrives, handing rows to `sink` in chunks; the header is
+/// checked before any row. `sink` answers false when nobody listens any more. Returns
+/// the number of rows read.
+fn parse_csv(
+    body: impl std::io::Read,
+    mut sink: impl FnMut(Vec<FigureRow>) -> bool,
+) -> Result<u64, Problem> {
     let mut reader = csv::ReaderBuilder::new().from_reader(body);
     let header: Vec<String> = reader
         .headers()
@@ -380,7 +391,8 @@ fn parse_csv(body: &[u8]) -> Result<Vec<FigureRow>, Problem> {
             format!("the CSV header lacks the required column {missing:?}"),
         ));
     }
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(CSV_CHUNK);
+    let mut read = 0_u64;
     for record in reader.records() {
         let record = record.map_err(|error| {
             bad_request("malformed_csv", format!("unreadable CSV record: {error}"))
@@ -423,8 +435,96 @@ fn parse_csv(body: &[u8]) -> Result<Vec<FigureRow>, Problem> {
             quality: text("quality"),
             line,
         });
+        read += 1;
+        if rows.len() == CSV_CHUNK && !sink(std::mem::take(&mut rows)) {
+            return Ok(read);
+        }
     }
-    Ok(rows)
+    if !rows.is_empty() {
+        sink(rows);
+    }
+    Ok(read)
+}
+
+/// The body, or 413 once it passes `limit` bytes.
+async fn read_capped(body: axum::body::Body, limit: usize) -> Result<Bytes, Problem> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("a JSON submission is at most {limit} bytes; send CSV for more"),
+            )
+        } else {
+            bad_request(
+                "malformed_body",
+                format!("the body could not be read: {error}"),
+            )
+        }
+    })
+}
+
+/// Streams a CSV body to lmi as it arrives, a chunk of rows per message, with no total
+/// cap and never the whole file in memory. A record that cannot be read aborts the
+/// call before lmi sees the end of the stream, so nothing is recorded.
+async fn stream_csv(
+    state: &ApiState,
+    caller: &Identity,
+    lmi: &mut LmiServiceClient<Channel>,
+    header: SubmitFiguresRequest,
+    body: axum::body::Body,
+) -> Result<SubmitFiguresResponse, Problem> {
+    use futures::StreamExt;
+    use tokio_stream::wrappers::ReceiverStream;
+
+    let (chunks, received) = tokio::sync::mpsc::channel::<Option<Vec<FigureRow>>>(4);
+    let bytes = body
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other));
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(bytes));
+    let mut parser = tokio::task::spawn_blocking(move || {
+        let sent = parse_csv(reader, |rows| chunks.blocking_send(Some(rows)).is_ok());
+        if sent.is_err() {
+            // Never let the stream end cleanly after a bad record: lmi would take the
+            // rows so far as the whole submission.
+            let _ = chunks.blocking_send(None);
+        }
+        sent
+    });
+    let rows = ReceiverStream::new(received).then(|chunk| async move {
+        match chunk {
+            Some(rows) => SubmitFiguresRequest {
+                part: Some(Part::Rows(FigureRows { rows })),
+            },
+            None => std::future::pending().await,
+        }
+    });
+    let messages = futures::stream::once(async { header }).chain(rows);
+    let request = upstream_request(state, caller, messages)?;
+    let call = lmi.submit_figures(request);
+    tokio::pin!(call);
+    let mut parsed = false;
+    loop {
+        tokio::select! {
+            answer = &mut call => {
+                return Ok(answer.map_err(|status| Problem::from_status(&status))?.into_inner());
+            }
+            outcome = &mut parser, if !parsed => {
+                parsed = true;
+                match outcome {
+                    Ok(Ok(_)) => {}
+                    // Returning drops the call, which cancels it at lmi.
+                    Ok(Err(problem)) => return Err(problem),
+                    Err(error) => {
+                        tracing::error!(%error, "the CSV reader failed");
+                        return Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"));
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -438,7 +538,7 @@ async fn submission(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Query(query): Query<SubmissionQuery>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, Problem> {
     let caller = authenticate(&state, &headers)?;
     let content_type = headers
@@ -453,18 +553,36 @@ async fn submission(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    let (key, rows) = match content_type.as_str() {
+    let mut lmi = LmiServiceClient::new(state.lmi.clone())
+        .max_decoding_message_size(LMI_BODY_LIMIT * 4)
+        .max_encoding_message_size(LMI_BODY_LIMIT * 4);
+    let header = |submission_key: String| SubmitFiguresRequest {
+        part: Some(Part::Header(SubmissionHeader {
+            submission_key,
+            dry_run: query.dry_run,
+        })),
+    };
+    let answer = match content_type.as_str() {
         "application/json" => {
+            let body = read_capped(body, LMI_BODY_LIMIT).await?;
             let parsed: JsonSubmission = serde_json::from_slice(&body).map_err(|error| {
                 bad_request(
                     "malformed_json",
                     format!("the body is not a submission: {error}"),
                 )
             })?;
-            (
-                parsed.submission_key,
-                parsed.rows.into_iter().map(FigureRow::from).collect(),
-            )
+            let rows = parsed.rows.into_iter().map(FigureRow::from).collect();
+            let messages = [
+                header(parsed.submission_key),
+                SubmitFiguresRequest {
+                    part: Some(Part::Rows(FigureRows { rows })),
+                },
+            ];
+            let request = upstream_request(&state, &caller, tokio_stream::iter(messages))?;
+            lmi.submit_figures(request)
+                .await
+                .map_err(|status| Problem::from_status(&status))?
+                .into_inner()
         }
         "text/csv" => {
             let key = query.submission_key.clone().ok_or_else(|| {
@@ -473,7 +591,7 @@ async fn submission(
                     "a CSV submission needs ?submission_key=",
                 )
             })?;
-            (key, parse_csv(&body)?)
+            stream_csv(&state, &caller, &mut lmi, header(key), body).await?
         }
         other => {
             return Err(Problem::new(
@@ -483,25 +601,6 @@ async fn submission(
             ));
         }
     };
-    let messages = vec![
-        SubmitFiguresRequest {
-            part: Some(Part::Header(SubmissionHeader {
-                submission_key: key,
-                dry_run: query.dry_run,
-            })),
-        },
-        SubmitFiguresRequest {
-            part: Some(Part::Rows(FigureRows { rows })),
-        },
-    ];
-    let request = upstream_request(&state, &caller, tokio_stream::iter(messages))?;
-    let answer: SubmitFiguresResponse = LmiServiceClient::new(state.lmi.clone())
-        .max_decoding_message_size(LMI_BODY_LIMIT * 4)
-        .max_encoding_message_size(LMI_BODY_LIMIT * 4)
-        .submit_figures(request)
-        .await
-        .map_err(|status| Problem::from_status(&status))?
-        .into_inner();
     let body = submission_json(answer.submission.unwrap_or_default(), query.dry_run);
     let status = if query.dry_run {
         StatusCode::OK
@@ -657,11 +756,43 @@ async fn submission_delta(
 mod tests {
     use super::*;
 
+    fn parse_all(body: &[u8]) -> Result<Vec<FigureRow>, Problem> {
+        let mut all = Vec::new();
+        parse_csv(body, |rows| {
+            all.extend(rows);
+            true
+        })?;
+        Ok(all)
+    }
+
+    #[test]
+    fn rows_arrive_in_chunks_and_a_bad_record_stops_the_stream_naming_it() {
+        let header = "soc_code,region,period,measure,value,unit,source\n";
+        let row = "2134,K02000001,2024,median_annual_pay,54669,GBP,ONS\n";
+        let mut csv = header.to_owned();
+        for _ in 0..2_500 {
+            csv.push_str(row);
+        }
+        let mut chunks = Vec::new();
+        let read = parse_csv(csv.as_bytes(), |rows| {
+            chunks.push(rows.len());
+            true
+        })
+        .unwrap();
+        assert_eq!((read, chunks), (2_500, vec![1_000, 1_000, 500]));
+
+        let mut broken = csv.into_bytes();
+        broken.extend_from_slice(b"2134,K02000001,2024,median_annual_pay,\xff\xfe,GBP,ONS\n");
+        let error = parse_all(&broken).unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert!(error.detail.contains("2502"), "{}", error.detail);
+    }
+
     #[test]
     fn a_csv_with_the_template_header_parses_with_lines() {
         let csv = "soc_code,region,period,measure,value,unit,source,breakdown\n\
                    2134,K02000001,2024,median_annual_pay,54669,GBP,ONS ASHE 2024,full_time\n";
-        let rows = parse_csv(csv.as_bytes()).unwrap();
+        let rows = parse_all(csv.as_bytes()).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(
             (rows[0].soc_code.as_str(), rows[0].value, rows[0].line),
@@ -671,10 +802,10 @@ mod tests {
 
     #[test]
     fn a_csv_with_a_wrong_header_is_refused_naming_the_column() {
-        let error = parse_csv(b"soc,region\n2134,K02000001\n").unwrap_err();
+        let error = parse_all(b"soc,region\n2134,K02000001\n").unwrap_err();
         assert_eq!(error.status, StatusCode::BAD_REQUEST);
         assert!(error.detail.contains("\"soc\""), "{}", error.detail);
-        let error = parse_csv(b"soc_code,region\n").unwrap_err();
+        let error = parse_all(b"soc_code,region\n").unwrap_err();
         assert!(error.detail.contains("period"), "{}", error.detail);
     }
 }
