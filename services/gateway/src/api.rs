@@ -295,6 +295,15 @@ async fn occupation(
         "minor_group": occupation.minor_group,
         "description": occupation.description,
         "tasks": occupation.tasks,
+        "employment": occupation.employment.map(|employment| json!({
+            "value": employment.value, "lower_bound": employment.lower_bound,
+            "suppressed_sections": employment.suppressed_sections,
+            "period": employment.period, "source": employment.source,
+        })),
+        "sectors": occupation.sectors.into_iter().map(|sector| json!({
+            "section": sector.section, "title": sector.title, "employment": sector.employment,
+            "share": sector.share, "period": sector.period, "source": sector.source,
+        })).collect::<Vec<_>>(),
         "lmi": {"figures": figures},
         "version": occupation.version,
         "attribution": occupation.attribution,

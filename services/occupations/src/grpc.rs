@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     OccupationsError,
     store::{figures, occupations},
+    summary,
 };
 
 /// Where the catalogue text comes from; shown with every occupation.
@@ -38,7 +39,10 @@ fn check_soc_code(code: &str) -> Result<(), OccupationsError> {
 
 fn to_proto(row: occupations::Model, figures: Vec<figures::Model>) -> Occupation {
     let content = row.content();
+    let (employment, sectors) = (summary::employment(&figures), summary::sectors(&figures));
     Occupation {
+        employment,
+        sectors,
         soc_code: content.soc_code,
         title: content.title,
         major_group: content.major_group,

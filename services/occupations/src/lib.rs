@@ -9,6 +9,7 @@ pub mod events;
 pub mod grpc;
 pub mod seed;
 pub mod store;
+pub mod summary;
 
 use std::path::Path;
 

@@ -135,6 +135,28 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
             "{breakdown}: {figure}"
         );
     }
+    // APS 2024: the reported sections add up to 552,293, five sections suppressed.
+    let employment = &occupation["employment"];
+    assert_eq!(
+        (
+            &employment["value"],
+            &employment["lower_bound"],
+            &employment["suppressed_sections"],
+            &employment["period"]
+        ),
+        (
+            &serde_json::json!(552293.0),
+            &serde_json::json!(true),
+            &serde_json::json!(5),
+            &serde_json::json!("2024")
+        ),
+        "{employment}"
+    );
+    assert_eq!(occupation["sectors"][0]["section"], "J", "{occupation}");
+    assert_eq!(
+        occupation["sectors"][0]["employment"], 275177.0,
+        "{occupation}"
+    );
     let queue = get("/v1/lmi/review", token("qa_reviewer").await?).await?;
     assert_eq!(queue.status, 200, "{}", queue.body);
     let queue: serde_json::Value = serde_json::from_str(&queue.body)?;
