@@ -135,16 +135,19 @@ pub async fn submit(
         submission.encode_to_vec(),
     )
     .await?;
-    let mut by_soc: BTreeMap<&str, Vec<PublishedFigure>> = BTreeMap::new();
-    for (index, row, outcome, held) in kept {
-        let figure_id = uuid::Uuid::now_v7().to_string();
-        figures::insert(
-            &txn,
-            figures::NewFigure {
-                figure_id: &figure_id,
+    let ids: Vec<String> = kept
+        .iter()
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let stored: Vec<figures::NewFigure<'_>> = kept
+        .iter()
+        .zip(&ids)
+        .map(
+            |((index, row, outcome, held), figure_id)| figures::NewFigure {
+                figure_id,
                 submission_id: &submission.id,
                 row,
-                row_index: index,
+                row_index: *index,
                 status: outcome.status(),
                 held: held
                     .as_ref()
@@ -152,8 +155,11 @@ pub async fn submit(
                 recorded_at: now,
             },
         )
-        .await?;
-        if outcome == RowOutcome::Quarantined {
+        .collect();
+    figures::insert_many(&txn, &stored).await?;
+    let mut by_soc: BTreeMap<&str, Vec<PublishedFigure>> = BTreeMap::new();
+    for ((_, row, outcome, _), figure_id) in kept.iter().zip(ids) {
+        if *outcome == RowOutcome::Quarantined {
             continue;
         }
         by_soc
@@ -163,7 +169,7 @@ pub async fn submit(
                 figure_id,
                 row,
                 now,
-                outcome == RowOutcome::Suppressed,
+                *outcome == RowOutcome::Suppressed,
             ));
     }
     for (soc_code, figures) in by_soc {

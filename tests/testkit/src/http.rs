@@ -40,7 +40,8 @@ pub fn request(
     body: &[u8],
 ) -> anyhow::Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    // Generous: a large submission on a slow machine takes seconds; a hang still ends.
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",

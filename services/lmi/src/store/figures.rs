@@ -25,21 +25,54 @@ pub struct NewFigure<'a> {
     pub recorded_at: DateTime<Utc>,
 }
 
-/// Stores a figure.
-pub async fn insert(connection: &impl ConnectionTrait, figure: NewFigure<'_>) -> Result<(), DbErr> {
-    let row = figure.row;
-    let months = careers_proto::period::months(&row.period)
-        .ok_or_else(|| DbErr::Custom(format!("unchecked period {:?}", row.period)))?;
-    let (held_rule, held_message) = figure.held.unwrap_or(("", ""));
+/// Figures per INSERT on PostgreSQL: many rows per statement is several times faster
+/// than one each, and 500 rows of 21 values stay under its parameter limit.
+const INSERT_BATCH: usize = 500;
+/// On SQLite binding slows down with thousands of parameters in one statement.
+const SQLITE_INSERT_BATCH: usize = 50;
+const INSERT_COLUMNS: [&str; 21] = [
+    "figure_id",
+    "submission_id",
+    "soc_code",
+    "region",
+    "measure",
+    "breakdown",
+    "period",
+    "value",
+    "unit",
+    "source",
+    "horizon",
+    "sample_size",
+    "quality",
+    "recorded_at",
+    "period_first",
+    "period_last",
+    "status",
+    "row_index",
+    "line",
+    "held_rule",
+    "held_message",
+];
+
+/// Stores figures, many per statement.
+pub async fn insert_many(
+    connection: &impl ConnectionTrait,
+    figures: &[NewFigure<'_>],
+) -> Result<(), DbErr> {
     let whole = |number: u64| i64::try_from(number).unwrap_or(i64::MAX);
-    connection
-        .execute_raw(Statement::from_sql_and_values(
-            connection.get_database_backend(),
-            "INSERT INTO figures (figure_id, submission_id, soc_code, region, measure, breakdown, period, value, \
-             unit, source, horizon, sample_size, quality, recorded_at, period_first, period_last, status, \
-             row_index, line, held_rule, held_message) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-            [
+    let batch_size = match connection.get_database_backend() {
+        sea_orm::DatabaseBackend::Sqlite => SQLITE_INSERT_BATCH,
+        _ => INSERT_BATCH,
+    };
+    for batch in figures.chunks(batch_size) {
+        let mut values = Values(Vec::with_capacity(batch.len() * INSERT_COLUMNS.len()));
+        let mut tuples = Vec::with_capacity(batch.len());
+        for figure in batch {
+            let row = figure.row;
+            let months = careers_proto::period::months(&row.period)
+                .ok_or_else(|| DbErr::Custom(format!("unchecked period {:?}", row.period)))?;
+            let (held_rule, held_message) = figure.held.unwrap_or(("", ""));
+            let row_values: [Value; 21] = [
                 figure.figure_id.into(),
                 figure.submission_id.into(),
                 row.soc_code.clone().into(),
@@ -61,9 +94,26 @@ pub async fn insert(connection: &impl ConnectionTrait, figure: NewFigure<'_>) ->
                 whole(row.line).into(),
                 held_rule.into(),
                 held_message.into(),
-            ],
-        ))
-        .await?;
+            ];
+            let placeholders: Vec<String> = row_values
+                .into_iter()
+                .map(|value| values.push(value))
+                .collect();
+            tuples.push(format!("({})", placeholders.join(", ")));
+        }
+        let sql = format!(
+            "INSERT INTO figures ({}) VALUES {}",
+            INSERT_COLUMNS.join(", "),
+            tuples.join(", ")
+        );
+        connection
+            .execute_raw(Statement::from_sql_and_values(
+                connection.get_database_backend(),
+                sql,
+                values.0,
+            ))
+            .await?;
+    }
     Ok(())
 }
 
