@@ -61,7 +61,7 @@ fn post(port: u16, token: &str, body: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start_stack() -> anyhow::Result<(Stack, [postgres::TestDatabase; 2])> {
+pub async fn start_stack() -> anyhow::Result<(Stack, [postgres::TestDatabase; 2])> {
     let occupations = postgres::empty_database().await?;
     let lmi = postgres::empty_database().await?;
     let stack = Stack::start(occupations.url.clone(), lmi.url.clone()).await?;

@@ -6,10 +6,12 @@
 //! - `outbox`: events committed and published per second in bursts, beside the broker's
 //!   own async publish rate.
 //! - `first_flow` and `tracing`: the first flow's goals, in [`flow`].
+//! - `ingest`: a 200,000-row CSV submission beside PostgreSQL COPY, in [`ingest`].
 //!
 //! `BENCH_SECONDS` shortens the timed runs (default 60).
 
 mod flow;
+mod ingest;
 mod recorder;
 
 use std::time::{Duration, Instant};
@@ -49,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|value| value.parse().ok())
         .unwrap_or(60);
     let samples = recorder::install();
-    const BENCHES: [&str; 4] = ["propagation", "outbox", "first_flow", "tracing"];
+    const BENCHES: [&str; 5] = ["propagation", "outbox", "first_flow", "tracing", "ingest"];
     if let Some(name) = &only
         && !BENCHES.contains(&name.as_str())
     {
@@ -64,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
             "outbox" => outbox().await?,
             "first_flow" => flow::first_flow().await?,
             "tracing" => flow::tracing(seconds).await?,
+            "ingest" => ingest::ingest().await?,
             _ => {}
         }
     }
