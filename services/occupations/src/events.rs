@@ -45,6 +45,7 @@ impl Handler for LmiFigures {
         let batch: FiguresPublished = event.decode().map_err(|error| {
             HandlerError::Rejected(format!("undecodable FiguresPublished: {error}"))
         })?;
+        let mut incoming = Vec::with_capacity(batch.figures.len());
         for figure in batch.figures {
             let recorded_at = figure
                 .recorded_at
@@ -60,24 +61,27 @@ impl Handler for LmiFigures {
                         figure.figure_id
                     ))
                 })?;
-            figures::merge(
-                txn,
-                &figures::Incoming {
-                    soc_code: figure.soc_code,
-                    measure: figure.measure,
-                    region: figure.region,
-                    breakdown: figure.breakdown,
-                    period: figure.period,
-                    value: figure.value,
-                    unit: figure.unit,
-                    source: figure.source,
-                    recorded_at,
-                    figure_id: figure.figure_id,
-                    suppressed: figure.suppressed,
-                },
-            )
-            .await?;
+            if figure.soc_code != batch.soc_code {
+                return Err(HandlerError::Rejected(format!(
+                    "figure {} is for {}, not the event's {}",
+                    figure.figure_id, figure.soc_code, batch.soc_code
+                )));
+            }
+            incoming.push(figures::Incoming {
+                soc_code: figure.soc_code,
+                measure: figure.measure,
+                region: figure.region,
+                breakdown: figure.breakdown,
+                period: figure.period,
+                value: figure.value,
+                unit: figure.unit,
+                source: figure.source,
+                recorded_at,
+                figure_id: figure.figure_id,
+                suppressed: figure.suppressed,
+            });
         }
+        figures::merge_many(txn, &batch.soc_code, incoming).await?;
         Ok(())
     }
 

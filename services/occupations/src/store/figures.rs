@@ -47,42 +47,68 @@ pub struct Incoming {
     pub suppressed: bool,
 }
 
-/// Keeps `figure` if it beats the one held for its key (or none is held).
-pub async fn merge(connection: &impl ConnectionTrait, figure: &Incoming) -> Result<(), DbErr> {
-    let existing = Entity::find_by_id((
-        figure.soc_code.clone(),
-        figure.measure.clone(),
-        figure.region.clone(),
-        figure.breakdown.clone(),
-    ))
-    .one(connection)
-    .await?;
-    if let Some(held) = &existing
-        && (
-            period::order_key(&held.period),
-            held.recorded_at,
-            held.figure_id.as_str(),
-        ) >= (
-            period::order_key(&figure.period),
-            figure.recorded_at,
-            figure.figure_id.as_str(),
-        )
-    {
-        return Ok(());
+/// The merge order: later period (by the month it ends), then later recorded_at, then
+/// higher figure id.
+fn rank<'a>(
+    period: &'a str,
+    recorded_at: DateTime<Utc>,
+    figure_id: &'a str,
+) -> ((String, &'a str), DateTime<Utc>, &'a str) {
+    (period::order_key(period), recorded_at, figure_id)
+}
+
+/// Rows per upsert statement (11 values each).
+const UPSERT_BATCH: usize = 100;
+
+/// Keeps each of `incoming` (one occupation's figures) that beats the one held for its
+/// key, or the others in the batch: one read of what the occupation holds, then upserts
+/// of the winners many rows per statement.
+pub async fn merge_many(
+    connection: &impl ConnectionTrait,
+    soc_code: &str,
+    incoming: Vec<Incoming>,
+) -> Result<(), DbErr> {
+    let held: std::collections::HashMap<(String, String, String), Model> =
+        for_occupation(connection, soc_code)
+            .await?
+            .into_iter()
+            .map(|model| {
+                (
+                    (
+                        model.measure.clone(),
+                        model.region.clone(),
+                        model.breakdown.clone(),
+                    ),
+                    model,
+                )
+            })
+            .collect();
+    let mut winners: std::collections::BTreeMap<(String, String, String), Incoming> =
+        std::collections::BTreeMap::new();
+    for figure in incoming {
+        let key = (
+            figure.measure.clone(),
+            figure.region.clone(),
+            figure.breakdown.clone(),
+        );
+        let candidate = rank(&figure.period, figure.recorded_at, &figure.figure_id);
+        let beaten_by_held = held
+            .get(&key)
+            .is_some_and(|held| rank(&held.period, held.recorded_at, &held.figure_id) >= candidate);
+        let beaten_in_batch = winners.get(&key).is_some_and(|other| {
+            rank(&other.period, other.recorded_at, &other.figure_id) >= candidate
+        });
+        if !beaten_by_held && !beaten_in_batch {
+            winners.insert(key, figure);
+        }
     }
-    let sql = if existing.is_some() {
-        "UPDATE lmi_figures SET period = $5, value = $6, unit = $7, source = $8, recorded_at = $9, \
-         figure_id = $10, suppressed = $11 \
-         WHERE soc_code = $1 AND measure = $2 AND region = $3 AND breakdown = $4"
-    } else {
-        "INSERT INTO lmi_figures (soc_code, measure, region, breakdown, period, value, unit, source, \
-         recorded_at, figure_id, suppressed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-    };
-    connection
-        .execute_raw(Statement::from_sql_and_values(
-            connection.get_database_backend(),
-            sql,
-            [
+    let winners: Vec<Incoming> = winners.into_values().collect();
+    for batch in winners.chunks(UPSERT_BATCH) {
+        let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 11);
+        let mut tuples = Vec::with_capacity(batch.len());
+        for figure in batch {
+            let first = values.len();
+            values.extend([
                 figure.soc_code.clone().into(),
                 figure.measure.clone().into(),
                 figure.region.clone().into(),
@@ -94,9 +120,29 @@ pub async fn merge(connection: &impl ConnectionTrait, figure: &Incoming) -> Resu
                 figure.recorded_at.into(),
                 figure.figure_id.clone().into(),
                 figure.suppressed.into(),
-            ],
-        ))
-        .await?;
+            ]);
+            let placeholders: Vec<String> = (first + 1..=values.len())
+                .map(|index| format!("${index}"))
+                .collect();
+            tuples.push(format!("({})", placeholders.join(", ")));
+        }
+        let sql = format!(
+            "INSERT INTO lmi_figures (soc_code, measure, region, breakdown, period, value, unit, \
+             source, recorded_at, figure_id, suppressed) VALUES {} \
+             ON CONFLICT (soc_code, measure, region, breakdown) DO UPDATE SET \
+             period = excluded.period, value = excluded.value, unit = excluded.unit, \
+             source = excluded.source, recorded_at = excluded.recorded_at, \
+             figure_id = excluded.figure_id, suppressed = excluded.suppressed",
+            tuples.join(", ")
+        );
+        connection
+            .execute_raw(Statement::from_sql_and_values(
+                connection.get_database_backend(),
+                sql,
+                values,
+            ))
+            .await?;
+    }
     Ok(())
 }
 
@@ -118,4 +164,82 @@ pub async fn for_occupation(
 pub async fn clear(connection: &impl ConnectionTrait) -> Result<(), DbErr> {
     Entity::delete_many().exec(connection).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use careers_testkit::{postgres, sqlite::TestSqlite};
+    use sea_orm::Database;
+    use sea_orm_migration::MigratorTrait;
+
+    use super::*;
+
+    fn figure(breakdown: &str, period: &str, seconds: i64, id: &str) -> Incoming {
+        Incoming {
+            soc_code: "2134".into(),
+            measure: "median_annual_pay".into(),
+            region: "K02000001".into(),
+            breakdown: breakdown.into(),
+            period: period.into(),
+            value: seconds as f64,
+            unit: "GBP".into(),
+            source: id.into(),
+            recorded_at: DateTime::from_timestamp(seconds, 0).unwrap_or_default(),
+            figure_id: id.into(),
+            suppressed: false,
+        }
+    }
+
+    /// The same figures in any order and any batching leave the same winners.
+    async fn any_order_gives_one_result(url: &str) -> anyhow::Result<()> {
+        let db = Database::connect(url).await?;
+        crate::Migrator::up(&db, None).await?;
+        let all = [
+            figure("all", "2023", 30, "a"),
+            figure("all", "2024-Q1", 10, "b"),
+            figure("all", "2024-Q1", 40, "c"),
+            // The year 2024 ends after 2024-Q1: it wins though recorded earliest.
+            figure("all", "2024", 5, "d"),
+            figure("full_time", "2024", 5, "e"),
+            figure("full_time", "2024", 5, "f"),
+        ];
+        let orders: [&[&[usize]]; 3] = [
+            &[&[0, 1, 2, 3, 4, 5]],
+            &[&[5], &[3], &[2], &[4], &[1], &[0]],
+            &[&[2, 0, 5], &[3, 1, 4]],
+        ];
+        for batches in orders {
+            clear(&db).await?;
+            for batch in batches {
+                let incoming = batch.iter().map(|index| all[*index].clone()).collect();
+                merge_many(&db, "2134", incoming).await?;
+            }
+            let held: Vec<(String, String)> = for_occupation(&db, "2134")
+                .await?
+                .into_iter()
+                .map(|model| (model.breakdown, model.figure_id))
+                .collect();
+            assert_eq!(
+                held,
+                [
+                    ("all".to_owned(), "d".to_owned()),
+                    ("full_time".to_owned(), "f".to_owned())
+                ],
+                "{batches:?}"
+            );
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn any_order_gives_one_result_on_sqlite() -> anyhow::Result<()> {
+        let database = TestSqlite::new()?;
+        any_order_gives_one_result(&database.url).await
+    }
+
+    #[tokio::test]
+    async fn any_order_gives_one_result_on_postgres() -> anyhow::Result<()> {
+        let database = postgres::empty_database().await?;
+        any_order_gives_one_result(&database.url).await
+    }
 }
