@@ -761,4 +761,77 @@ mod tests {
             [(Outcome::Accepted, vec![])]
         );
     }
+
+    /// The JSON Schema SSCs are given (docs/) says what these rules say.
+    #[test]
+    fn the_published_json_schema_matches_the_rules() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/lmi-template.schema.json"
+        );
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let row = &schema["$defs"]["row"];
+        let strings = |value: &serde_json::Value| -> Vec<String> {
+            value
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| item.as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(strings(&row["properties"]["region"]["enum"]), REGIONS);
+        assert_eq!(strings(&row["properties"]["quality"]["enum"]), QUALITIES);
+        let measures = strings(&row["properties"]["measure"]["enum"]);
+        let pay = ["annual", "weekly", "hourly"].iter().flat_map(|period| {
+            [
+                "median", "mean", "p10", "p20", "p25", "p30", "p40", "p60", "p70", "p75", "p80",
+                "p90",
+            ]
+            .map(|statistic| format!("{statistic}_{period}_pay"))
+        });
+        let mut expected: Vec<String> = pay
+            .chain(
+                [
+                    "employment",
+                    "vacancies",
+                    "hard_to_fill_vacancy_rate",
+                    "projected_employment_change",
+                    "replacement_demand",
+                    "skills_shortage",
+                ]
+                .map(str::to_owned),
+            )
+            .collect();
+        let mut listed = measures.clone();
+        expected.sort();
+        listed.sort();
+        assert_eq!(listed, expected);
+        let blocks = row["allOf"].as_array().unwrap();
+        for block in blocks {
+            let named = strings(&block["if"]["properties"]["measure"]["enum"]);
+            match block["then"]["properties"]["unit"]["const"].as_str() {
+                Some(unit) => {
+                    for measure in named {
+                        assert_eq!(measure_rule(&measure).unwrap().unit, unit, "{measure}");
+                    }
+                }
+                None => {
+                    let mut named = named;
+                    named.sort();
+                    let mut horizon: Vec<String> = measures
+                        .iter()
+                        .filter(|measure| measure_rule(measure).unwrap().needs_horizon)
+                        .cloned()
+                        .collect();
+                    horizon.sort();
+                    assert_eq!(named, horizon);
+                }
+            }
+        }
+        let breakdown = row["properties"]["breakdown"]["pattern"].as_str().unwrap();
+        for known in BREAKDOWNS {
+            assert!(breakdown.contains(known), "{known}");
+        }
+    }
 }
