@@ -33,9 +33,8 @@ use tonic::{Code, transport::Channel};
 
 use tonic_types::StatusExt;
 
-/// The LMI JSON body limit (CSV is streamed without one); other routes keep the 1 MiB
-/// default.
-const LMI_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// The largest gRPC message to or from lmi: a submission's answer with its report.
+const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// The template's CSV columns; optional ones may be absent, unknown ones are an error.
 const CSV_REQUIRED: [&str; 7] = [
@@ -50,6 +49,8 @@ pub struct ApiState {
     pub internal: IdentitySigner,
     pub occupations: Channel,
     pub lmi: Channel,
+    /// `submissions.max_json_bytes`.
+    pub max_json_bytes: usize,
 }
 
 /// The `/v1` routes.
@@ -563,8 +564,8 @@ async fn submission(
         })
         .unwrap_or_default();
     let mut lmi = LmiServiceClient::new(state.lmi.clone())
-        .max_decoding_message_size(LMI_BODY_LIMIT * 4)
-        .max_encoding_message_size(LMI_BODY_LIMIT * 4);
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let header = |submission_key: String| SubmitFiguresRequest {
         part: Some(Part::Header(SubmissionHeader {
             submission_key,
@@ -573,20 +574,23 @@ async fn submission(
     };
     let answer = match content_type.as_str() {
         "application/json" => {
-            let body = read_capped(body, LMI_BODY_LIMIT).await?;
+            let body = read_capped(body, state.max_json_bytes).await?;
             let parsed: JsonSubmission = serde_json::from_slice(&body).map_err(|error| {
                 bad_request(
                     "malformed_json",
                     format!("the body is not a submission: {error}"),
                 )
             })?;
-            let rows = parsed.rows.into_iter().map(FigureRow::from).collect();
-            let messages = [
-                header(parsed.submission_key),
-                SubmitFiguresRequest {
-                    part: Some(Part::Rows(FigureRows { rows })),
-                },
-            ];
+            // In chunks like CSV: one message per 1,000 rows stays under gRPC's 4 MiB default.
+            let rows: Vec<FigureRow> = parsed.rows.into_iter().map(FigureRow::from).collect();
+            let messages: Vec<SubmitFiguresRequest> =
+                std::iter::once(header(parsed.submission_key))
+                    .chain(rows.chunks(CSV_CHUNK).map(|chunk| SubmitFiguresRequest {
+                        part: Some(Part::Rows(FigureRows {
+                            rows: chunk.to_vec(),
+                        })),
+                    }))
+                    .collect();
             let request = upstream_request(&state, &caller, tokio_stream::iter(messages))?;
             lmi.submit_figures(request)
                 .await
@@ -680,7 +684,7 @@ async fn stored_submission(
     let caller = authenticate(state, headers)?;
     let request = upstream_request(state, &caller, GetSubmissionRequest { id })?;
     LmiServiceClient::new(state.lmi.clone())
-        .max_decoding_message_size(LMI_BODY_LIMIT * 4)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .get_submission(request)
         .await
         .map_err(|status| Problem::from_status(&status))?

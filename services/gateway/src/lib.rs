@@ -54,6 +54,24 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     #[serde(default)]
     pub shutdown: ShutdownSettings,
+    #[serde(default)]
+    pub submissions: SubmissionSettings,
+}
+
+/// `[submissions]`: LMI submissions through the gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SubmissionSettings {
+    /// The largest JSON submission body; CSV is streamed without a cap.
+    pub max_json_bytes: usize,
+}
+
+impl Default for SubmissionSettings {
+    fn default() -> Self {
+        Self {
+            max_json_bytes: 8 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -236,6 +254,7 @@ impl App {
             internal,
             occupations,
             lmi,
+            max_json_bytes: settings.submissions.max_json_bytes,
         };
         Ok(Self {
             settings,

@@ -99,8 +99,39 @@ async fn csv_input(occupations_url: String, lmi_url: String) -> anyhow::Result<(
         (&30_000.into(), &30_000.into()),
         "{answer}"
     );
+    assert_eq!(recorded().await?.1, 30_000);
+
+    // A JSON body near the cap goes to lmi in chunks, under gRPC's message limit.
+    let json_rows: Vec<Value> = rows(&codes, 20_000)
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let fields: Vec<&str> = line.splitn(8, ',').collect();
+            serde_json::json!({
+                "soc_code": fields[0], "region": "E92000001", "period": fields[2],
+                "measure": fields[3], "breakdown": fields[4],
+                "value": fields[5].parse::<f64>().unwrap_or_default(),
+                "unit": fields[6], "source": fields[7].trim_matches('"'),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({"submission_key": "json", "rows": json_rows}).to_string();
+    assert!(
+        body.len() > 4 * 1024 * 1024 && body.len() < 8 * 1024 * 1024,
+        "{} bytes",
+        body.len()
+    );
+    let response = call(
+        port,
+        "POST",
+        "/v1/lmi/submissions".into(),
+        common::auth(&token, "application/json"),
+        body.into_bytes(),
+    )
+    .await?;
+    assert_eq!(response.status, 201, "{}", response.body);
     let before = recorded().await?;
-    assert_eq!((before.0, before.1), (1, 30_000));
+    assert_eq!((before.0, before.1), (2, 50_000));
 
     // Broken input: 400 naming the problem, nothing recorded.
     let good = rows(&codes, 2_500);
