@@ -51,7 +51,9 @@ pub struct Stack {
     lmi: careers_testkit::service::RunningService,
     stop: tokio::sync::oneshot::Sender<()>,
     gateway: tokio::task::JoinHandle<Result<(), careers_gateway::GatewayError>>,
-    _nats: careers_testkit::nats::NatsServer,
+    /// The stack's own nats-server, to kill and restart.
+    pub nats: careers_testkit::nats::NatsServer,
+    pub occupations_db: sea_orm::DatabaseConnection,
 }
 
 impl std::fmt::Debug for Stack {
@@ -120,7 +122,8 @@ impl Stack {
             lmi,
             stop,
             gateway,
-            _nats: nats,
+            nats,
+            occupations_db,
         })
     }
 
