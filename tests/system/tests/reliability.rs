@@ -171,3 +171,200 @@ async fn a_broker_killed_twice_during_a_large_submission_loses_and_repeats_nothi
 
     stack.stop().await
 }
+
+/// The lmi binary `make test` builds beside this test's own.
+fn lmi_binary() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/debug/deps/<test> → target/debug/lmi
+    let binary = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|debug| debug.join("lmi"))
+        .ok_or_else(|| anyhow::anyhow!("no target directory"))?;
+    anyhow::ensure!(
+        binary.exists(),
+        "{} is missing; make test builds every binary first",
+        binary.display()
+    );
+    Ok(binary)
+}
+
+fn spawn_lmi(
+    database_url: &str,
+    nats_url: &str,
+    port: u16,
+    keys: &careers_testkit::service::TestKeys,
+) -> anyhow::Result<tokio::process::Child> {
+    Ok(tokio::process::Command::new(lmi_binary()?)
+        .env_clear()
+        .env("CAREERS_LMI__DATABASE__URL", database_url)
+        .env("CAREERS_LMI__NATS__URL", nats_url)
+        .env("CAREERS_LMI__GRPC__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CAREERS_LMI__METRICS__ENABLED", "false")
+        .env("CAREERS_LMI__IDENTITY__JWKS_PATH", &keys.jwks_path)
+        .env("CAREERS_LMI__SHUTDOWN__DRAIN_DELAY", "0s")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lmi_killed_mid_submission_completes_on_resend_without_counting_twice() -> anyhow::Result<()>
+{
+    use std::sync::Arc;
+
+    use careers_gateway::App;
+    use careers_occupations::Occupations;
+    use careers_platform::Service;
+    use careers_testkit::{
+        nats::NatsServer,
+        service::{TestKeys, spawn_trusting},
+    };
+    use sea_orm::Database;
+
+    let (occupations_database, lmi_database) = (
+        postgres::empty_database().await?,
+        postgres::empty_database().await?,
+    );
+    let nats = NatsServer::start()?;
+    let internal = Arc::new(TestKeys::new()?);
+    let bearer = TestKeys::new()?;
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds");
+    let overrides = [("nats.url", nats.url())];
+    let overrides: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect();
+    let occupations =
+        spawn_trusting::<Occupations>(&occupations_database.url, &overrides, &internal).await?;
+    let occupations_db = Database::connect(occupations_database.url.as_str()).await?;
+    Occupations::seed(&occupations_db, &seeds).await?;
+    let lmi_port = careers_testkit::free_port()?;
+    let mut lmi = spawn_lmi(&lmi_database.url, &nats.url(), lmi_port, &internal)?;
+    let lmi_db = Database::connect(lmi_database.url.as_str()).await?;
+    eventually(
+        Duration::from_secs(60),
+        "lmi knows the catalogue",
+        || async {
+            Ok(count(&lmi_db, "SELECT COUNT(*) FROM known_occupations")
+                .await
+                .unwrap_or(0)
+                == 412)
+        },
+    )
+    .await?;
+    careers_lmi::Lmi::seed(&lmi_db, &seeds).await?;
+    let closed = careers_testkit::free_port()?;
+    let app = App::build(common::gateway_settings(
+        [
+            ("occupations", occupations.port),
+            ("lmi", lmi_port),
+            ("casenotes", closed),
+            ("ambassadors", closed),
+        ],
+        &bearer,
+        &internal,
+    )?)
+    .await?;
+    let port = app.http_port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let gateway = tokio::spawn(app.run_until(async {
+        stopped.await.ok();
+    }));
+    let token = bearer.signer.sign_for(
+        &careers_platform::identity::Identity {
+            sub: "tester".into(),
+            roles: vec!["ssc_publisher".into()],
+            org: None,
+            ssc: Some("ons".into()),
+        },
+        "careers-dev",
+        "careers",
+        Duration::from_secs(3600),
+    )?;
+    let codes: Vec<String> = strings(
+        &lmi_db,
+        "SELECT soc_code, soc_code, soc_code, soc_code, soc_code FROM known_occupations ORDER BY soc_code",
+    )
+    .await?
+    .into_iter()
+    .map(|row| row[0].clone())
+    .collect();
+    let body = csv(&codes).into_bytes();
+    let post = |body: Vec<u8>| {
+        call(
+            port,
+            "POST",
+            "/v1/lmi/submissions?submission_key=resent".into(),
+            vec![
+                ("Authorization".into(), format!("Bearer {token}")),
+                ("Content-Type".into(), "text/csv".into()),
+            ],
+            body,
+        )
+    };
+
+    // Killed (SIGKILL) half a second into the upload.
+    let upload = tokio::spawn(post(body.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lmi.kill().await?;
+    let cut = upload.await??;
+    assert_ne!(
+        cut.status, 201,
+        "the upload finished before lmi was killed: {}",
+        cut.body
+    );
+    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM submissions").await?, 0);
+    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM figures").await?, 0);
+
+    // Restarted on its store; the same key again completes the submission.
+    let mut lmi = spawn_lmi(&lmi_database.url, &nats.url(), lmi_port, &internal)?;
+    let mut answer = post(body.clone()).await?;
+    for _ in 0..50 {
+        if answer.status == 201 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        answer = post(body.clone()).await?;
+    }
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert!(
+        answer.body.contains(r#""accepted":100000"#),
+        "{}",
+        answer.body
+    );
+    // Once more: replayed, nothing added.
+    let again = post(body).await?;
+    assert_eq!(
+        (again.status, again.header("idempotent-replayed")),
+        (201, Some("true"))
+    );
+    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM submissions").await?, 1);
+    assert_eq!(
+        count(&lmi_db, "SELECT COUNT(*) FROM figures").await?,
+        ROWS as i64
+    );
+    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM outbox").await?, 412);
+    let expected = expected(&lmi_db).await?;
+    eventually(Duration::from_secs(120), "every summary converges", || {
+        let (occupations_db, expected) = (occupations_db.clone(), expected.clone());
+        async move {
+            let held: HashSet<Vec<String>> = strings(
+                &occupations_db,
+                "SELECT soc_code, measure, region, breakdown, figure_id FROM lmi_figures",
+            )
+            .await?
+            .into_iter()
+            .collect();
+            Ok(held == expected)
+        }
+    })
+    .await?;
+
+    stop.send(()).ok();
+    gateway.await??;
+    lmi.kill().await?;
+    occupations.shutdown().await
+}
