@@ -129,18 +129,7 @@ impl Stack {
 
     /// A development-style bearer token.
     pub fn bearer(&self, roles: &[&str], ssc: Option<&str>) -> anyhow::Result<String> {
-        let identity = careers_platform::identity::Identity {
-            sub: "tester".into(),
-            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
-            org: None,
-            ssc: ssc.map(str::to_owned),
-        };
-        Ok(self.bearer_keys.signer.sign_for(
-            &identity,
-            "careers-dev",
-            "careers",
-            std::time::Duration::from_secs(3600),
-        )?)
+        bearer_token(&self.bearer_keys, roles, ssc)
     }
 
     /// Stops the gateway, then the services.
@@ -150,6 +139,23 @@ impl Stack {
         self.occupations.shutdown().await?;
         self.lmi.shutdown().await
     }
+}
+
+/// A development-style bearer token (issuer `careers-dev`, audience `careers`, one hour)
+/// signed with `keys`.
+pub fn bearer_token(keys: &TestKeys, roles: &[&str], ssc: Option<&str>) -> anyhow::Result<String> {
+    let identity = careers_platform::identity::Identity {
+        sub: "tester".into(),
+        roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+        org: None,
+        ssc: ssc.map(str::to_owned),
+    };
+    Ok(keys.signer.sign_for(
+        &identity,
+        "careers-dev",
+        "careers",
+        std::time::Duration::from_secs(3600),
+    )?)
 }
 
 /// One HTTP request on a blocking thread.

@@ -89,6 +89,27 @@ async fn expected(lmi: &DatabaseConnection) -> anyhow::Result<HashSet<Vec<String
         .collect())
 }
 
+/// Waits until the occupations store holds exactly the `expected` winners.
+async fn converges(
+    occupations_db: &DatabaseConnection,
+    expected: HashSet<Vec<String>>,
+) -> anyhow::Result<()> {
+    eventually(Duration::from_secs(120), "every summary converges", || {
+        let (occupations_db, expected) = (occupations_db.clone(), expected.clone());
+        async move {
+            let held: HashSet<Vec<String>> = strings(
+                &occupations_db,
+                "SELECT soc_code, measure, region, breakdown, figure_id FROM lmi_figures",
+            )
+            .await?
+            .into_iter()
+            .collect();
+            Ok(held == expected)
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_twice_during_a_large_submission_loses_and_repeats_nothing()
 -> anyhow::Result<()> {
@@ -139,20 +160,7 @@ async fn a_broker_killed_twice_during_a_large_submission_loses_and_repeats_nothi
 
     let expected = expected(&stack.lmi_db).await?;
     let occupations_db = stack.occupations_db.clone();
-    eventually(Duration::from_secs(120), "every summary converges", || {
-        let (occupations_db, expected) = (occupations_db.clone(), expected.clone());
-        async move {
-            let held: HashSet<Vec<String>> = strings(
-                &occupations_db,
-                "SELECT soc_code, measure, region, breakdown, figure_id FROM lmi_figures",
-            )
-            .await?
-            .into_iter()
-            .collect();
-            Ok(held == expected)
-        }
-    })
-    .await?;
+    converges(&occupations_db, expected).await?;
 
     // Exactly once: the stream holds each FiguresPublished event once.
     let events = count(&stack.lmi_db, "SELECT COUNT(*) FROM outbox").await?;
@@ -273,17 +281,7 @@ async fn lmi_killed_mid_submission_completes_on_resend_without_counting_twice() 
     let gateway = tokio::spawn(app.run_until(async {
         stopped.await.ok();
     }));
-    let token = bearer.signer.sign_for(
-        &careers_platform::identity::Identity {
-            sub: "tester".into(),
-            roles: vec!["ssc_publisher".into()],
-            org: None,
-            ssc: Some("ons".into()),
-        },
-        "careers-dev",
-        "careers",
-        Duration::from_secs(3600),
-    )?;
+    let token = common::bearer_token(&bearer, &["ssc_publisher"], Some("ons"))?;
     let codes: Vec<String> = strings(
         &lmi_db,
         "SELECT soc_code, soc_code, soc_code, soc_code, soc_code FROM known_occupations ORDER BY soc_code",
@@ -348,20 +346,7 @@ async fn lmi_killed_mid_submission_completes_on_resend_without_counting_twice() 
     );
     assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM outbox").await?, 412);
     let expected = expected(&lmi_db).await?;
-    eventually(Duration::from_secs(120), "every summary converges", || {
-        let (occupations_db, expected) = (occupations_db.clone(), expected.clone());
-        async move {
-            let held: HashSet<Vec<String>> = strings(
-                &occupations_db,
-                "SELECT soc_code, measure, region, breakdown, figure_id FROM lmi_figures",
-            )
-            .await?
-            .into_iter()
-            .collect();
-            Ok(held == expected)
-        }
-    })
-    .await?;
+    converges(&occupations_db, expected).await?;
 
     stop.send(()).ok();
     gateway.await??;
