@@ -117,12 +117,18 @@ pub async fn push(
         let (answer, was_replayed) = submit(&mut lmi, signer, submission, false).await?;
         let counts = answer.counts.unwrap_or_default();
         if counts.rejected + counts.quarantined > 0 {
+            let first = answer
+                .report
+                .first()
+                .map(|entry| format!("row {} {}: {}", entry.row, entry.rule, entry.message))
+                .unwrap_or_default();
             bail!(
-                "{}: {} rows rejected and {} held; first finding: {:?}",
+                "{}: {} rows rejected and {} held for review (first: {first}). A data directory \
+                 from before the registry's change_rule flag has the change rule on for ons: \
+                 start from an empty ./data, or set it off with PUT /v1/lmi/sscs/ons",
                 submission.key,
                 counts.rejected,
                 counts.quarantined,
-                answer.report.first()
             );
         }
         rows += counts.rows;
