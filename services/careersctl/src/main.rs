@@ -5,10 +5,12 @@
 //! - `careersctl replay DURABLE`: rebuild a projection from the start of its stream.
 //! - `careersctl dev`: the whole system on this machine (what `make run` starts).
 //! - `careersctl token --role R …`: a development bearer token, alone on the last line.
+//! - `careersctl lmi push FILE`: an SSC's CSV or JSON file through the gateway.
 
 mod dev;
 mod keys;
 mod ons_seed;
+mod push;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -65,6 +67,9 @@ enum Command {
         #[arg(long, default_value = "data")]
         data: PathBuf,
     },
+    /// Labour market information.
+    #[command(subcommand)]
+    Lmi(LmiCommand),
     /// Run the whole system locally: nats-server, every service on SQLite, the seeds.
     Dev {
         /// Where the stores, NATS data and logs live; kept between runs.
@@ -76,6 +81,29 @@ enum Command {
         /// Free ports instead of the contract's, to run beside another stack (tests).
         #[arg(long)]
         free_ports: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LmiCommand {
+    /// Send a template file (.csv streamed, or .json) as a submission, with a progress bar;
+    /// prints the outcome and the first findings.
+    Push {
+        file: PathBuf,
+        /// The submission key; by default the file's name and a digest of its content,
+        /// so sending the same file again changes nothing.
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        gateway: String,
+        /// A bearer token with the ssc_publisher role; or set CAREERS_TOKEN.
+        #[arg(long, env = "CAREERS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// In development, mint a token for this SSC from ./data/dev-keys instead.
+        #[arg(long, conflicts_with = "token")]
+        ssc: Option<String>,
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
     },
 }
 
@@ -148,6 +176,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("{}", keys::sign(&pem, &identity, *ttl)?);
         return Ok(());
     }
+    if let Command::Lmi(LmiCommand::Push {
+        file,
+        key,
+        gateway,
+        token,
+        ssc,
+        data,
+    }) = &cli.command
+    {
+        let token = match (token, ssc) {
+            (Some(token), _) => token.clone(),
+            (None, Some(ssc)) => {
+                let (pem, _) = keys::ensure(&data.join("dev-keys"), "bearer", "dev-bearer-1")?;
+                keys::dev_token(&pem, "ssc_publisher", Some(ssc))?
+            }
+            (None, None) => anyhow::bail!(
+                "give a bearer token with --token or CAREERS_TOKEN (or, in development, --ssc ID)"
+            ),
+        };
+        return push::push(push::Push {
+            file: file.clone(),
+            key: key.clone(),
+            gateway: gateway.clone(),
+            token,
+        })
+        .await;
+    }
     if let Command::Dev {
         data,
         nats_server,
@@ -166,7 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to NATS at {}", settings.nats.url))?;
     match cli.command {
-        Command::Dev { .. } | Command::Token { .. } => {}
+        Command::Dev { .. } | Command::Token { .. } | Command::Lmi(_) => {}
         Command::Replay { durable } => replay(&settings, &jetstream, &durable).await?,
         Command::Dlq(command) => match command {
             DlqCommand::List { durable } => {

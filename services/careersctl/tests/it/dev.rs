@@ -162,6 +162,60 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
     let queue: serde_json::Value = serde_json::from_str(&queue.body)?;
     assert_eq!(queue["items"].as_array().map(Vec::len), Some(0), "{queue}");
 
+    // An SSC pushes a file with careersctl: a dev token minted for --ssc, then the same
+    // file again with a token from CAREERS_TOKEN is a replay.
+    std::fs::write(
+        home.path().join("figures.csv"),
+        "soc_code,region,period,measure,breakdown,value,unit,source\n\
+         2134,E92000001,2024,vacancies,all,1200,count,SSC survey 2024\n\
+         9999,E92000001,2024,vacancies,all,10,count,SSC survey 2024\n",
+    )?;
+    let push = |token: Option<String>| {
+        let (home, url) = (home.path().to_owned(), url.clone());
+        async move {
+            let mut command = Command::new("bin/careersctl");
+            command
+                .args(["lmi", "push", "figures.csv", "--gateway", &url])
+                .current_dir(home);
+            match token {
+                Some(token) => command.env("CAREERS_TOKEN", token),
+                None => command.args(["--ssc", "dev"]).env_remove("CAREERS_TOKEN"),
+            };
+            let output = command.output().await?;
+            let printed = String::from_utf8(output.stdout)?;
+            anyhow::ensure!(
+                output.status.success(),
+                "{printed}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            Ok::<_, anyhow::Error>(printed)
+        }
+    };
+    let pushed = push(None).await?;
+    assert!(pushed.starts_with("Sent figures.csv"), "{pushed}");
+    assert!(
+        pushed.contains("2 rows, 1 accepted, 0 held for review, 0 suppressed, 1 rejected"),
+        "{pushed}"
+    );
+    assert!(
+        pushed.contains("row 2 (line 3) soc_code soc_code_known"),
+        "{pushed}"
+    );
+    let publisher = {
+        let output = Command::new("bin/careersctl")
+            .args(["token", "--role", "ssc_publisher", "--ssc", "dev"])
+            .current_dir(home.path())
+            .output()
+            .await?;
+        String::from_utf8(output.stdout)?
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let again = push(Some(publisher)).await?;
+    assert!(again.starts_with("Already sent figures.csv"), "{again}");
+
     let script = walk_through()?.replace("http://127.0.0.1:8080", &url);
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
