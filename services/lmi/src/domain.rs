@@ -349,7 +349,7 @@ pub fn check_row(
 
 /// How a row ends: published at once, held for QA review, refused, or published as
 /// suppressed (never as a number).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Accepted,
     Quarantined,

@@ -291,4 +291,74 @@ mod tests {
             }
         }
     }
+
+    /// Every outcome on real rows: APS 2022 assessed against APS 2021 as published, by an
+    /// SSC with the change rule on, and ASHE pay by an SSC whose footprint is digital only.
+    #[test]
+    fn real_rows_meet_every_outcome() {
+        use std::collections::HashMap;
+
+        use crate::domain::{Assessor, Footprint, Outcome, Policy, Published};
+
+        let all = submissions(&seeds()).unwrap();
+        let known: std::collections::HashSet<String> =
+            all[0].rows.iter().map(|row| row.soc_code.clone()).collect();
+        let published: HashMap<_, _> = all[0]
+            .rows
+            .iter()
+            .filter(|row| row.quality != "unreliable")
+            .map(|row| {
+                (
+                    (
+                        row.soc_code.clone(),
+                        row.region.clone(),
+                        row.measure.clone(),
+                        row.breakdown.clone(),
+                    ),
+                    Published {
+                        value: row.value,
+                        period: row.period.clone(),
+                    },
+                )
+            })
+            .collect();
+        let policy = Policy {
+            quarantine_change: 0.25,
+            min_sample_size: 10,
+            change_rule: true,
+        };
+        let mut outcomes: HashMap<Outcome, usize> = HashMap::new();
+        let mut assessor = Assessor::new(&known, "ons", &Footprint::All, &policy, &published);
+        let aps_2022 = &all[1].rows;
+        for (index, row) in aps_2022.iter().enumerate() {
+            *outcomes
+                .entry(assessor.assess(index as u64 + 1, row).0)
+                .or_default() += 1;
+        }
+        // The same real row twice in one batch.
+        let (outcome, findings) = assessor.assess(0, &aps_2022[0]);
+        assert_eq!(
+            (outcome, findings[0].rule),
+            (Outcome::Rejected, "duplicate_key")
+        );
+        for outcome in [Outcome::Accepted, Outcome::Quarantined, Outcome::Suppressed] {
+            assert!(
+                outcomes.get(&outcome).copied().unwrap_or_default() > 100,
+                "{outcomes:?}"
+            );
+        }
+
+        let digital = Footprint::parse("minor:213;minor:313").unwrap();
+        let mut assessor = Assessor::new(&known, "digital", &digital, &policy, &published);
+        let annual = &all[4].rows;
+        let doctors = annual
+            .iter()
+            .position(|row| row.soc_code == "2211")
+            .unwrap();
+        let (outcome, findings) = assessor.assess(doctors as u64 + 1, &annual[doctors]);
+        assert_eq!(
+            (outcome, findings[0].rule, findings[0].row),
+            (Outcome::Rejected, "footprint", doctors as u64 + 1)
+        );
+    }
 }
