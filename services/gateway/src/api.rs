@@ -458,22 +458,35 @@ fn parse_csv(
 
 /// The body, or 413 once it passes `limit` bytes.
 async fn read_capped(body: axum::body::Body, limit: usize) -> Result<Bytes, Problem> {
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
-        let too_large = std::error::Error::source(&error)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("a JSON submission is at most {limit} bytes; send CSV for more"),
-            )
-        } else {
+    use futures::StreamExt;
+    // Past the cap the rest is read and dropped (up to four times the cap), so a client
+    // still sending gets its 413 instead of a connection reset mid-write.
+    let drain_limit = limit.saturating_mul(4);
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut total = 0_usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| {
             bad_request(
                 "malformed_body",
                 format!("the body could not be read: {error}"),
             )
+        })?;
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if total > drain_limit {
+            break;
         }
-    })
+    }
+    if total > limit {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("a JSON submission is at most {limit} bytes; send CSV for more"),
+        ));
+    }
+    Ok(kept.into())
 }
 
 /// Streams a CSV body to lmi as it arrives, a chunk of rows per message, with no total
