@@ -129,7 +129,7 @@ impl Problem {
     }
 
     /// Maps a service's status: the contract code rides in `ErrorInfo.reason`.
-    pub(crate) fn from_status(status: &tonic::Status) -> Self {
+    fn from_status(status: &tonic::Status) -> Self {
         let http = match status.code() {
             Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -164,6 +164,13 @@ impl Problem {
             detail: status.message().to_owned(),
             errors,
         }
+    }
+}
+
+/// A service's answer, as the client sees it; `?` on an upstream call maps it.
+impl From<tonic::Status> for Problem {
+    fn from(status: tonic::Status) -> Self {
+        Self::from_status(&status)
     }
 }
 
@@ -257,8 +264,7 @@ async fn occupation(
     let request = upstream_request(&state, &caller, GetOccupationRequest { soc_code: soc })?;
     let occupation = OccupationsServiceClient::new(state.occupations.clone())
         .get_occupation(request)
-        .await
-        .map_err(|status| Problem::from_status(&status))?
+        .await?
         .into_inner()
         .occupation
         .ok_or_else(|| {
@@ -532,7 +538,7 @@ async fn stream_csv(
     loop {
         tokio::select! {
             answer = &mut call => {
-                return Ok(answer.map_err(|status| Problem::from_status(&status))?.into_inner());
+                return Ok(answer?.into_inner());
             }
             outcome = &mut parser, if !parsed => {
                 parsed = true;
@@ -605,10 +611,7 @@ async fn submission(
                     }))
                     .collect();
             let request = upstream_request(&state, &caller, tokio_stream::iter(messages))?;
-            lmi.submit_figures(request)
-                .await
-                .map_err(|status| Problem::from_status(&status))?
-                .into_inner()
+            lmi.submit_figures(request).await?.into_inner()
         }
         "text/csv" => {
             let key = query.submission_key.clone().ok_or_else(|| {
@@ -699,8 +702,7 @@ async fn stored_submission(
     LmiServiceClient::new(state.lmi.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .get_submission(request)
-        .await
-        .map_err(|status| Problem::from_status(&status))?
+        .await?
         .into_inner()
         .submission
         .ok_or_else(|| {

@@ -93,8 +93,7 @@ pub(crate) async fn review(
     )?;
     let answer = LmiServiceClient::new(state.lmi.clone())
         .list_review(request)
-        .await
-        .map_err(|status| Problem::from_status(&status))?
+        .await?
         .into_inner();
     let items = answer
         .items
@@ -167,9 +166,7 @@ pub(crate) async fn decide(
             ));
         }
     };
-    let reviewed = answer
-        .map_err(|status| Problem::from_status(&status))?
-        .unwrap_or_default();
+    let reviewed = answer?.unwrap_or_default();
     let mut body = reviewed.figure.map(figure_json).unwrap_or_default();
     body["row_id"] = body["figure_id"].clone();
     body["status"] = reviewed.status.into();
@@ -208,8 +205,7 @@ pub(crate) async fn occupations(
     )?;
     let answer = OccupationsServiceClient::new(state.occupations.clone())
         .list_occupations(request)
-        .await
-        .map_err(|status| Problem::from_status(&status))?
+        .await?
         .into_inner();
     let items = answer
         .items
@@ -316,8 +312,7 @@ pub(crate) async fn figures(
     )?;
     let answer = LmiServiceClient::new(state.lmi.clone())
         .list_figures(request)
-        .await
-        .map_err(|status| Problem::from_status(&status))?
+        .await?
         .into_inner();
     let items = answer.items.into_iter().map(figure_json).collect();
     Ok(page(items, answer.next_cursor))

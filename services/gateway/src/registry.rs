@@ -82,8 +82,7 @@ pub(crate) async fn list(
     )?;
     let answer = LmiServiceClient::new(state.lmi.clone())
         .list_sscs(request)
-        .await
-        .map_err(|status| Problem::from_status(&status))?
+        .await?
         .into_inner();
     Ok(page(
         answer.items.into_iter().map(ssc_json).collect(),
@@ -100,8 +99,7 @@ pub(crate) async fn get_one(
     let request = upstream_request(&state, &caller, GetSscRequest { id })?;
     let ssc = LmiServiceClient::new(state.lmi.clone())
         .get_ssc(request)
-        .await
-        .map_err(|status| Problem::from_status(&status))?
+        .await?
         .into_inner()
         .ssc
         .unwrap_or_default();
@@ -125,8 +123,7 @@ pub(crate) async fn create(
     )?;
     let ssc = LmiServiceClient::new(state.lmi.clone())
         .create_ssc(request)
-        .await
-        .map_err(|status| Problem::from_status(&status))?
+        .await?
         .into_inner()
         .ssc
         .unwrap_or_default();
@@ -156,8 +153,7 @@ pub(crate) async fn replace(
     )?;
     let ssc = LmiServiceClient::new(state.lmi.clone())
         .update_ssc(request)
-        .await
-        .map_err(|status| Problem::from_status(&status))?
+        .await?
         .into_inner()
         .ssc
         .unwrap_or_default();

@@ -320,6 +320,11 @@ pub async fn page(
             newer.join(" AND ")
         ));
     }
+    let order = ORDER
+        .split(", ")
+        .map(|column| format!("f.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     if let Some(after) = after {
         let placeholders = [
             &after.soc_code,
@@ -333,19 +338,9 @@ pub async fn page(
         ]
         .map(|value| values.push(value.clone()))
         .join(", ");
-        let columns = ORDER
-            .split(", ")
-            .map(|column| format!("f.{column}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        wheres.push(format!("({columns}) > ({placeholders})"));
+        wheres.push(format!("({order}) > ({placeholders})"));
     }
     let limit_placeholder = values.push(i64::try_from(limit).unwrap_or(i64::MAX));
-    let order = ORDER
-        .split(", ")
-        .map(|column| format!("f.{column}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     let sql = format!(
         "SELECT {RECORD_COLUMNS}, {REVIEW_COLUMNS} FROM figures f JOIN submissions s ON s.id = f.submission_id \
          WHERE {} ORDER BY {order} LIMIT {limit_placeholder}",
