@@ -696,9 +696,10 @@ async fn stored_submission(
     state: &ApiState,
     headers: &HeaderMap,
     id: String,
+    include_delta: bool,
 ) -> Result<Submission, Problem> {
     let caller = authenticate(state, headers)?;
-    let request = upstream_request(state, &caller, GetSubmissionRequest { id })?;
+    let request = upstream_request(state, &caller, GetSubmissionRequest { id, include_delta })?;
     LmiServiceClient::new(state.lmi.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .get_submission(request)
@@ -721,7 +722,7 @@ async fn submission_by_id(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let submission = stored_submission(&state, &headers, id).await?;
+    let submission = stored_submission(&state, &headers, id, false).await?;
     let wants_csv = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
@@ -776,7 +777,7 @@ async fn submission_delta(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let submission = stored_submission(&state, &headers, id).await?;
+    let submission = stored_submission(&state, &headers, id, true).await?;
     Ok(Json(delta_json(submission.delta.unwrap_or_default())).into_response())
 }
 

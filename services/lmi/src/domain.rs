@@ -371,7 +371,7 @@ impl Outcome {
 
 /// What decides outcomes beyond the template: the service's validation settings and the
 /// submitting SSC's registry entry.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Policy {
     /// A change beyond this fraction of the last published value is held for review.
     pub quarantine_change: f64,
@@ -394,37 +394,53 @@ pub struct Published {
 /// Assesses the rows of one submission in order: the template rules of [`check_row`],
 /// then duplicates within the batch, disclosure control and the change rule.
 #[derive(Debug)]
-pub struct Assessor<'a> {
-    pub known: &'a HashSet<String>,
-    pub ssc: &'a str,
-    pub footprint: &'a Footprint,
-    pub policy: &'a Policy,
-    pub published: &'a HashMap<Series, Published>,
-    /// Figure keys seen so far, with the row that first had each.
-    seen: HashMap<(String, String, String, String, String, String), u64>,
+pub struct Assessor {
+    pub known: HashSet<String>,
+    pub ssc: String,
+    pub footprint: Footprint,
+    pub policy: Policy,
+    /// Figure keys seen so far, each as a 128-bit hash with the row that first had it:
+    /// a few bytes a row, however wide the rows, for submissions that stream in.
+    seen: HashMap<u128, u64>,
+    hashers: (std::hash::RandomState, std::hash::RandomState),
 }
 
-impl<'a> Assessor<'a> {
-    pub fn new(
-        known: &'a HashSet<String>,
-        ssc: &'a str,
-        footprint: &'a Footprint,
-        policy: &'a Policy,
-        published: &'a HashMap<Series, Published>,
-    ) -> Self {
+impl Assessor {
+    pub fn new(known: HashSet<String>, ssc: &str, footprint: Footprint, policy: Policy) -> Self {
         Self {
             known,
-            ssc,
+            ssc: ssc.to_owned(),
             footprint,
             policy,
-            published,
             seen: HashMap::new(),
+            hashers: Default::default(),
         }
     }
 
+    /// Two independently keyed hashes of a figure key: collisions are out of reach.
+    fn key_hash(&self, row: &Row) -> u128 {
+        use std::hash::BuildHasher;
+        let key = (
+            &row.soc_code,
+            &row.region,
+            &row.measure,
+            &row.breakdown,
+            &row.period,
+            &row.horizon,
+        );
+        let (high, low) = (self.hashers.0.hash_one(key), self.hashers.1.hash_one(key));
+        (u128::from(high) << 64) | u128::from(low)
+    }
+
     /// The outcome of row `index` (1-based) and every finding about it.
-    pub fn assess(&mut self, index: u64, row: &Row) -> (Outcome, Vec<Finding>) {
-        let errors = check_row(index, row, self.known, self.ssc, self.footprint);
+    /// `published` holds at least the series of this row's SOC code.
+    pub fn assess(
+        &mut self,
+        index: u64,
+        row: &Row,
+        published: &HashMap<Series, Published>,
+    ) -> (Outcome, Vec<Finding>) {
+        let errors = check_row(index, row, &self.known, &self.ssc, &self.footprint);
         if !errors.is_empty() {
             return (Outcome::Rejected, errors);
         }
@@ -439,14 +455,7 @@ impl<'a> Assessor<'a> {
             severity,
             message,
         };
-        let key = (
-            row.soc_code.clone(),
-            row.region.clone(),
-            row.measure.clone(),
-            row.breakdown.clone(),
-            row.period.clone(),
-            row.horizon.clone(),
-        );
+        let key = self.key_hash(row);
         if let Some(first) = self.seen.get(&key) {
             let message = format!(
                 "the same figure (soc_code, region, measure, breakdown, period, horizon) as row {first}"
@@ -492,7 +501,7 @@ impl<'a> Assessor<'a> {
                 row.measure.clone(),
                 row.breakdown.clone(),
             );
-            if let Some(last) = self.published.get(&series) {
+            if let Some(last) = published.get(&series) {
                 let change = if last.value == 0.0 {
                     if row.value == 0.0 { 0.0 } else { f64::INFINITY }
                 } else {
@@ -671,11 +680,11 @@ mod tests {
         published: &HashMap<Series, Published>,
     ) -> Vec<(Outcome, Vec<&'static str>)> {
         let known = known();
-        let mut assessor = Assessor::new(&known, "ons", &Footprint::All, policy, published);
+        let mut assessor = Assessor::new(known, "ons", Footprint::All, *policy);
         rows.iter()
             .enumerate()
             .map(|(index, row)| {
-                let (outcome, findings) = assessor.assess(index as u64 + 1, row);
+                let (outcome, findings) = assessor.assess(index as u64 + 1, row, published);
                 (
                     outcome,
                     findings.iter().map(|finding| finding.rule).collect(),
@@ -739,8 +748,8 @@ mod tests {
         );
         let known = known();
         let policy = policy();
-        let mut assessor = Assessor::new(&known, "ons", &Footprint::All, &policy, &last);
-        let (_, findings) = assessor.assess(3, &jump);
+        let mut assessor = Assessor::new(known, "ons", Footprint::All, policy);
+        let (_, findings) = assessor.assess(3, &jump, &last);
         assert_eq!(
             (findings[0].severity, findings[0].field),
             ("warning", "value")

@@ -3,12 +3,13 @@
 use careers_eventbus::RelayWaker;
 use careers_platform::{cursor::Cursors, identity::caller};
 use careers_proto::careers::lmi::v1::{
-    ApproveFigureRequest, ApproveFigureResponse, CreateSscRequest, CreateSscResponse, FigureRow,
-    FigureView, GetSscRequest, GetSscResponse, GetSubmissionRequest, GetSubmissionResponse,
-    HeldFigure, ListFiguresRequest, ListFiguresResponse, ListReviewRequest, ListReviewResponse,
-    ListSscsRequest, ListSscsResponse, PublishedFigure, RejectFigureRequest, RejectFigureResponse,
-    ReportEntry, SubmitFiguresRequest, SubmitFiguresResponse, UpdateSscRequest, UpdateSscResponse,
-    lmi_service_server::LmiService, submit_figures_request::Part,
+    ApproveFigureRequest, ApproveFigureResponse, CreateSscRequest, CreateSscResponse, DeltaFigure,
+    FigureRow, FigureView, GetSscRequest, GetSscResponse, GetSubmissionRequest,
+    GetSubmissionResponse, HeldFigure, ListFiguresRequest, ListFiguresResponse, ListReviewRequest,
+    ListReviewResponse, ListSscsRequest, ListSscsResponse, PublishedFigure, RejectFigureRequest,
+    RejectFigureResponse, ReportEntry, SubmissionDelta, SubmitFiguresRequest,
+    SubmitFiguresResponse, UpdateSscRequest, UpdateSscResponse, lmi_service_server::LmiService,
+    submit_figures_request::Part,
 };
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -25,7 +26,7 @@ use crate::{
 };
 
 /// The most rows one submission may carry.
-const MAX_ROWS: usize = 1_000_000;
+const MAX_ROWS: u64 = 1_000_000;
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
 
@@ -35,6 +36,7 @@ pub struct Handlers {
     pub waker: RelayWaker,
     pub cursors: Cursors,
     pub validation: crate::ValidationSettings,
+    pub submissions: crate::SubmissionSettings,
 }
 
 /// What a figures cursor carries: where the page ended, and the instant the first page
@@ -230,6 +232,52 @@ fn page_limit(limit: u32) -> Result<u32, LmiError> {
     }
 }
 
+/// The delta of a recorded submission, from its figures.
+async fn stored_delta(db: &DatabaseConnection, id: &str) -> Result<SubmissionDelta, LmiError> {
+    let (changes, unchanged) = figures::delta(db, id).await?;
+    let mut delta = SubmissionDelta {
+        unchanged,
+        ..SubmissionDelta::default()
+    };
+    for change in changes {
+        let figure = DeltaFigure {
+            row: u64::try_from(change.row_index).unwrap_or(0),
+            soc_code: change.soc_code,
+            region: change.region,
+            measure: change.measure,
+            breakdown: change.breakdown,
+            period: change.period,
+            new_value: change.value,
+            old_value: change.previous_value,
+        };
+        if change.delta == "changed" {
+            delta.changed.push(figure);
+        } else {
+            delta.added.push(figure);
+        }
+    }
+    Ok(delta)
+}
+
+/// Feeds the rest of the stream into `intake`, chunk by chunk.
+async fn receive(
+    intake: &mut submit::Intake<'_>,
+    stream: &mut Streaming<SubmitFiguresRequest>,
+) -> Result<(), Status> {
+    while let Some(message) = stream.message().await? {
+        let Some(Part::Rows(chunk)) = message.part else {
+            return Err(LmiError::HeaderFirst.into());
+        };
+        if intake.rows() + chunk.rows.len() as u64 > MAX_ROWS {
+            return Err(LmiError::TooManyRows(MAX_ROWS).into());
+        }
+        intake
+            .push(chunk.rows.into_iter().map(to_row).collect())
+            .await?;
+    }
+    Ok(())
+}
+
 fn require_reviewer(identity: &careers_platform::identity::Identity) -> Result<(), LmiError> {
     if identity.has_role("qa_reviewer") {
         Ok(())
@@ -271,26 +319,34 @@ impl LmiService for Handlers {
             Some(Part::Header(header)) => header,
             _ => return Err(LmiError::HeaderFirst.into()),
         };
-        let mut rows = Vec::new();
-        while let Some(message) = stream.message().await? {
-            match message.part {
-                Some(Part::Rows(chunk)) => rows.extend(chunk.rows.into_iter().map(to_row)),
-                _ => return Err(LmiError::HeaderFirst.into()),
-            }
-            if rows.len() > MAX_ROWS {
-                return Err(LmiError::TooManyRows(MAX_ROWS).into());
-            }
-        }
-        let outcome = submit::submit(
-            &self.db,
-            &self.waker,
+        let pipeline = submit::Pipeline {
+            db: &self.db,
+            waker: &self.waker,
+            validation: &self.validation,
+            settings: &self.submissions,
+        };
+        let mut intake = match submit::open(
+            pipeline,
             &identity,
             &header.submission_key,
             header.dry_run,
-            rows,
-            &self.validation,
         )
-        .await?;
+        .await?
+        {
+            submit::Opened::Replayed(outcome) => {
+                // The rows are not needed: the first answer stands.
+                return Ok(Response::new(SubmitFiguresResponse {
+                    submission: Some(outcome.submission),
+                    replayed: true,
+                }));
+            }
+            submit::Opened::Receiving(intake) => intake,
+        };
+        if let Err(error) = receive(&mut intake, &mut stream).await {
+            intake.abandon().await;
+            return Err(error);
+        }
+        let outcome = intake.finish().await?;
         Ok(Response::new(SubmitFiguresResponse {
             submission: Some(outcome.submission),
             replayed: outcome.replayed,
@@ -302,7 +358,7 @@ impl LmiService for Handlers {
         request: Request<GetSubmissionRequest>,
     ) -> Result<Response<GetSubmissionResponse>, Status> {
         let identity = caller(&request)?.clone();
-        let id = request.into_inner().id;
+        let GetSubmissionRequest { id, include_delta } = request.into_inner();
         let (ssc, answer) = submissions::answer_by_id(&self.db, &id)
             .await
             .map_err(LmiError::from)?
@@ -314,8 +370,14 @@ impl LmiService for Handlers {
         if !allowed {
             return Err(LmiError::SubmissionNotFound(id).into());
         }
-        let submission = careers_proto::careers::lmi::v1::Submission::decode(answer.as_slice())
+        let mut submission = careers_proto::careers::lmi::v1::Submission::decode(answer.as_slice())
             .map_err(|error| LmiError::Corrupt(error.to_string()))?;
+        // Answers stored before figures kept their delta carry it inline.
+        if !include_delta {
+            submission.delta = None;
+        } else if submission.delta.is_none() {
+            submission.delta = Some(stored_delta(&self.db, &id).await?);
+        }
         Ok(Response::new(GetSubmissionResponse {
             submission: Some(submission),
         }))

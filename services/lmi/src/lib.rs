@@ -43,6 +43,8 @@ pub struct LmiSettings {
     pub inbox: careers_eventbus::settings::InboxSettings,
     #[serde(default)]
     pub validation: ValidationSettings,
+    #[serde(default)]
+    pub submissions: SubmissionSettings,
 }
 
 impl LmiSettings {
@@ -76,6 +78,24 @@ impl Default for ValidationSettings {
     }
 }
 
+/// `[submissions]`: how submissions stream in.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default)]
+pub struct SubmissionSettings {
+    /// An upload that stages nothing for this long is taken as dead: the sweep deletes
+    /// what it staged, and finishing it fails with `staging_expired`.
+    #[serde(with = "humantime_serde")]
+    pub staging_timeout: std::time::Duration,
+}
+
+impl Default for SubmissionSettings {
+    fn default() -> Self {
+        Self {
+            staging_timeout: std::time::Duration::from_secs(600),
+        }
+    }
+}
+
 /// Everything that can go wrong in lmi, mapped once to a status.
 #[derive(Debug, thiserror::Error)]
 pub enum LmiError {
@@ -90,7 +110,7 @@ pub enum LmiError {
     #[error("the first message must be the submission header, and only the first")]
     HeaderFirst,
     #[error("a submission holds at most {0} rows")]
-    TooManyRows(usize),
+    TooManyRows(u64),
     #[error("{}", .0.iter().map(|(field, problem)| format!("{field}: {problem}")).collect::<Vec<_>>().join("; "))]
     InvalidQuery(Vec<(&'static str, String)>),
     #[error("the cursor is not one this listing issued; start again without it")]
@@ -107,6 +127,10 @@ pub enum LmiError {
     AlreadyDecided(String, String),
     #[error("a rejection needs a reason")]
     ReasonRequired,
+    #[error(
+        "the upload stalled for longer than submissions.staging_timeout and was dropped; send it again with the same key"
+    )]
+    StagingExpired,
     #[error("no submission {0}")]
     SubmissionNotFound(String),
     #[error("stored answer unreadable: {0}")]
@@ -149,6 +173,7 @@ impl From<LmiError> for Status {
             LmiError::SubmissionNotFound(_) | LmiError::FigureNotFound(_) => {
                 status::status(Code::NotFound, "not_found", message)
             }
+            LmiError::StagingExpired => status::status(Code::Aborted, "staging_expired", message),
             LmiError::AlreadyDecided(..) => {
                 status::status(Code::FailedPrecondition, "already_decided", message)
             }
@@ -192,7 +217,13 @@ impl Service for Lmi {
             waker: bus.waker(),
             cursors: context.cursors.clone(),
             validation: context.settings.service.validation.clone(),
+            submissions: context.settings.service.submissions.clone(),
         };
+        tokio::spawn(submit::sweep_staging(
+            context.db.clone(),
+            context.settings.service.submissions.clone(),
+            context.stop.clone(),
+        ));
         let timeout = context.settings.platform.readiness.catch_up_timeout;
         context
             .readiness

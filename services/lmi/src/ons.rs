@@ -328,15 +328,15 @@ mod tests {
             change_rule: true,
         };
         let mut outcomes: HashMap<Outcome, usize> = HashMap::new();
-        let mut assessor = Assessor::new(&known, "ons", &Footprint::All, &policy, &published);
+        let mut assessor = Assessor::new(known.clone(), "ons", Footprint::All, policy);
         let aps_2022 = &all[1].rows;
         for (index, row) in aps_2022.iter().enumerate() {
             *outcomes
-                .entry(assessor.assess(index as u64 + 1, row).0)
+                .entry(assessor.assess(index as u64 + 1, row, &published).0)
                 .or_default() += 1;
         }
         // The same real row twice in one batch.
-        let (outcome, findings) = assessor.assess(0, &aps_2022[0]);
+        let (outcome, findings) = assessor.assess(0, &aps_2022[0], &published);
         assert_eq!(
             (outcome, findings[0].rule),
             (Outcome::Rejected, "duplicate_key")
@@ -349,13 +349,13 @@ mod tests {
         }
 
         let digital = Footprint::parse("minor:213;minor:313").unwrap();
-        let mut assessor = Assessor::new(&known, "digital", &digital, &policy, &published);
+        let mut assessor = Assessor::new(known, "digital", digital, policy);
         let annual = &all[4].rows;
         let doctors = annual
             .iter()
             .position(|row| row.soc_code == "2211")
             .unwrap();
-        let (outcome, findings) = assessor.assess(doctors as u64 + 1, &annual[doctors]);
+        let (outcome, findings) = assessor.assess(doctors as u64 + 1, &annual[doctors], &published);
         assert_eq!(
             (outcome, findings[0].rule, findings[0].row),
             (Outcome::Rejected, "footprint", doctors as u64 + 1)

@@ -1,9 +1,14 @@
-//! One pipeline for every way a submission arrives (gRPC stream today; JSON and CSV
-//! through the gateway): check the caller, validate each row, record the submission
-//! with its answer and accepted figures, and publish `FiguresPublished` per SOC code,
-//! all in one transaction.
+//! One pipeline for every way a submission arrives (the gRPC stream; JSON and CSV through
+//! the gateway). Rows are assessed as they arrive and, unless it is a dry run, staged in
+//! short transactions that nothing reads yet (see [`store::staging`]), so memory stays
+//! flat however long the file. One final transaction records the submission with its
+//! answer and enqueues `FiguresPublished` per SOC code, which makes it all visible at once;
+//! anything that fails before leaves nothing behind.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeSet, HashSet},
+    time::{Duration, Instant},
+};
 
 use careers_eventbus::{RelayWaker, enqueue};
 use careers_platform::identity::Identity;
@@ -13,16 +18,21 @@ use careers_proto::careers::lmi::{
 };
 use chrono::{DateTime, Utc};
 use prost::Message;
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::{
-    LmiError, ValidationSettings,
+    LmiError, SubmissionSettings, ValidationSettings,
     domain::{self, Assessor, Outcome as RowOutcome, Policy, Row},
-    store::{figures, sscs, submissions},
+    store::{figures, sscs, staging, submissions},
 };
 
 /// The longest submission key accepted.
 const MAX_KEY_LENGTH: usize = 200;
+/// Kept rows staged per transaction: large enough for batched inserts to run at speed,
+/// small enough that memory stays flat.
+const STAGE_ROWS: usize = 5_000;
+/// Stored figures read back per query to build the events.
+const EVENT_PAGE: u64 = 5_000;
 
 /// The outcome: the answer, and whether it is the replay of an earlier one.
 #[derive(Debug)]
@@ -31,19 +41,67 @@ pub struct Outcome {
     pub replayed: bool,
 }
 
-/// Runs a submission for `caller`.
-pub async fn submit(
-    db: &DatabaseConnection,
-    waker: &RelayWaker,
+/// A submission once its header is checked: answered already, or ready for rows.
+#[derive(Debug)]
+pub enum Opened<'a> {
+    Replayed(Outcome),
+    Receiving(Box<Intake<'a>>),
+}
+
+/// Everything a submission needs from the service.
+#[derive(Debug, Clone, Copy)]
+pub struct Pipeline<'a> {
+    pub db: &'a DatabaseConnection,
+    pub waker: &'a RelayWaker,
+    pub validation: &'a ValidationSettings,
+    pub settings: &'a SubmissionSettings,
+}
+
+/// A row kept for storing, until its stage transaction.
+#[derive(Debug)]
+struct Pending {
+    figure_id: String,
+    row: Row,
+    row_index: u64,
+    status: &'static str,
+    held: Option<(&'static str, String)>,
+    delta: &'static str,
+    previous_value: Option<f64>,
+}
+
+/// A submission being received.
+#[derive(Debug)]
+pub struct Intake<'a> {
+    pipeline: Pipeline<'a>,
+    ssc: String,
+    key: String,
+    dry_run: bool,
+    id: String,
+    recorded_at: DateTime<Utc>,
+    assessor: Assessor,
+    /// What is published for the SOC codes met so far, loaded as each first appears.
+    published: figures::PublishedNow,
+    loaded: HashSet<String>,
+    counts: SubmissionCounts,
+    report: Vec<ReportEntry>,
+    /// The delta's figures are listed only for a dry run; a stored submission keeps them
+    /// in its figures.
+    delta: SubmissionDelta,
+    pending: Vec<Pending>,
+    staged: Option<Instant>,
+}
+
+/// Checks the caller and the header of a submission for `caller`.
+pub async fn open<'a>(
+    pipeline: Pipeline<'a>,
     caller: &Identity,
     key: &str,
     dry_run: bool,
-    rows: Vec<Row>,
-    validation: &ValidationSettings,
-) -> Result<Outcome, LmiError> {
+) -> Result<Opened<'a>, LmiError> {
     if !caller.has_role("ssc_publisher") {
         return Err(LmiError::RoleRequired("ssc_publisher"));
     }
+    let db = pipeline.db;
     let ssc = caller.ssc.clone().ok_or(LmiError::SscClaimMissing)?;
     let entry = sscs::get(db, &ssc)
         .await?
@@ -54,154 +112,333 @@ pub async fn submit(
         return Err(LmiError::InvalidKey);
     }
     if !dry_run && let Some(answer) = submissions::answer_by_key(db, &ssc, key).await? {
-        return Ok(Outcome {
+        return Ok(Opened::Replayed(Outcome {
             submission: decode(&answer)?,
             replayed: true,
-        });
+        }));
     }
-
-    let known = submissions::known_codes(db).await?;
-    let codes: BTreeSet<&str> = rows
-        .iter()
-        .map(|row| row.soc_code.as_str())
-        .filter(|code| known.contains(*code))
-        .collect();
-    let published = figures::published_now(db, &codes).await?;
     let policy = Policy {
-        quarantine_change: validation.quarantine_change,
-        min_sample_size: validation.min_sample_size,
+        quarantine_change: pipeline.validation.quarantine_change,
+        min_sample_size: pipeline.validation.min_sample_size,
         change_rule: entry.change_rule,
     };
-    let mut assessor = Assessor::new(&known, &ssc, &footprint, &policy, &published.series);
-    let mut report = Vec::new();
-    let mut kept = Vec::new();
-    let mut counts = SubmissionCounts {
-        rows: rows.len() as u64,
-        ..SubmissionCounts::default()
-    };
-    let mut delta = SubmissionDelta::default();
-    for (index, row) in rows.iter().enumerate() {
-        let index = index as u64 + 1;
-        let (outcome, findings) = assessor.assess(index, row);
+    let known = submissions::known_codes(db).await?;
+    Ok(Opened::Receiving(Box::new(Intake {
+        pipeline,
+        assessor: Assessor::new(known, &ssc, footprint, policy),
+        ssc,
+        key: key.to_owned(),
+        dry_run,
+        id: uuid::Uuid::now_v7().to_string(),
+        recorded_at: Utc::now(),
+        published: figures::PublishedNow::default(),
+        loaded: HashSet::new(),
+        counts: SubmissionCounts::default(),
+        report: Vec::new(),
+        delta: SubmissionDelta::default(),
+        pending: Vec::new(),
+        staged: None,
+    })))
+}
+
+impl Intake<'_> {
+    /// Rows received so far.
+    pub fn rows(&self) -> u64 {
+        self.counts.rows
+    }
+
+    /// Assesses the next rows and stages what is kept.
+    pub async fn push(&mut self, rows: Vec<Row>) -> Result<(), LmiError> {
+        let fresh: BTreeSet<&str> = rows
+            .iter()
+            .map(|row| row.soc_code.as_str())
+            .filter(|code| self.assessor.known.contains(*code) && !self.loaded.contains(*code))
+            .collect();
+        if !fresh.is_empty() {
+            let more = figures::published_now(self.pipeline.db, &fresh).await?;
+            self.published.series.extend(more.series);
+            self.published.figures.extend(more.figures);
+            self.loaded.extend(fresh.into_iter().map(str::to_owned));
+        }
+        for row in rows {
+            self.counts.rows += 1;
+            self.assess(self.counts.rows, row);
+        }
+        let idle_limit = self.pipeline.settings.staging_timeout / 4;
+        let overdue = self
+            .staged
+            .is_some_and(|at| at.elapsed() > idle_limit.min(Duration::from_secs(60)));
+        if self.pending.len() >= STAGE_ROWS || (overdue && !self.pending.is_empty()) {
+            self.stage().await?;
+        }
+        Ok(())
+    }
+
+    fn assess(&mut self, index: u64, row: Row) {
+        let (outcome, findings) = self.assessor.assess(index, &row, &self.published.series);
+        let (mut delta, mut previous_value) = ("", None);
         match outcome {
             RowOutcome::Accepted => {
-                counts.accepted += 1;
-                note_delta(&mut delta, &published, index, row);
+                self.counts.accepted += 1;
+                (delta, previous_value) = self.note_delta(index, &row);
             }
-            RowOutcome::Quarantined => counts.quarantined += 1,
-            RowOutcome::Rejected => counts.rejected += 1,
-            RowOutcome::Suppressed => counts.suppressed += 1,
+            RowOutcome::Quarantined => self.counts.quarantined += 1,
+            RowOutcome::Rejected => self.counts.rejected += 1,
+            RowOutcome::Suppressed => self.counts.suppressed += 1,
         }
         let held = findings
             .first()
             .filter(|_| outcome == RowOutcome::Quarantined)
             .map(|finding| (finding.rule, finding.message.clone()));
-        if outcome != RowOutcome::Rejected {
-            kept.push((index, row, outcome, held));
+        self.report
+            .extend(findings.into_iter().map(|finding| ReportEntry {
+                row: finding.row,
+                line: finding.line,
+                field: finding.field.to_owned(),
+                rule: finding.rule.to_owned(),
+                severity: finding.severity.to_owned(),
+                message: finding.message,
+            }));
+        if outcome != RowOutcome::Rejected && !self.dry_run {
+            self.pending.push(Pending {
+                figure_id: uuid::Uuid::now_v7().to_string(),
+                row,
+                row_index: index,
+                status: outcome.status(),
+                held,
+                delta,
+                previous_value,
+            });
         }
-        report.extend(findings.into_iter().map(|finding| ReportEntry {
-            row: finding.row,
-            line: finding.line,
-            field: finding.field.to_owned(),
-            rule: finding.rule.to_owned(),
-            severity: finding.severity.to_owned(),
-            message: finding.message,
-        }));
-    }
-    let mut submission = Submission {
-        id: String::new(),
-        submission_key: key.to_owned(),
-        ssc: ssc.clone(),
-        counts: Some(counts),
-        report,
-        delta: Some(delta),
-    };
-    if dry_run {
-        return Ok(Outcome {
-            submission,
-            replayed: false,
-        });
     }
 
-    submission.id = uuid::Uuid::now_v7().to_string();
-    let now = Utc::now();
-    let txn = careers_eventbus::begin_write(db).await?;
-    submissions::insert_submission(
-        &txn,
-        &submission.id,
-        &ssc,
-        key,
-        now,
-        submission.encode_to_vec(),
-    )
-    .await?;
-    let ids: Vec<String> = kept
-        .iter()
-        .map(|_| uuid::Uuid::now_v7().to_string())
-        .collect();
-    let stored: Vec<figures::NewFigure<'_>> = kept
-        .iter()
-        .zip(&ids)
-        .map(
-            |((index, row, outcome, held), figure_id)| figures::NewFigure {
-                figure_id,
-                submission_id: &submission.id,
-                row,
-                row_index: *index,
-                status: outcome.status(),
-                held: held
+    /// Counts an accepted row in the delta against what is published now; its kind and
+    /// the value it replaces.
+    fn note_delta(&mut self, index: u64, row: &Row) -> (&'static str, Option<f64>) {
+        let key = (
+            (
+                row.soc_code.clone(),
+                row.region.clone(),
+                row.measure.clone(),
+                row.breakdown.clone(),
+            ),
+            row.period.clone(),
+        );
+        let old = self.published.figures.get(&key).copied();
+        if old == Some(row.value) {
+            self.delta.unchanged += 1;
+            return ("unchanged", old);
+        }
+        let kind = if old.is_some() { "changed" } else { "added" };
+        if self.dry_run {
+            let figure = delta_figure(index, row, row.value, old);
+            match old {
+                Some(_) => self.delta.changed.push(figure),
+                None => self.delta.added.push(figure),
+            }
+        }
+        (kind, old)
+    }
+
+    /// Writes the pending rows in one short transaction.
+    async fn stage(&mut self) -> Result<(), LmiError> {
+        let txn = careers_eventbus::begin_write(self.pipeline.db).await?;
+        let now = Utc::now();
+        if self.staged.is_none() {
+            staging::start(&txn, &self.id, &self.ssc, &self.key, now).await?;
+        } else if !staging::touch(&txn, &self.id, now).await? {
+            return Err(LmiError::StagingExpired);
+        }
+        let stored: Vec<figures::NewFigure<'_>> = self
+            .pending
+            .iter()
+            .map(|pending| figures::NewFigure {
+                figure_id: &pending.figure_id,
+                submission_id: &self.id,
+                row: &pending.row,
+                row_index: pending.row_index,
+                status: pending.status,
+                held: pending
+                    .held
                     .as_ref()
                     .map(|(rule, message)| (*rule, message.as_str())),
-                recorded_at: now,
-            },
-        )
-        .collect();
-    figures::insert_many(&txn, &stored).await?;
-    let mut by_soc: BTreeMap<&str, Vec<PublishedFigure>> = BTreeMap::new();
-    for ((_, row, outcome, _), figure_id) in kept.iter().zip(ids) {
-        if *outcome == RowOutcome::Quarantined {
-            continue;
-        }
-        by_soc
-            .entry(row.soc_code.as_str())
-            .or_default()
-            .push(published_figure(
-                figure_id,
-                row,
-                now,
-                *outcome == RowOutcome::Suppressed,
-            ));
+                recorded_at: self.recorded_at,
+                delta: pending.delta,
+                previous_value: pending.previous_value,
+            })
+            .collect();
+        figures::insert_many(&txn, &stored).await?;
+        txn.commit().await?;
+        self.pending.clear();
+        self.staged = Some(Instant::now());
+        Ok(())
     }
-    for (soc_code, figures) in by_soc {
-        let event = FiguresPublished {
-            soc_code: soc_code.to_owned(),
-            submission_id: submission.id.clone(),
-            ssc: ssc.clone(),
-            figures,
+
+    /// Records the submission and publishes its figures; a dry run only answers.
+    pub async fn finish(mut self) -> Result<Outcome, LmiError> {
+        let mut submission = Submission {
+            id: String::new(),
+            submission_key: self.key.clone(),
+            ssc: self.ssc.clone(),
+            counts: Some(self.counts),
+            report: std::mem::take(&mut self.report),
+            delta: None,
         };
-        // Figures merge one by one by their own rule; the key version is not used for
-        // additive events and stays 0.
-        enqueue(&txn, soc_code, 0, &event).await?;
-    }
-    match txn.commit().await {
-        Ok(()) => {}
-        // A concurrent submission with the same key won the unique index: answer with its.
-        Err(error) => {
-            if let Some(answer) = submissions::answer_by_key(db, &ssc, key).await? {
+        if self.dry_run {
+            submission.delta = Some(std::mem::take(&mut self.delta));
+            return Ok(Outcome {
+                submission,
+                replayed: false,
+            });
+        }
+        submission.id = self.id.clone();
+        let recorded = match self.stage().await {
+            Ok(()) => self.record(&submission).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = recorded {
+            self.abandon().await;
+            // A concurrent submission with the same key won the unique index: answer with its.
+            let db = self.pipeline.db;
+            if let Some(answer) = submissions::answer_by_key(db, &self.ssc, &self.key).await? {
                 return Ok(Outcome {
                     submission: decode(&answer)?,
                     replayed: true,
                 });
             }
-            return Err(error.into());
+            return Err(error);
+        }
+        self.pipeline.waker.wake();
+        tracing::info!(ssc = %self.ssc, submission = %self.id, rows = self.counts.rows, accepted = self.counts.accepted, "submission recorded");
+        Ok(Outcome {
+            submission,
+            replayed: false,
+        })
+    }
+
+    /// The final transaction: the submission with its answer, its staging ended, and one
+    /// `FiguresPublished` per SOC code built from the figures read back in SOC order.
+    async fn record(&self, submission: &Submission) -> Result<(), LmiError> {
+        let txn = careers_eventbus::begin_write(self.pipeline.db).await?;
+        if self.staged.is_some() && !staging::finish(&txn, &self.id).await? {
+            return Err(LmiError::StagingExpired);
+        }
+        submissions::insert_submission(
+            &txn,
+            &self.id,
+            &self.ssc,
+            &self.key,
+            self.recorded_at,
+            submission.encode_to_vec(),
+        )
+        .await?;
+        if self.staged.is_some() {
+            self.enqueue_events(&txn).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn enqueue_events(&self, txn: &impl ConnectionTrait) -> Result<(), LmiError> {
+        let mut current: Option<FiguresPublished> = None;
+        let mut after: Option<(String, i64)> = None;
+        loop {
+            let page = figures::submission_page(
+                txn,
+                &self.id,
+                after.as_ref().map(|(code, index)| (code.as_str(), *index)),
+                EVENT_PAGE,
+            )
+            .await?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.row.soc_code.clone(), last.row_index));
+            for stored in page {
+                if current
+                    .as_ref()
+                    .is_some_and(|event| event.soc_code != stored.row.soc_code)
+                    && let Some(event) = current.take()
+                {
+                    publish(txn, &event).await?;
+                }
+                let event = current.get_or_insert_with(|| FiguresPublished {
+                    soc_code: stored.row.soc_code.clone(),
+                    submission_id: self.id.clone(),
+                    ssc: self.ssc.clone(),
+                    figures: Vec::new(),
+                });
+                event.figures.push(published_figure(
+                    stored.figure_id,
+                    &stored.row,
+                    self.recorded_at,
+                    stored.suppressed,
+                ));
+            }
+        }
+        if let Some(event) = current {
+            publish(txn, &event).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes what was staged, logging a failure: the sweep removes it later anyway.
+    pub async fn abandon(&self) {
+        if self.staged.is_none() {
+            return;
+        }
+        if let Err(error) = staging::abandon(self.pipeline.db, &self.id).await {
+            tracing::warn!(submission = %self.id, %error, "staged figures left for the sweep");
         }
     }
-    waker.wake();
-    tracing::info!(ssc = %ssc, submission = %submission.id, rows = rows.len(), accepted = submission.counts.map_or(0, |c| c.accepted), "submission recorded");
-    Ok(Outcome {
-        submission,
-        replayed: false,
-    })
+}
+
+async fn publish(txn: &impl ConnectionTrait, event: &FiguresPublished) -> Result<(), LmiError> {
+    // Figures merge one by one by their own rule; the key version is not used for
+    // additive events and stays 0.
+    enqueue(txn, &event.soc_code, 0, event).await?;
+    Ok(())
+}
+
+/// Removes, every so often until `stop`, what crashed or abandoned uploads staged.
+pub async fn sweep_staging(
+    db: DatabaseConnection,
+    settings: SubmissionSettings,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let every =
+        (settings.staging_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        let before = Utc::now()
+            - chrono::Duration::from_std(settings.staging_timeout).unwrap_or(chrono::Duration::MAX);
+        match staging::sweep(&db, before).await {
+            Ok((0, _)) => {}
+            Ok((uploads, figures)) => {
+                tracing::warn!(
+                    uploads,
+                    figures,
+                    "removed staged figures of abandoned uploads"
+                );
+            }
+            Err(error) => tracing::warn!(%error, "staging sweep failed; next try soon"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// A delta entry for row `index`.
+fn delta_figure(index: u64, row: &Row, new_value: f64, old_value: Option<f64>) -> DeltaFigure {
+    DeltaFigure {
+        row: index,
+        soc_code: row.soc_code.clone(),
+        region: row.region.clone(),
+        measure: row.measure.clone(),
+        breakdown: row.breakdown.clone(),
+        period: row.period.clone(),
+        new_value,
+        old_value,
+    }
 }
 
 /// The event form of a stored figure; a suppressed one never carries its number.
@@ -227,44 +464,6 @@ pub fn published_figure(
             nanos: i32::try_from(recorded_at.timestamp_subsec_nanos()).unwrap_or(0),
         }),
         suppressed,
-    }
-}
-
-/// Adds an accepted row to the delta against what is published now.
-fn note_delta(
-    delta: &mut SubmissionDelta,
-    published: &figures::PublishedNow,
-    index: u64,
-    row: &Row,
-) {
-    let key = (
-        (
-            row.soc_code.clone(),
-            row.region.clone(),
-            row.measure.clone(),
-            row.breakdown.clone(),
-        ),
-        row.period.clone(),
-    );
-    let old = published.figures.get(&key).copied();
-    if old == Some(row.value) {
-        delta.unchanged += 1;
-        return;
-    }
-    let figure = DeltaFigure {
-        row: index,
-        soc_code: row.soc_code.clone(),
-        region: row.region.clone(),
-        measure: row.measure.clone(),
-        breakdown: row.breakdown.clone(),
-        period: row.period.clone(),
-        new_value: row.value,
-        old_value: old,
-    };
-    if old.is_some() {
-        delta.changed.push(figure);
-    } else {
-        delta.added.push(figure);
     }
 }
 

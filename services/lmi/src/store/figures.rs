@@ -1,4 +1,7 @@
 //! Published figures: stored as accepted, listed as the latest per series or in full.
+//!
+//! A figure exists for readers only once its submission is recorded: figures are staged
+//! while a submission streams in (see [`super::staging`]), so every read joins `submissions`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
@@ -23,14 +26,19 @@ pub struct NewFigure<'a> {
     pub status: &'a str,
     pub held: Option<(&'a str, &'a str)>,
     pub recorded_at: DateTime<Utc>,
+    /// For accepted rows, what they are in the submission's delta: `added`, `changed` or
+    /// `unchanged`; empty for the rest.
+    pub delta: &'a str,
+    /// The value published before, for a changed or unchanged row.
+    pub previous_value: Option<f64>,
 }
 
 /// Figures per INSERT on PostgreSQL: many rows per statement is several times faster
-/// than one each, and 500 rows of 21 values stay under its parameter limit.
+/// than one each, and 500 rows of 23 values stay under its parameter limit.
 const INSERT_BATCH: usize = 500;
 /// On SQLite binding slows down with thousands of parameters in one statement.
 const SQLITE_INSERT_BATCH: usize = 50;
-const INSERT_COLUMNS: [&str; 21] = [
+const INSERT_COLUMNS: [&str; 23] = [
     "figure_id",
     "submission_id",
     "soc_code",
@@ -52,6 +60,8 @@ const INSERT_COLUMNS: [&str; 21] = [
     "line",
     "held_rule",
     "held_message",
+    "delta",
+    "previous_value",
 ];
 
 /// Stores figures, many per statement.
@@ -72,7 +82,7 @@ pub async fn insert_many(
             let months = careers_proto::period::months(&row.period)
                 .ok_or_else(|| DbErr::Custom(format!("unchecked period {:?}", row.period)))?;
             let (held_rule, held_message) = figure.held.unwrap_or(("", ""));
-            let row_values: [Value; 21] = [
+            let row_values: [Value; 23] = [
                 figure.figure_id.into(),
                 figure.submission_id.into(),
                 row.soc_code.clone().into(),
@@ -94,6 +104,8 @@ pub async fn insert_many(
                 whole(row.line).into(),
                 held_rule.into(),
                 held_message.into(),
+                figure.delta.into(),
+                figure.previous_value.into(),
             ];
             let placeholders: Vec<String> = row_values
                 .into_iter()
@@ -140,9 +152,11 @@ pub async fn published_now(
         .map(|code| values.push((*code).to_owned()))
         .collect();
     let sql = format!(
-        "SELECT soc_code, region, measure, breakdown, period, value FROM figures \
-         WHERE status = 'published' AND soc_code IN ({}) ORDER BY {ORDER}",
-        placeholders.join(", ")
+        "SELECT f.soc_code, f.region, f.measure, f.breakdown, f.period, f.value FROM figures f \
+         JOIN submissions s ON s.id = f.submission_id \
+         WHERE f.status = 'published' AND f.soc_code IN ({}) ORDER BY {}",
+        placeholders.join(", "),
+        qualified_order("f"),
     );
     let rows = connection
         .query_all_raw(Statement::from_sql_and_values(
@@ -300,6 +314,15 @@ const RECORD_COLUMNS: &str = "f.figure_id, f.submission_id, s.ssc, f.soc_code, f
 const ORDER: &str =
     "soc_code, measure, region, breakdown, period_last, period, recorded_at, figure_id";
 
+/// The listing order, its columns of the figures aliased `alias`.
+fn qualified_order(alias: &str) -> String {
+    ORDER
+        .split(", ")
+        .map(|column| format!("{alias}.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Up to `limit` figures after `after`, in listing order.
 pub async fn page(
     connection: &impl ConnectionTrait,
@@ -313,18 +336,15 @@ pub async fn page(
         // The latest: no figure of the same series in the same window is later.
         let newer = conditions(filter, "g", &mut values);
         wheres.push(format!(
-            "NOT EXISTS (SELECT 1 FROM figures g WHERE g.soc_code = f.soc_code \
+            "NOT EXISTS (SELECT 1 FROM figures g JOIN submissions gs ON gs.id = g.submission_id \
+             WHERE g.soc_code = f.soc_code \
              AND g.measure = f.measure AND g.region = f.region AND g.breakdown = f.breakdown \
              AND {} AND (g.period_last, g.period, g.recorded_at, g.figure_id) > \
              (f.period_last, f.period, f.recorded_at, f.figure_id))",
             newer.join(" AND ")
         ));
     }
-    let order = ORDER
-        .split(", ")
-        .map(|column| format!("f.{column}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let order = qualified_order("f");
     if let Some(after) = after {
         let placeholders = [
             &after.soc_code,
@@ -452,7 +472,8 @@ pub async fn decide(
         .execute_raw(Statement::from_sql_and_values(
             connection.get_database_backend(),
             "UPDATE figures SET status = $1, review_reason = $2, reviewed_by = $3, reviewed_at = $4 \
-             WHERE figure_id = $5 AND status = 'quarantined'",
+             WHERE figure_id = $5 AND status = 'quarantined' \
+             AND submission_id IN (SELECT id FROM submissions)",
             [
                 status.into(),
                 reason.into(),
@@ -463,4 +484,133 @@ pub async fn decide(
         ))
         .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// A figure a submission stored for publication, read back to build its events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub figure_id: String,
+    pub row: Row,
+    pub row_index: i64,
+    pub suppressed: bool,
+}
+
+/// Up to `limit` published or suppressed figures of `submission_id` after `after`
+/// (SOC code, row index), in that order, so events group by SOC code page by page.
+pub async fn submission_page(
+    connection: &impl ConnectionTrait,
+    submission_id: &str,
+    after: Option<(&str, i64)>,
+    limit: u64,
+) -> Result<Vec<Stored>, DbErr> {
+    let mut values = Values(Vec::new());
+    let mut wheres = vec![
+        format!("submission_id = {}", values.push(submission_id.to_owned())),
+        "status IN ('published', 'suppressed')".to_owned(),
+    ];
+    if let Some((soc_code, row_index)) = after {
+        let (code, index) = (values.push(soc_code.to_owned()), values.push(row_index));
+        wheres.push(format!("(soc_code, row_index) > ({code}, {index})"));
+    }
+    let limit = values.push(i64::try_from(limit).unwrap_or(i64::MAX));
+    let sql = format!(
+        "SELECT figure_id, soc_code, region, measure, breakdown, period, value, unit, source, \
+         horizon, sample_size, quality, line, row_index, status FROM figures WHERE {} \
+         ORDER BY soc_code, row_index LIMIT {limit}",
+        wheres.join(" AND ")
+    );
+    let rows = connection
+        .query_all_raw(Statement::from_sql_and_values(
+            connection.get_database_backend(),
+            sql,
+            values.0,
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let text = |index: usize| row.try_get_by_index::<String>(index);
+            let line: i64 = row.try_get_by_index(12)?;
+            Ok(Stored {
+                figure_id: text(0)?,
+                row: Row {
+                    soc_code: text(1)?,
+                    region: text(2)?,
+                    measure: text(3)?,
+                    breakdown: text(4)?,
+                    period: text(5)?,
+                    value: row.try_get_by_index(6)?,
+                    unit: text(7)?,
+                    source: text(8)?,
+                    horizon: text(9)?,
+                    sample_size: row
+                        .try_get_by_index::<Option<i64>>(10)?
+                        .and_then(|size| u64::try_from(size).ok()),
+                    quality: text(11)?,
+                    line: u64::try_from(line).unwrap_or(0),
+                },
+                row_index: row.try_get_by_index(13)?,
+                suppressed: text(14)? == "suppressed",
+            })
+        })
+        .collect()
+}
+
+/// One figure of a submission's delta: the row, its key, and the values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaRecord {
+    pub row_index: i64,
+    pub soc_code: String,
+    pub region: String,
+    pub measure: String,
+    pub breakdown: String,
+    pub period: String,
+    pub value: f64,
+    pub previous_value: Option<f64>,
+    pub delta: String,
+}
+
+/// The added and changed figures of a recorded submission in row order, and how many
+/// accepted rows left the published value unchanged.
+pub async fn delta(
+    connection: &impl ConnectionTrait,
+    submission_id: &str,
+) -> Result<(Vec<DeltaRecord>, u64), DbErr> {
+    let backend = connection.get_database_backend();
+    let rows = connection
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT row_index, soc_code, region, measure, breakdown, period, value, \
+             previous_value, delta FROM figures \
+             WHERE submission_id = $1 AND delta IN ('added', 'changed') ORDER BY row_index",
+            [submission_id.into()],
+        ))
+        .await?;
+    let changes = rows
+        .iter()
+        .map(|row| {
+            let text = |index: usize| row.try_get_by_index::<String>(index);
+            Ok(DeltaRecord {
+                row_index: row.try_get_by_index(0)?,
+                soc_code: text(1)?,
+                region: text(2)?,
+                measure: text(3)?,
+                breakdown: text(4)?,
+                period: text(5)?,
+                value: row.try_get_by_index(6)?,
+                previous_value: row.try_get_by_index(7)?,
+                delta: text(8)?,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    let unchanged = connection
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT COUNT(*) FROM figures WHERE submission_id = $1 AND delta = 'unchanged'",
+            [submission_id.into()],
+        ))
+        .await?
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0);
+    Ok((changes, u64::try_from(unchanged).unwrap_or(0)))
 }

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
         migrations.push(Box::new(CreateSubmissions));
         migrations.push(Box::new(AddFigurePeriodMonths));
         migrations.push(Box::new(AddFigureStatus));
+        migrations.push(Box::new(AddStaging));
         migrations
     }
 }
@@ -178,6 +179,34 @@ impl MigrationTrait for AddFigureStatus {
             "ALTER TABLE figures ADD COLUMN reviewed_at TEXT NOT NULL DEFAULT ''",
             "CREATE INDEX IF NOT EXISTS figures_held ON figures (status, recorded_at, figure_id)",
             "ALTER TABLE sscs ADD COLUMN change_rule BOOLEAN NOT NULL DEFAULT TRUE",
+        ] {
+            db.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Submissions are staged as they stream in: a staging row per submission being
+/// received (the janitor removes those left behind by a crash), figures that record what
+/// they change for the delta, and an index to read a submission's figures back in SOC order.
+struct AddStaging;
+
+impl MigrationName for AddStaging {
+    fn name(&self) -> &str {
+        "m20261123_001005_lmi_staging"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddStaging {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        for sql in [
+            "CREATE TABLE IF NOT EXISTS staging (submission_id TEXT PRIMARY KEY, ssc TEXT NOT NULL, \
+             submission_key TEXT NOT NULL, started_at TEXT NOT NULL, touched_at TEXT NOT NULL)",
+            "ALTER TABLE figures ADD COLUMN delta TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE figures ADD COLUMN previous_value DOUBLE PRECISION",
+            "CREATE INDEX IF NOT EXISTS figures_submission ON figures (submission_id, soc_code, row_index)",
         ] {
             db.execute_unprepared(sql).await?;
         }

@@ -4,4 +4,5 @@ pub mod figures;
 pub mod known_occupations;
 pub mod migration;
 pub mod sscs;
+pub mod staging;
 pub mod submissions;
