@@ -110,3 +110,118 @@ pub async fn sweep(
     }
     Ok((submissions, figures))
 }
+
+#[cfg(test)]
+mod tests {
+    use careers_testkit::{postgres, sqlite::TestSqlite};
+    use chrono::Duration;
+    use sea_orm::{Database, DatabaseConnection};
+    use sea_orm_migration::MigratorTrait;
+
+    use super::*;
+    use crate::{
+        domain::Row,
+        store::{figures, submissions},
+    };
+
+    fn row(period: &str, value: f64) -> Row {
+        Row {
+            soc_code: "2134".to_owned(),
+            region: "K02000001".to_owned(),
+            period: period.to_owned(),
+            measure: "median_annual_pay".to_owned(),
+            value,
+            unit: "GBP".to_owned(),
+            source: "test".to_owned(),
+            breakdown: "all".to_owned(),
+            ..Row::default()
+        }
+    }
+
+    async fn store(db: &DatabaseConnection, submission: &str, row: &Row, at: DateTime<Utc>) {
+        let figure_id = format!("{submission}-figure");
+        let figure = figures::NewFigure {
+            figure_id: &figure_id,
+            submission_id: submission,
+            row,
+            row_index: 1,
+            status: "published",
+            held: None,
+            recorded_at: at,
+            delta: "added",
+            previous_value: None,
+        };
+        figures::insert_many(db, &[figure]).await.expect("stored");
+    }
+
+    async fn latest(db: &DatabaseConnection) -> anyhow::Result<Vec<(String, f64)>> {
+        let filter = figures::Filter {
+            as_of: Utc::now() + Duration::hours(1),
+            ..figures::Filter::default()
+        };
+        let page = figures::page(db, &filter, None, 10).await?;
+        Ok(page
+            .into_iter()
+            .map(|record| (record.submission_id, record.value))
+            .collect())
+    }
+
+    /// Staged figures are invisible until recorded, even to the latest-figure rule; the
+    /// sweep takes only stale uploads, and never a recorded one's figures.
+    async fn staged_figures_wait_for_their_submission(url: &str) -> anyhow::Result<()> {
+        let db = Database::connect(url).await?;
+        crate::Migrator::up(&db, None).await?;
+        let now = Utc::now();
+        let (long_ago, recent) = (now - Duration::hours(2), now - Duration::seconds(5));
+
+        store(&db, "recorded", &row("2023", 50_000.0), long_ago).await;
+        submissions::insert_submission(&db, "recorded", "ons", "k0", long_ago, vec![]).await?;
+        start(&db, "stale", "ons", "k1", long_ago).await?;
+        store(&db, "stale", &row("2024", 1.0), long_ago).await;
+        start(&db, "live", "ons", "k2", recent).await?;
+        store(&db, "live", &row("2025", 60_000.0), recent).await;
+
+        assert_eq!(latest(&db).await?, [("recorded".to_owned(), 50_000.0)]);
+        let codes = std::collections::BTreeSet::from(["2134"]);
+        let published = figures::published_now(&db, &codes).await?;
+        assert_eq!(
+            published
+                .series
+                .values()
+                .map(|p| p.value)
+                .collect::<Vec<_>>(),
+            [50_000.0]
+        );
+
+        assert_eq!(sweep(&db, now - Duration::minutes(10)).await?, (1, 1));
+        assert!(
+            !touch(&db, "stale", now).await?,
+            "a swept upload stays gone"
+        );
+        assert!(touch(&db, "live", now).await?);
+
+        assert!(finish(&db, "live").await?);
+        submissions::insert_submission(&db, "live", "ons", "k2", recent, vec![]).await?;
+        assert_eq!(latest(&db).await?, [("live".to_owned(), 60_000.0)]);
+        assert_eq!(sweep(&db, now + Duration::hours(1)).await?, (0, 0));
+        assert_eq!(
+            abandon(&db, "live").await?,
+            0,
+            "a recorded submission keeps its figures"
+        );
+        assert_eq!(latest(&db).await?, [("live".to_owned(), 60_000.0)]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn staged_figures_wait_for_their_submission_on_sqlite() -> anyhow::Result<()> {
+        let database = TestSqlite::new()?;
+        staged_figures_wait_for_their_submission(&database.url).await
+    }
+
+    #[tokio::test]
+    async fn staged_figures_wait_for_their_submission_on_postgres() -> anyhow::Result<()> {
+        let database = postgres::empty_database().await?;
+        staged_figures_wait_for_their_submission(&database.url).await
+    }
+}
