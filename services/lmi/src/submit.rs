@@ -31,8 +31,6 @@ const MAX_KEY_LENGTH: usize = 200;
 /// Kept rows staged per transaction: large enough for batched inserts to run at speed,
 /// small enough that memory stays flat.
 const STAGE_ROWS: usize = 5_000;
-/// Stored figures read back per query to build the events.
-const EVENT_PAGE: u64 = 5_000;
 
 /// The outcome: the answer, and whether it is the replay of an earlier one.
 #[derive(Debug)]
@@ -89,6 +87,8 @@ pub struct Intake<'a> {
     delta: SubmissionDelta,
     pending: Vec<Pending>,
     staged: Option<Instant>,
+    /// SOC codes with figures to publish: one event each. At most the catalogue's codes.
+    to_publish: BTreeSet<String>,
 }
 
 /// Checks the caller and the header of a submission for `caller`.
@@ -138,6 +138,7 @@ pub async fn open<'a>(
         delta: SubmissionDelta::default(),
         pending: Vec::new(),
         staged: None,
+        to_publish: BTreeSet::new(),
     })))
 }
 
@@ -199,6 +200,11 @@ impl Intake<'_> {
                 severity: finding.severity.to_owned(),
                 message: finding.message,
             }));
+        if matches!(outcome, RowOutcome::Accepted | RowOutcome::Suppressed)
+            && !self.to_publish.contains(&row.soc_code)
+        {
+            self.to_publish.insert(row.soc_code.clone());
+        }
         if outcome != RowOutcome::Rejected && !self.dry_run {
             self.pending.push(Pending {
                 figure_id: uuid::Uuid::now_v7().to_string(),
@@ -242,13 +248,6 @@ impl Intake<'_> {
 
     /// Writes the pending rows in one short transaction.
     async fn stage(&mut self) -> Result<(), LmiError> {
-        let txn = careers_eventbus::begin_write(self.pipeline.db).await?;
-        let now = Utc::now();
-        if self.staged.is_none() {
-            staging::start(&txn, &self.id, &self.ssc, &self.key, now).await?;
-        } else if !staging::touch(&txn, &self.id, now).await? {
-            return Err(LmiError::StagingExpired);
-        }
         let stored: Vec<figures::NewFigure<'_>> = self
             .pending
             .iter()
@@ -267,8 +266,18 @@ impl Intake<'_> {
                 previous_value: pending.previous_value,
             })
             .collect();
-        figures::insert_many(&txn, &stored).await?;
-        txn.commit().await?;
+        let first = self.staged.is_none();
+        let alive = staging::stage(
+            self.pipeline.db,
+            &self.id,
+            (&self.ssc, &self.key),
+            first,
+            &stored,
+        )
+        .await?;
+        if !alive {
+            return Err(LmiError::StagingExpired);
+        }
         self.pending.clear();
         self.staged = Some(Instant::now());
         Ok(())
@@ -292,7 +301,12 @@ impl Intake<'_> {
             });
         }
         submission.id = self.id.clone();
-        let recorded = match self.stage().await {
+        let staged = if self.pending.is_empty() {
+            Ok(())
+        } else {
+            self.stage().await
+        };
+        let recorded = match staged {
             Ok(()) => self.record(&submission).await,
             Err(error) => Err(error),
         };
@@ -317,7 +331,7 @@ impl Intake<'_> {
     }
 
     /// The final transaction: the submission with its answer, its staging ended, and one
-    /// `FiguresPublished` per SOC code built from the figures read back in SOC order.
+    /// `FiguresPublished` per SOC code built from its figures read back.
     async fn record(&self, submission: &Submission) -> Result<(), LmiError> {
         let txn = careers_eventbus::begin_write(self.pipeline.db).await?;
         if self.staged.is_some() && !staging::finish(&txn, &self.id).await? {
@@ -340,42 +354,28 @@ impl Intake<'_> {
     }
 
     async fn enqueue_events(&self, txn: &impl ConnectionTrait) -> Result<(), LmiError> {
-        let mut current: Option<FiguresPublished> = None;
-        let mut after: Option<(String, i64)> = None;
-        loop {
-            let page = figures::submission_page(
-                txn,
-                &self.id,
-                after.as_ref().map(|(code, index)| (code.as_str(), *index)),
-                EVENT_PAGE,
-            )
-            .await?;
-            let Some(last) = page.last() else { break };
-            after = Some((last.row.soc_code.clone(), last.row_index));
-            for stored in page {
-                if current
-                    .as_ref()
-                    .is_some_and(|event| event.soc_code != stored.row.soc_code)
-                    && let Some(event) = current.take()
-                {
-                    publish(txn, &event).await?;
-                }
-                let event = current.get_or_insert_with(|| FiguresPublished {
-                    soc_code: stored.row.soc_code.clone(),
-                    submission_id: self.id.clone(),
-                    ssc: self.ssc.clone(),
-                    figures: Vec::new(),
-                });
-                event.figures.push(published_figure(
-                    stored.figure_id,
-                    &stored.row,
-                    self.recorded_at,
-                    stored.suppressed,
-                ));
-            }
-        }
-        if let Some(event) = current {
-            publish(txn, &event).await?;
+        for soc_code in &self.to_publish {
+            let figures = figures::submission_figures(txn, &self.id, soc_code)
+                .await?
+                .into_iter()
+                .map(|stored| {
+                    published_figure(
+                        stored.figure_id,
+                        &stored.row,
+                        self.recorded_at,
+                        stored.suppressed,
+                    )
+                })
+                .collect();
+            let event = FiguresPublished {
+                soc_code: soc_code.clone(),
+                submission_id: self.id.clone(),
+                ssc: self.ssc.clone(),
+                figures,
+            };
+            // Figures merge one by one by their own rule; the key version is not used
+            // for additive events and stays 0.
+            enqueue(txn, soc_code, 0, &event).await?;
         }
         Ok(())
     }
@@ -389,13 +389,6 @@ impl Intake<'_> {
             tracing::warn!(submission = %self.id, %error, "staged figures left for the sweep");
         }
     }
-}
-
-async fn publish(txn: &impl ConnectionTrait, event: &FiguresPublished) -> Result<(), LmiError> {
-    // Figures merge one by one by their own rule; the key version is not used for
-    // additive events and stays 0.
-    enqueue(txn, &event.soc_code, 0, event).await?;
-    Ok(())
 }
 
 /// Removes, every so often until `stop`, what crashed or abandoned uploads staged.

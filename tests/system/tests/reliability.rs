@@ -211,6 +211,8 @@ fn spawn_lmi(
         .env("CAREERS_LMI__METRICS__ENABLED", "false")
         .env("CAREERS_LMI__IDENTITY__JWKS_PATH", &keys.jwks_path)
         .env("CAREERS_LMI__SHUTDOWN__DRAIN_DELAY", "0s")
+        // Short, so what the killed upload staged is swept within the test.
+        .env("CAREERS_LMI__SUBMISSIONS__STAGING_TIMEOUT", "5s")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -304,9 +306,12 @@ async fn lmi_killed_mid_submission_completes_on_resend_without_counting_twice() 
         )
     };
 
-    // Killed (SIGKILL) half a second into the upload.
+    // Killed (SIGKILL) once the upload has staged its first rows.
     let upload = tokio::spawn(post(body.clone()));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(Duration::from_secs(60), "the upload staged", || async {
+        Ok(count(&lmi_db, "SELECT COUNT(*) FROM staging").await? > 0)
+    })
+    .await?;
     lmi.kill().await?;
     let cut = upload.await??;
     assert_ne!(
@@ -315,7 +320,9 @@ async fn lmi_killed_mid_submission_completes_on_resend_without_counting_twice() 
         cut.body
     );
     assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM submissions").await?, 0);
-    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM figures").await?, 0);
+    // What it staged before the kill is left behind, visible to nobody.
+    assert!(count(&lmi_db, "SELECT COUNT(*) FROM figures").await? > 0);
+    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM staging").await?, 1);
 
     // Restarted on its store; the same key again completes the submission.
     let mut lmi = spawn_lmi(&lmi_database.url, &nats.url(), lmi_port, &internal)?;
@@ -340,10 +347,18 @@ async fn lmi_killed_mid_submission_completes_on_resend_without_counting_twice() 
         (201, Some("true"))
     );
     assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM submissions").await?, 1);
-    assert_eq!(
-        count(&lmi_db, "SELECT COUNT(*) FROM figures").await?,
-        ROWS as i64
-    );
+    // The restarted lmi sweeps what the killed upload staged.
+    eventually(
+        Duration::from_secs(30),
+        "the killed upload's staged figures swept",
+        || async {
+            Ok(
+                count(&lmi_db, "SELECT COUNT(*) FROM figures").await? == ROWS as i64
+                    && count(&lmi_db, "SELECT COUNT(*) FROM staging").await? == 0,
+            )
+        },
+    )
+    .await?;
     assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM outbox").await?, 412);
     let expected = expected(&lmi_db).await?;
     converges(&occupations_db, expected).await?;

@@ -129,6 +129,70 @@ pub async fn insert_many(
     Ok(())
 }
 
+/// Stores figures on PostgreSQL with `COPY` inside `transaction`: several times the
+/// speed of batched INSERTs.
+pub async fn copy_many(
+    transaction: &mut sqlx::PgConnection,
+    figures: &[NewFigure<'_>],
+) -> Result<(), DbErr> {
+    use sqlx::postgres::PgConnection;
+
+    let failed = |error: &dyn std::fmt::Display| DbErr::Custom(format!("COPY figures: {error}"));
+    let mut writer = csv::Writer::from_writer(Vec::with_capacity(figures.len() * 200));
+    for figure in figures {
+        let row = figure.row;
+        let months = careers_proto::period::months(&row.period)
+            .ok_or_else(|| DbErr::Custom(format!("unchecked period {:?}", row.period)))?;
+        let (held_rule, held_message) = figure.held.unwrap_or(("", ""));
+        let optional = |value: Option<String>| value.unwrap_or_default();
+        writer
+            .write_record([
+                figure.figure_id,
+                figure.submission_id,
+                &row.soc_code,
+                &row.region,
+                &row.measure,
+                &row.breakdown,
+                &row.period,
+                &row.value.to_string(),
+                &row.unit,
+                &row.source,
+                &row.horizon,
+                &optional(row.sample_size.map(|size| size.to_string())),
+                &row.quality,
+                &instant_text(figure.recorded_at),
+                &months.first,
+                &months.last,
+                figure.status,
+                &figure.row_index.to_string(),
+                &row.line.to_string(),
+                held_rule,
+                held_message,
+                figure.delta,
+                &optional(figure.previous_value.map(|value| value.to_string())),
+            ])
+            .map_err(|error| failed(&error))?;
+    }
+    let data = writer.into_inner().map_err(|error| failed(&error))?;
+    // An empty field is NULL only in the two nullable columns; elsewhere it is "".
+    let text_columns: Vec<&str> = INSERT_COLUMNS
+        .iter()
+        .copied()
+        .filter(|column| !matches!(*column, "sample_size" | "previous_value"))
+        .collect();
+    let statement = format!(
+        "COPY figures ({}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({}))",
+        INSERT_COLUMNS.join(", "),
+        text_columns.join(", ")
+    );
+    let mut copy = PgConnection::copy_in_raw(transaction, &statement)
+        .await
+        .map_err(|error| failed(&error))?;
+    copy.send(data).await.map_err(|error| failed(&error))?;
+    copy.finish().await.map_err(|error| failed(&error))?;
+    Ok(())
+}
+
 /// What is published now for the SOC codes of a submission: the last value of each
 /// series (for the change rule) and of each figure key with its period (for the delta).
 #[derive(Debug, Default)]
@@ -495,35 +559,22 @@ pub struct Stored {
     pub suppressed: bool,
 }
 
-/// Up to `limit` published or suppressed figures of `submission_id` after `after`
-/// (SOC code, row index), in that order, so events group by SOC code page by page.
-pub async fn submission_page(
+/// The published or suppressed figures of `submission_id` for one SOC code, in row order.
+pub async fn submission_figures(
     connection: &impl ConnectionTrait,
     submission_id: &str,
-    after: Option<(&str, i64)>,
-    limit: u64,
+    soc_code: &str,
 ) -> Result<Vec<Stored>, DbErr> {
-    let mut values = Values(Vec::new());
-    let mut wheres = vec![
-        format!("submission_id = {}", values.push(submission_id.to_owned())),
-        "status IN ('published', 'suppressed')".to_owned(),
-    ];
-    if let Some((soc_code, row_index)) = after {
-        let (code, index) = (values.push(soc_code.to_owned()), values.push(row_index));
-        wheres.push(format!("(soc_code, row_index) > ({code}, {index})"));
-    }
-    let limit = values.push(i64::try_from(limit).unwrap_or(i64::MAX));
-    let sql = format!(
-        "SELECT figure_id, soc_code, region, measure, breakdown, period, value, unit, source, \
-         horizon, sample_size, quality, line, row_index, status FROM figures WHERE {} \
-         ORDER BY soc_code, row_index LIMIT {limit}",
-        wheres.join(" AND ")
-    );
+    let sql = "SELECT figure_id, soc_code, region, measure, breakdown, period, value, unit, source, \
+         horizon, sample_size, quality, line, row_index, status FROM figures \
+         WHERE submission_id = $1 AND soc_code = $2 AND status IN ('published', 'suppressed') \
+         ORDER BY row_index";
+    let values: Vec<Value> = vec![submission_id.into(), soc_code.into()];
     let rows = connection
         .query_all_raw(Statement::from_sql_and_values(
             connection.get_database_backend(),
             sql,
-            values.0,
+            values,
         ))
         .await?;
     rows.iter()

@@ -5,9 +5,65 @@
 //! and [`sweep`] deletes it with its figures.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement};
 
-use super::figures::instant_text;
+use super::figures::{NewFigure, instant_text};
+
+/// Writes figures of submission `id` in one transaction that starts its staging or
+/// notes it is still alive; false when the sweep already took it. PostgreSQL gets the
+/// figures by COPY through sea-orm's own pool, SQLite by batched INSERTs.
+pub async fn stage(
+    db: &DatabaseConnection,
+    id: &str,
+    (ssc, key): (&str, &str),
+    first: bool,
+    figures: &[NewFigure<'_>],
+) -> Result<bool, DbErr> {
+    let now = Utc::now();
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        let txn = careers_eventbus::begin_write(db).await?;
+        if first {
+            start(&txn, id, ssc, key, now).await?;
+        } else if !touch(&txn, id, now).await? {
+            return Ok(false);
+        }
+        super::figures::insert_many(&txn, figures).await?;
+        txn.commit().await?;
+        return Ok(true);
+    }
+    let failed = |error: sqlx::Error| DbErr::Custom(format!("staging {id}: {error}"));
+    let mut transaction = db
+        .get_postgres_connection_pool()
+        .begin()
+        .await
+        .map_err(failed)?;
+    let at = instant_text(now);
+    let written = if first {
+        sqlx::query(
+            "INSERT INTO staging (submission_id, ssc, submission_key, started_at, touched_at) \
+             VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(id)
+        .bind(ssc)
+        .bind(key)
+        .bind(&at)
+        .execute(&mut *transaction)
+        .await
+    } else {
+        sqlx::query("UPDATE staging SET touched_at = $1 WHERE submission_id = $2")
+            .bind(&at)
+            .bind(id)
+            .execute(&mut *transaction)
+            .await
+    }
+    .map_err(failed)?;
+    if written.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::figures::copy_many(&mut transaction, figures).await?;
+    transaction.commit().await.map_err(failed)?;
+    Ok(true)
+}
 
 /// Starts the staging of submission `id`.
 pub async fn start(
@@ -140,7 +196,7 @@ mod tests {
 
     async fn store(db: &DatabaseConnection, submission: &str, row: &Row, at: DateTime<Utc>) {
         let figure_id = format!("{submission}-figure");
-        let figure = figures::NewFigure {
+        let figure = NewFigure {
             figure_id: &figure_id,
             submission_id: submission,
             row,
