@@ -302,6 +302,17 @@ async fn occupation(
         "minor_group": occupation.minor_group,
         "description": occupation.description,
         "tasks": occupation.tasks,
+        "entry_routes": occupation.entry_routes.into_iter().map(|route| json!({
+            "type": route.r#type, "level": route.level, "text": route.text,
+        })).collect::<Vec<_>>(),
+        "entry_routes_text": occupation.entry_routes_text,
+        "open_to_career_changers": occupation.open_to_career_changers,
+        "stem": occupation.stem.map(|stem| json!({
+            "is_stem": stem.is_stem,
+            "discipline": (!stem.discipline.is_empty()).then_some(stem.discipline),
+            "rule": stem.rule,
+        })),
+        "skills": [],
         "employment": occupation.employment.map(|employment| json!({
             "value": employment.value, "lower_bound": employment.lower_bound,
             "suppressed_sections": employment.suppressed_sections,

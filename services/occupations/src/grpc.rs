@@ -2,15 +2,15 @@
 
 use careers_platform::cursor::Cursors;
 use careers_proto::careers::occupations::v1::{
-    Figure, GetOccupationRequest, GetOccupationResponse, ListOccupationsRequest,
-    ListOccupationsResponse, LmiSummary, Occupation,
+    EntryRoute, Figure, GetOccupationRequest, GetOccupationResponse, ListOccupationsRequest,
+    ListOccupationsResponse, LmiSummary, Occupation, Stem,
     occupations_service_server::OccupationsService,
 };
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    OccupationsError,
+    OccupationsError, classify,
     store::{figures, occupations},
     summary,
 };
@@ -40,9 +40,26 @@ fn check_soc_code(code: &str) -> Result<(), OccupationsError> {
 fn to_proto(row: occupations::Model, figures: Vec<figures::Model>) -> Occupation {
     let content = row.content();
     let (employment, sectors) = (summary::employment(&figures), summary::sectors(&figures));
+    let entry = classify::entry_routes(&content.entry_routes_text);
+    let stem = classify::stem(&content.soc_code);
     Occupation {
         employment,
         sectors,
+        entry_routes: entry
+            .routes
+            .into_iter()
+            .map(|route| EntryRoute {
+                r#type: route.kind.to_owned(),
+                level: route.level,
+                text: route.text,
+            })
+            .collect(),
+        open_to_career_changers: entry.open_to_career_changers,
+        stem: Some(Stem {
+            is_stem: stem.is_stem,
+            discipline: stem.discipline.to_owned(),
+            rule: stem.rule.to_owned(),
+        }),
         soc_code: content.soc_code,
         title: content.title,
         major_group: content.major_group,

@@ -1,10 +1,12 @@
 //! The occupations service: the SOC 2020 catalogue.
 //!
+//! - [`classify`]: typed entry routes and the STEM flag, derived by stated rules.
 //! - [`store`]: the catalogue rows and the latest LMI figures per occupation.
 //! - [`seed`]: the typed, idempotent loader of ONS SOC 2020 unit groups.
 //! - [`events`]: `OccupationUpserted` out, `FiguresPublished` in.
 //! - [`grpc`]: the `careers.occupations.v1.OccupationsService` handlers.
 
+pub mod classify;
 pub mod events;
 pub mod grpc;
 pub mod seed;
