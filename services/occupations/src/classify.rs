@@ -391,7 +391,8 @@ mod tests {
                 *counts.entry(route.kind).or_default() += 1;
             }
         }
-        assert!(none.len() <= 30, "{} name no route: {none:?}", none.len());
+        // 25 today, as the README says.
+        assert!(none.len() <= 25, "{} name no route: {none:?}", none.len());
         assert!(several > 200, "{several} of 412 name several routes");
         for (kind, _) in ROUTE_WORDS {
             assert!(counts.get(kind).copied().unwrap_or(0) >= 20, "{counts:?}");
