@@ -1,7 +1,7 @@
 //! The list routes: query parameters checked, passed to the owning service, its page
 //! returned as `{"items": [...], "next_cursor": ...}`.
 //!
-//! - `GET /v1/occupations?major_group=&cursor=&limit=`: any authenticated role.
+//! - `GET /v1/occupations?major_group=&stem=&route=&cursor=&limit=`: any authenticated role.
 //! - `GET /v1/lmi/figures?soc_code=&region=&measure=&breakdown=&period_from=&period_to=&as_of=&view=&cursor=&limit=`:
 //!   any authenticated role; published figures only.
 //! - `GET /v1/lmi/review`, `POST /v1/lmi/review/{row_id}/approve|reject`: `qa_reviewer`.
@@ -181,6 +181,9 @@ pub(crate) async fn decide(
 pub(crate) struct OccupationsQuery {
     #[serde(default)]
     major_group: String,
+    stem: Option<bool>,
+    #[serde(default)]
+    route: String,
     #[serde(default)]
     cursor: String,
     #[serde(default)]
@@ -199,6 +202,8 @@ pub(crate) async fn occupations(
         &caller,
         ListOccupationsRequest {
             major_group: parameters.major_group,
+            stem: parameters.stem,
+            route: parameters.route,
             cursor: parameters.cursor,
             limit: parameters.limit,
         },
@@ -215,6 +220,8 @@ pub(crate) async fn occupations(
                 "soc_code": occupation.soc_code, "title": occupation.title,
                 "major_group": occupation.major_group, "sub_major_group": occupation.sub_major_group,
                 "minor_group": occupation.minor_group, "version": occupation.version,
+                "stem": occupation.stem.map(|stem| stem.is_stem),
+                "entry_routes": occupation.entry_routes.iter().map(|route| route.r#type.as_str()).collect::<Vec<_>>(),
             })
         })
         .collect();

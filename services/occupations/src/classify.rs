@@ -87,6 +87,15 @@ const ROUTE_WORDS: [(&str, &[&str]); 5] = [
     ),
 ];
 
+/// The route types, as `EntryRoute::kind` names them.
+pub const ROUTE_KINDS: [&str; 5] = [
+    "university",
+    "apprenticeship",
+    "college",
+    "direct_entry",
+    "professional_registration",
+];
+
 /// Phrases saying that experience from other work is a way in.
 const CAREER_CHANGE_WORDS: [&str; 7] = [
     "career progression",
@@ -397,6 +406,11 @@ mod tests {
         for (kind, _) in ROUTE_WORDS {
             assert!(counts.get(kind).copied().unwrap_or(0) >= 20, "{counts:?}");
         }
+    }
+
+    #[test]
+    fn route_kinds_are_the_routes_named() {
+        assert_eq!(ROUTE_WORDS.map(|(kind, _)| kind), ROUTE_KINDS);
     }
 
     #[test]

@@ -124,9 +124,15 @@ impl OccupationsService for Handlers {
             limit if limit <= MAX_LIMIT => limit,
             limit => return Err(OccupationsError::InvalidLimit(limit).into()),
         };
-        // A cursor is good only for the listing (and filter) that issued it.
-        let scope = format!("occupations|{}", request.major_group);
-        let after: Option<String> = if request.cursor.is_empty() {
+        if !request.route.is_empty() && !classify::ROUTE_KINDS.contains(&request.route.as_str()) {
+            return Err(OccupationsError::InvalidRoute(request.route).into());
+        }
+        // A cursor is good only for the listing (and filters) that issued it.
+        let scope = format!(
+            "occupations|{}|{:?}|{}",
+            request.major_group, request.stem, request.route
+        );
+        let mut after: Option<String> = if request.cursor.is_empty() {
             None
         } else {
             Some(
@@ -136,20 +142,45 @@ impl OccupationsService for Handlers {
             )
         };
         let major_group = (!request.major_group.is_empty()).then_some(request.major_group.as_str());
-        let rows = occupations::page(
-            &self.db,
-            after.as_deref(),
-            major_group,
-            u64::from(limit) + 1,
-        )
-        .await
-        .map_err(OccupationsError::from)?;
-        let more = rows.len() > limit as usize;
-        let items: Vec<Occupation> = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(|row| to_proto(row, Vec::new()))
-            .collect();
+        // STEM and routes are derived on read, so those filters apply to the rows read;
+        // the catalogue is a few hundred rows, read a page at a time until one is full.
+        let wanted = |occupation: &Occupation| {
+            request.stem.is_none_or(|stem| {
+                occupation.stem.as_ref().is_some_and(|flag| flag.is_stem) == stem
+            }) && (request.route.is_empty()
+                || occupation
+                    .entry_routes
+                    .iter()
+                    .any(|route| route.r#type == request.route))
+        };
+        let mut items: Vec<Occupation> = Vec::new();
+        let mut more = false;
+        loop {
+            let rows = occupations::page(
+                &self.db,
+                after.as_deref(),
+                major_group,
+                u64::from(MAX_LIMIT) + 1,
+            )
+            .await
+            .map_err(OccupationsError::from)?;
+            let exhausted = rows.len() <= MAX_LIMIT as usize;
+            after = rows.last().map(|row| row.soc_code.clone());
+            for row in rows {
+                let occupation = to_proto(row, Vec::new());
+                if !wanted(&occupation) {
+                    continue;
+                }
+                if items.len() == limit as usize {
+                    more = true;
+                    break;
+                }
+                items.push(occupation);
+            }
+            if more || exhausted {
+                break;
+            }
+        }
         let next_cursor = match items.last() {
             Some(last) if more => self.cursors.encode(&scope, &last.soc_code),
             _ => String::new(),

@@ -37,6 +37,10 @@ pub enum OccupationsError {
     InvalidSocCode(String),
     #[error("no occupation has SOC code {0}")]
     NotFound(String),
+    #[error(
+        "route {0:?} is not one of university, apprenticeship, college, direct_entry, professional_registration"
+    )]
+    InvalidRoute(String),
     #[error("the cursor is not one this service issued")]
     BadCursor,
     #[error("limit {0} is over the maximum of 100")]
@@ -57,6 +61,9 @@ impl From<OccupationsError> for Status {
             }
             OccupationsError::InvalidLimit(_) => {
                 status::invalid_fields(error.to_string(), &[("limit", error.to_string())])
+            }
+            OccupationsError::InvalidRoute(_) => {
+                status::invalid_fields(error.to_string(), &[("route", error.to_string())])
             }
             OccupationsError::BadCursor => {
                 status::status(Code::InvalidArgument, "bad_cursor", error.to_string())

@@ -87,5 +87,75 @@ async fn occupations_carry_typed_routes_and_the_stem_flag() -> anyhow::Result<()
     assert_eq!(marketing_directors["stem"]["is_stem"], false);
     assert_eq!(marketing_directors["stem"]["discipline"], Value::Null);
 
+    // The filters: every page walked, each occupation once, the same set as the rules
+    // give over the seeded unit groups.
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds");
+    let groups = careers_occupations::seed::read_unit_groups(
+        &seeds.join(careers_occupations::seed::STRUCTURE_FILE),
+    )?;
+    for (filter, expected) in [
+        (
+            "stem=true",
+            groups
+                .iter()
+                .filter(|group| careers_occupations::classify::stem(&group.soc_code).is_stem)
+                .map(|group| group.soc_code.clone())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "route=apprenticeship&stem=false",
+            groups
+                .iter()
+                .filter(|group| {
+                    !careers_occupations::classify::stem(&group.soc_code).is_stem
+                        && careers_occupations::classify::entry_routes(&group.entry_routes_text)
+                            .routes
+                            .iter()
+                            .any(|route| route.kind == "apprenticeship")
+                })
+                .map(|group| group.soc_code.clone())
+                .collect(),
+        ),
+    ] {
+        let mut listed = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let response = call(
+                stack.gateway_port,
+                "GET",
+                format!("/v1/occupations?{filter}&limit=25&cursor={cursor}"),
+                auth(&reader, "application/json"),
+                Vec::new(),
+            )
+            .await?;
+            anyhow::ensure!(response.status == 200, "{filter}: {}", response.body);
+            let page: Value = serde_json::from_str(&response.body)?;
+            for item in page["items"].as_array().into_iter().flatten() {
+                listed.push(item["soc_code"].as_str().unwrap_or_default().to_owned());
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) if !next.is_empty() => cursor = next.to_owned(),
+                _ => break,
+            }
+        }
+        assert!(
+            expected.len() > 25,
+            "{filter}: only {} expected",
+            expected.len()
+        );
+        assert_eq!(listed, expected, "{filter}");
+    }
+    for bad in ["route=university_challenge", "stem=maybe"] {
+        let response = call(
+            stack.gateway_port,
+            "GET",
+            format!("/v1/occupations?{bad}"),
+            auth(&reader, "application/json"),
+            Vec::new(),
+        )
+        .await?;
+        assert_eq!(response.status, 400, "{bad}: {}", response.body);
+    }
+
     stack.stop().await
 }
