@@ -312,6 +312,25 @@ async fn occupation(
             "discipline": (!stem.discipline.is_empty()).then_some(stem.discipline),
             "rule": stem.rule,
         })),
+        "alternative_titles": occupation.alternative_titles.into_iter().map(|title| json!({
+            "title": title.title, "qualifier": (!title.qualifier.is_empty()).then_some(title.qualifier),
+            "sub_unit_group": title.sub_unit_group,
+        })).collect::<Vec<_>>(),
+        "sub_unit_groups": occupation.sub_unit_groups.into_iter().map(|group| json!({
+            "code": group.code, "title": group.title,
+        })).collect::<Vec<_>>(),
+        "crosswalks": occupation.crosswalks.map(|crosswalks| {
+            let codes = |codes: Vec<careers_proto::careers::occupations::v1::CrosswalkCode>| {
+                codes.into_iter().map(|code| json!({
+                    "code": code.code, "title": code.title,
+                    "index_entries": code.index_entries, "share": code.share,
+                })).collect::<Vec<_>>()
+            };
+            json!({
+                "soc2010": codes(crosswalks.soc2010), "isco08": codes(crosswalks.isco08),
+                "derivation": crosswalks.derivation,
+            })
+        }),
         "skills": [],
         "employment": occupation.employment.map(|employment| json!({
             "value": employment.value, "lower_bound": employment.lower_bound,

@@ -2,16 +2,19 @@
 
 use careers_platform::cursor::Cursors;
 use careers_proto::careers::occupations::v1::{
-    EntryRoute, Figure, GetOccupationRequest, GetOccupationResponse, ListOccupationsRequest,
-    ListOccupationsResponse, LmiSummary, Occupation, Stem,
-    occupations_service_server::OccupationsService,
+    AlternativeTitle, CrosswalkCode, Crosswalks, EntryRoute, Figure, GetOccupationRequest,
+    GetOccupationResponse, ListOccupationsRequest, ListOccupationsResponse, LmiSummary, Occupation,
+    Stem, SubUnitGroup, occupations_service_server::OccupationsService,
 };
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use crate::{
     OccupationsError, classify,
-    store::{figures, occupations},
+    store::{
+        figures, occupations,
+        reference::{self, Reference},
+    },
     summary,
 };
 
@@ -37,8 +40,38 @@ fn check_soc_code(code: &str) -> Result<(), OccupationsError> {
     }
 }
 
-fn to_proto(row: occupations::Model, figures: Vec<figures::Model>) -> Occupation {
+/// How the crosswalk pairs were made, shown beside them.
+pub const CROSSWALK_DERIVATION: &str = "Derived from the ONS SOC 2020 coding index (Volume 2, \
+     version 12, 16 April 2025) by counting the job titles that carry each pair of codes; not \
+     ONS's official LFS-weighted relationship tables.";
+
+fn to_proto(
+    row: occupations::Model,
+    figures: Vec<figures::Model>,
+    reference: Option<Reference>,
+) -> Occupation {
     let content = row.content();
+    let crosswalks = reference.as_ref().map(|reference| {
+        let scheme = |scheme: &str| {
+            reference
+                .crosswalks
+                .iter()
+                .filter(|pair| pair.scheme == scheme)
+                .map(|pair| CrosswalkCode {
+                    code: pair.code.clone(),
+                    title: pair.title.clone(),
+                    index_entries: pair.index_entries,
+                    share: pair.share,
+                })
+                .collect()
+        };
+        Crosswalks {
+            soc2010: scheme("soc2010"),
+            isco08: scheme("isco08"),
+            derivation: CROSSWALK_DERIVATION.to_owned(),
+        }
+    });
+    let reference = reference.unwrap_or_default();
     let (employment, sectors) = (summary::employment(&figures), summary::sectors(&figures));
     let entry = classify::entry_routes(&content.entry_routes_text);
     let stem = classify::stem(&content.soc_code);
@@ -55,6 +88,25 @@ fn to_proto(row: occupations::Model, figures: Vec<figures::Model>) -> Occupation
             })
             .collect(),
         open_to_career_changers: entry.open_to_career_changers,
+        alternative_titles: reference
+            .titles
+            .into_iter()
+            .map(|title| AlternativeTitle {
+                title: title.title,
+                qualifier: title.qualifier,
+                sub_unit_group: title.sub_unit_group,
+            })
+            .collect(),
+        sub_unit_groups: reference
+            .sub_unit_groups
+            .into_iter()
+            .map(|group| SubUnitGroup {
+                code: group.code,
+                title: group.title,
+                index_entries: group.index_entries,
+            })
+            .collect(),
+        crosswalks,
         stem: Some(Stem {
             is_stem: stem.is_stem,
             discipline: stem.discipline.to_owned(),
@@ -109,8 +161,11 @@ impl OccupationsService for Handlers {
         let held = figures::for_occupation(&self.db, &soc_code)
             .await
             .map_err(OccupationsError::from)?;
+        let reference = reference::for_occupation(&self.db, &soc_code)
+            .await
+            .map_err(OccupationsError::from)?;
         Ok(Response::new(GetOccupationResponse {
-            occupation: Some(to_proto(row, held)),
+            occupation: Some(to_proto(row, held, Some(reference))),
         }))
     }
 
@@ -167,7 +222,7 @@ impl OccupationsService for Handlers {
             let exhausted = rows.len() <= MAX_LIMIT as usize;
             after = rows.last().map(|row| row.soc_code.clone());
             for row in rows {
-                let occupation = to_proto(row, Vec::new());
+                let occupation = to_proto(row, Vec::new(), None);
                 if !wanted(&occupation) {
                     continue;
                 }

@@ -12,11 +12,22 @@ use serde::Deserialize;
 use crate::{
     OccupationsError,
     events::upserted,
-    store::occupations::{self, Content},
+    store::{
+        self,
+        occupations::{self, Content},
+        reference::{AlternativeTitle, Crosswalk, Reference, SubUnitGroup},
+    },
 };
 
 /// The seed file, relative to the seeds directory.
 pub const STRUCTURE_FILE: &str = "occupations/soc2020_structure.csv";
+/// The coding index (six of its columns, every row as published).
+pub const CODING_INDEX_FILE: &str = "occupations/soc2020_coding_index.csv";
+pub const SUB_UNIT_GROUPS_FILE: &str = "occupations/soc2020_ext_sub_unit_groups.csv";
+pub const SOC2010_FILE: &str = "occupations/soc2010_to_soc2020_via_coding_index.csv";
+pub const ISCO08_FILE: &str = "occupations/soc2020_to_isco08_via_coding_index.csv";
+/// The coding index marks its cross-references ("see ...") with this code.
+const CROSS_REFERENCE: &str = "}}}}";
 
 /// One row of ONS SOC 2020 Volume 1 as published (groups at every level).
 #[derive(Debug, Deserialize)]
@@ -75,6 +86,148 @@ pub fn read_unit_groups(path: &Path) -> Result<Vec<Content>, OccupationsError> {
     Ok(unit_groups)
 }
 
+#[derive(Debug, Deserialize)]
+struct IndexRow {
+    soc2020: String,
+    soc2020_ext: String,
+    job_title_natural_order: String,
+    add_qualifier: String,
+    ind_qualifier: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SubUnitGroupRow {
+    soc2020_ext: String,
+    soc2020_ext_title: String,
+    soc2020_unit_group: String,
+    index_entries: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Soc2010Row {
+    soc2010: String,
+    soc2010_title: String,
+    soc2020: String,
+    index_entries: i64,
+    share_of_soc2010_index_entries: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Isco08Row {
+    soc2020: String,
+    isco08: String,
+    isco08_title: String,
+    index_entries: i64,
+    share_of_soc2020_index_entries: f64,
+}
+
+fn read_csv<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, OccupationsError> {
+    let seed_error =
+        |message: String| OccupationsError::Seed(format!("{}: {message}", path.display()));
+    let mut reader = csv::Reader::from_path(path).map_err(|error| seed_error(error.to_string()))?;
+    reader
+        .deserialize::<T>()
+        .enumerate()
+        .map(|(index, row)| {
+            row.map_err(|error| seed_error(format!("record {}: {error}", index + 1)))
+        })
+        .collect()
+}
+
+/// The reference files read, every code checked against the unit groups, with the
+/// digest of their bytes.
+pub fn read_reference(
+    dir: &Path,
+    unit_groups: &[Content],
+) -> Result<(Reference, String), OccupationsError> {
+    use sha2::Digest;
+
+    let known: std::collections::HashSet<&str> = unit_groups
+        .iter()
+        .map(|group| group.soc_code.as_str())
+        .collect();
+    let mut hasher = sha2::Sha256::new();
+    for file in [
+        CODING_INDEX_FILE,
+        SUB_UNIT_GROUPS_FILE,
+        SOC2010_FILE,
+        ISCO08_FILE,
+    ] {
+        let path = dir.join(file);
+        let bytes = std::fs::read(&path)
+            .map_err(|error| OccupationsError::Seed(format!("{}: {error}", path.display())))?;
+        hasher.update(&bytes);
+    }
+    let digest = hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let unknown = |file: &str, code: &str| {
+        OccupationsError::Seed(format!(
+            "{file}: {code:?} is not a unit group of the structure file"
+        ))
+    };
+    let mut reference = Reference::default();
+    for row in read_csv::<IndexRow>(&dir.join(CODING_INDEX_FILE))? {
+        if row.soc2020 == CROSS_REFERENCE {
+            continue;
+        }
+        if !known.contains(row.soc2020.as_str()) {
+            return Err(unknown(CODING_INDEX_FILE, &row.soc2020));
+        }
+        let qualifier = [row.add_qualifier.trim(), row.ind_qualifier.trim()]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        reference.titles.push(AlternativeTitle {
+            soc_code: row.soc2020,
+            sub_unit_group: row.soc2020_ext,
+            title: row.job_title_natural_order,
+            qualifier,
+        });
+    }
+    for row in read_csv::<SubUnitGroupRow>(&dir.join(SUB_UNIT_GROUPS_FILE))? {
+        if !known.contains(row.soc2020_unit_group.as_str()) {
+            return Err(unknown(SUB_UNIT_GROUPS_FILE, &row.soc2020_unit_group));
+        }
+        reference.sub_unit_groups.push(SubUnitGroup {
+            code: row.soc2020_ext,
+            soc_code: row.soc2020_unit_group,
+            title: row.soc2020_ext_title,
+            index_entries: row.index_entries,
+        });
+    }
+    for row in read_csv::<Soc2010Row>(&dir.join(SOC2010_FILE))? {
+        if !known.contains(row.soc2020.as_str()) {
+            return Err(unknown(SOC2010_FILE, &row.soc2020));
+        }
+        reference.crosswalks.push(Crosswalk {
+            soc_code: row.soc2020,
+            scheme: "soc2010".to_owned(),
+            code: row.soc2010,
+            title: row.soc2010_title,
+            index_entries: row.index_entries,
+            share: row.share_of_soc2010_index_entries,
+        });
+    }
+    for row in read_csv::<Isco08Row>(&dir.join(ISCO08_FILE))? {
+        if !known.contains(row.soc2020.as_str()) {
+            return Err(unknown(ISCO08_FILE, &row.soc2020));
+        }
+        reference.crosswalks.push(Crosswalk {
+            soc_code: row.soc2020,
+            scheme: "isco08".to_owned(),
+            code: row.isco08,
+            title: row.isco08_title,
+            index_entries: row.index_entries,
+            share: row.share_of_soc2020_index_entries,
+        });
+    }
+    Ok((reference, digest))
+}
+
 /// Seeds the catalogue; returns how many unit groups were read and how many changed.
 pub async fn seed(db: &DatabaseConnection, dir: &Path) -> Result<(usize, usize), OccupationsError> {
     let unit_groups = read_unit_groups(&dir.join(STRUCTURE_FILE))?;
@@ -90,6 +243,14 @@ pub async fn seed(db: &DatabaseConnection, dir: &Path) -> Result<(usize, usize),
         }
         txn.commit().await?;
     }
+    // Reference data is replaced whole, in one transaction, when its files changed.
+    let (reference, digest) = read_reference(dir, &unit_groups)?;
+    if store::reference::digest(db, "reference").await?.as_deref() != Some(digest.as_str()) {
+        let txn = careers_eventbus::begin_write(db).await?;
+        store::reference::replace(&txn, &reference).await?;
+        store::reference::set_digest(&txn, "reference", &digest).await?;
+        txn.commit().await?;
+    }
     Ok((unit_groups.len(), changed))
 }
 
@@ -99,6 +260,88 @@ mod tests {
 
     fn seeds() -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds")
+    }
+
+    async fn count(db: &DatabaseConnection, table: &str) -> i64 {
+        use sea_orm::ConnectionTrait;
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) FROM {table}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index(0).unwrap()
+    }
+
+    /// Seeding twice loads everything once: no second event, no second copy.
+    async fn seeding_is_idempotent(url: &str) -> anyhow::Result<()> {
+        use sea_orm_migration::MigratorTrait;
+        let db = sea_orm::Database::connect(url).await?;
+        crate::Migrator::up(&db, None).await?;
+        assert_eq!(seed(&db, &seeds()).await?, (412, 412));
+        let loaded = [
+            count(&db, "alternative_titles").await,
+            count(&db, "sub_unit_groups").await,
+            count(&db, "crosswalks").await,
+            count(&db, "outbox").await,
+        ];
+        assert_eq!(loaded, [31_964, 1_367, 2_568, 412]);
+        assert_eq!(seed(&db, &seeds()).await?, (412, 0));
+        assert_eq!(
+            [
+                count(&db, "alternative_titles").await,
+                count(&db, "sub_unit_groups").await,
+                count(&db, "crosswalks").await,
+                count(&db, "outbox").await,
+            ],
+            loaded
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn seeding_is_idempotent_on_sqlite() -> anyhow::Result<()> {
+        let database = careers_testkit::sqlite::TestSqlite::new()?;
+        seeding_is_idempotent(&database.url).await
+    }
+
+    #[tokio::test]
+    async fn seeding_is_idempotent_on_postgres() -> anyhow::Result<()> {
+        let database = careers_testkit::postgres::empty_database().await?;
+        seeding_is_idempotent(&database.url).await
+    }
+
+    #[test]
+    fn the_reference_files_cover_the_coding_index() {
+        let unit_groups = read_unit_groups(&seeds().join(STRUCTURE_FILE)).unwrap();
+        let (reference, digest) = read_reference(&seeds(), &unit_groups).unwrap();
+        // Every coded entry of the index; the 231 cross-references are not titles.
+        assert_eq!(reference.titles.len(), 31_964);
+        assert_eq!(reference.sub_unit_groups.len(), 1_367);
+        let schemes = |scheme: &str| {
+            reference
+                .crosswalks
+                .iter()
+                .filter(|pair| pair.scheme == scheme)
+                .count()
+        };
+        assert_eq!((schemes("soc2010"), schemes("isco08")), (675, 1_893));
+        assert!(
+            reference
+                .titles
+                .iter()
+                .any(|title| title.soc_code == "2134" && title.title == "Software engineer")
+        );
+        assert!(
+            reference
+                .titles
+                .iter()
+                .any(|title| title.title == "A" && title.qualifier == "Cabinet Office"),
+            "qualifiers are kept"
+        );
+        assert_eq!(digest.len(), 64);
     }
 
     #[test]

@@ -61,6 +61,38 @@ async fn occupations_carry_typed_routes_and_the_stem_flag() -> anyhow::Result<()
         "{developers}"
     );
     assert_eq!(developers["skills"], serde_json::json!([]));
+    // The coding index's 127 entries for 2134, its sub-unit groups and crosswalks.
+    let titles = developers["alternative_titles"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(titles.len(), 127);
+    assert!(
+        titles
+            .iter()
+            .any(|title| title["title"] == "Software engineer"),
+        "{titles:?}"
+    );
+    let sub_unit_groups = developers["sub_unit_groups"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !sub_unit_groups.is_empty()
+            && sub_unit_groups.iter().all(|group| group["code"]
+                .as_str()
+                .is_some_and(|code| code.starts_with("2134/"))),
+        "{sub_unit_groups:?}"
+    );
+    let crosswalks = &developers["crosswalks"];
+    assert_eq!(crosswalks["soc2010"][0]["code"], "2136", "{crosswalks}");
+    assert_eq!(crosswalks["isco08"][0]["code"], "2512", "{crosswalks}");
+    assert!(
+        crosswalks["derivation"]
+            .as_str()
+            .is_some_and(|text| text.contains("coding index")),
+        "{crosswalks}"
+    );
 
     let pipe_fitters = get("5214").await?;
     assert_eq!(

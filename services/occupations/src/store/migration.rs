@@ -10,6 +10,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut migrations = careers_eventbus::migration::migrations();
         migrations.push(Box::new(CreateCatalogue));
+        migrations.push(Box::new(CreateReference));
         migrations
     }
 }
@@ -46,6 +47,40 @@ enum LmiFigures {
     RecordedAt,
     FigureId,
     Suppressed,
+}
+
+/// ONS reference data beside each unit group: the coding index's job titles, the
+/// sub-unit groups, the crosswalks to SOC 2010 and ISCO-08, and the digest of the files
+/// last loaded, so the seeder reloads them only when they change.
+struct CreateReference;
+
+impl MigrationName for CreateReference {
+    fn name(&self) -> &str {
+        "m20261123_002003_occupations_reference"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateReference {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        for sql in [
+            "CREATE TABLE IF NOT EXISTS alternative_titles (position BIGINT PRIMARY KEY, \
+             soc_code TEXT NOT NULL, sub_unit_group TEXT NOT NULL, title TEXT NOT NULL, \
+             qualifier TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS alternative_titles_soc ON alternative_titles (soc_code, position)",
+            "CREATE TABLE IF NOT EXISTS sub_unit_groups (code TEXT PRIMARY KEY, soc_code TEXT NOT NULL, \
+             title TEXT NOT NULL, index_entries BIGINT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS sub_unit_groups_soc ON sub_unit_groups (soc_code, code)",
+            "CREATE TABLE IF NOT EXISTS crosswalks (soc_code TEXT NOT NULL, scheme TEXT NOT NULL, \
+             code TEXT NOT NULL, title TEXT NOT NULL, index_entries BIGINT NOT NULL, \
+             share DOUBLE PRECISION NOT NULL, PRIMARY KEY (soc_code, scheme, code))",
+            "CREATE TABLE IF NOT EXISTS seed_digests (name TEXT PRIMARY KEY, digest TEXT NOT NULL)",
+        ] {
+            db.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Named explicitly: the derived name is the file's stem, which several crates' files

@@ -3,3 +3,4 @@
 pub mod figures;
 pub mod migration;
 pub mod occupations;
+pub mod reference;
