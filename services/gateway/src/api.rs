@@ -23,7 +23,9 @@ use careers_proto::careers::{
         SubmissionDelta, SubmissionHeader, SubmitFiguresRequest, SubmitFiguresResponse,
         lmi_service_client::LmiServiceClient, submit_figures_request::Part,
     },
-    occupations::v1::{GetOccupationRequest, occupations_service_client::OccupationsServiceClient},
+    occupations::v1::{
+        GetOccupationRequest, Occupation, occupations_service_client::OccupationsServiceClient,
+    },
 };
 use serde::Deserialize;
 
@@ -57,7 +59,14 @@ pub struct ApiState {
 pub fn routes(state: ApiState) -> Router {
     Router::new()
         .route("/v1/occupations", get(listings::occupations))
-        .route("/v1/occupations/{soc}", get(occupation))
+        .route(
+            "/v1/occupations/{soc}",
+            get(occupation).patch(crate::catalogue::update),
+        )
+        .route(
+            "/v1/occupations/{soc}/history",
+            get(crate::catalogue::history),
+        )
         .route("/v1/lmi/figures", get(listings::figures))
         .route("/v1/lmi/review", get(listings::review))
         .route("/v1/lmi/review/{row_id}/{decision}", post(listings::decide))
@@ -136,6 +145,13 @@ impl Problem {
             Code::PermissionDenied => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+            Code::FailedPrecondition
+                if status
+                    .get_details_error_info()
+                    .is_some_and(|info| info.reason == "if_match_required") =>
+            {
+                StatusCode::PRECONDITION_REQUIRED
+            }
             Code::FailedPrecondition => StatusCode::CONFLICT,
             Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -274,6 +290,11 @@ async fn occupation(
                 "internal error",
             )
         })?;
+    Ok(occupation_response(occupation))
+}
+
+/// An occupation as CONTRACT.md shapes it, with its version as the ETag.
+pub(crate) fn occupation_response(occupation: Occupation) -> Response {
     let figures: Vec<Value> = occupation
         .lmi
         .map(|lmi| lmi.figures)
@@ -349,7 +370,7 @@ async fn occupation(
     if let Ok(value) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, value);
     }
-    Ok(response)
+    response
 }
 
 /// A JSON submission; unknown fields are refused so a typo is not silently dropped.

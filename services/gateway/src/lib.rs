@@ -9,6 +9,7 @@
 //! rate and concurrency limits.
 
 pub mod api;
+mod catalogue;
 mod listings;
 mod registry;
 

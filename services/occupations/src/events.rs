@@ -11,6 +11,7 @@ use crate::store::{figures, occupations};
 
 /// The snapshot published after every change of a unit group.
 pub fn upserted(row: &occupations::Model) -> OccupationUpserted {
+    let stem = crate::classify::stem(&row.soc_code);
     OccupationUpserted {
         soc_code: row.soc_code.clone(),
         version: u64::try_from(row.version).unwrap_or_default(),
@@ -18,8 +19,8 @@ pub fn upserted(row: &occupations::Model) -> OccupationUpserted {
         major_group: row.major_group.clone(),
         sub_major_group: row.sub_major_group.clone(),
         minor_group: row.minor_group.clone(),
-        is_stem: false,
-        stem_discipline: String::new(),
+        is_stem: stem.is_stem,
+        stem_discipline: stem.discipline.to_owned(),
     }
 }
 

@@ -1,18 +1,20 @@
 //! The OccupationsService API: decode, call the store, encode.
 
-use careers_platform::cursor::Cursors;
+use careers_platform::{cursor::Cursors, identity::caller};
 use careers_proto::careers::occupations::v1::{
-    AlternativeTitle, CrosswalkCode, Crosswalks, EntryRoute, Figure, GetOccupationRequest,
-    GetOccupationResponse, ListOccupationsRequest, ListOccupationsResponse, LmiSummary, Occupation,
-    Stem, SubUnitGroup, occupations_service_server::OccupationsService,
+    AlternativeTitle, CrosswalkCode, Crosswalks, EntryRoute, FieldChange, Figure,
+    GetOccupationRequest, GetOccupationResponse, ListOccupationHistoryRequest,
+    ListOccupationHistoryResponse, ListOccupationsRequest, ListOccupationsResponse, LmiSummary,
+    Occupation, OccupationChange, Stem, SubUnitGroup, UpdateOccupationRequest,
+    UpdateOccupationResponse, occupations_service_server::OccupationsService,
 };
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    OccupationsError, classify,
+    OccupationsError, classify, edit,
     store::{
-        figures, occupations,
+        figures, history, occupations,
         reference::{self, Reference},
     },
     summary,
@@ -30,6 +32,7 @@ const MAX_LIMIT: u32 = 100;
 pub struct Handlers {
     pub db: DatabaseConnection,
     pub cursors: Cursors,
+    pub waker: careers_eventbus::RelayWaker,
 }
 
 fn check_soc_code(code: &str) -> Result<(), OccupationsError> {
@@ -244,5 +247,122 @@ impl OccupationsService for Handlers {
             items,
             next_cursor,
         }))
+    }
+
+    async fn update_occupation(
+        &self,
+        request: Request<UpdateOccupationRequest>,
+    ) -> Result<Response<UpdateOccupationResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        if !identity.has_role("catalogue_editor") {
+            return Err(OccupationsError::RoleRequired("catalogue_editor").into());
+        }
+        let UpdateOccupationRequest {
+            occupation,
+            update_mask,
+            expected_version,
+        } = request.into_inner();
+        let from = occupation.unwrap_or_default();
+        check_soc_code(&from.soc_code)?;
+        if expected_version == 0 {
+            return Err(OccupationsError::IfMatchRequired.into());
+        }
+        let paths = update_mask.map(|mask| mask.paths).unwrap_or_default();
+        let soc_code = from.soc_code.clone();
+        let txn = careers_eventbus::begin_write(&self.db)
+            .await
+            .map_err(OccupationsError::from)?;
+        let row = occupations::find(&txn, &soc_code)
+            .await
+            .map_err(OccupationsError::from)?
+            .ok_or_else(|| OccupationsError::NotFound(soc_code.clone()))?;
+        if u64::try_from(row.version).ok() != Some(expected_version) {
+            return Err(OccupationsError::VersionConflict {
+                soc_code,
+                current: row.version,
+                expected: expected_version,
+            }
+            .into());
+        }
+        let mut content = row.content();
+        let changes = edit::apply(&mut content, &paths, &from)?;
+        let row = if changes.is_empty() {
+            row
+        } else {
+            let stored = occupations::upsert(&txn, &content)
+                .await
+                .map_err(OccupationsError::from)?
+                .unwrap_or(row);
+            history::insert(
+                &txn,
+                &soc_code,
+                &history::Change {
+                    version: stored.version,
+                    changed_by: identity.sub.clone(),
+                    changed_at: stored.updated_at,
+                    fields: changes,
+                },
+            )
+            .await
+            .map_err(OccupationsError::from)?;
+            careers_eventbus::enqueue(
+                &txn,
+                &soc_code,
+                stored.version,
+                &crate::events::upserted(&stored),
+            )
+            .await
+            .map_err(OccupationsError::from)?;
+            stored
+        };
+        txn.commit().await.map_err(OccupationsError::from)?;
+        self.waker.wake();
+        let held = figures::for_occupation(&self.db, &soc_code)
+            .await
+            .map_err(OccupationsError::from)?;
+        let reference = reference::for_occupation(&self.db, &soc_code)
+            .await
+            .map_err(OccupationsError::from)?;
+        Ok(Response::new(UpdateOccupationResponse {
+            occupation: Some(to_proto(row, held, Some(reference))),
+        }))
+    }
+
+    async fn list_occupation_history(
+        &self,
+        request: Request<ListOccupationHistoryRequest>,
+    ) -> Result<Response<ListOccupationHistoryResponse>, Status> {
+        let soc_code = request.into_inner().soc_code;
+        check_soc_code(&soc_code)?;
+        if occupations::find(&self.db, &soc_code)
+            .await
+            .map_err(OccupationsError::from)?
+            .is_none()
+        {
+            return Err(OccupationsError::NotFound(soc_code).into());
+        }
+        let changes = history::list(&self.db, &soc_code)
+            .await
+            .map_err(OccupationsError::from)?
+            .into_iter()
+            .map(|change| OccupationChange {
+                version: u64::try_from(change.version).unwrap_or_default(),
+                changed_by: change.changed_by,
+                changed_at: Some(prost_types::Timestamp {
+                    seconds: change.changed_at.timestamp(),
+                    nanos: i32::try_from(change.changed_at.timestamp_subsec_nanos()).unwrap_or(0),
+                }),
+                fields: change
+                    .fields
+                    .into_iter()
+                    .map(|field| FieldChange {
+                        field: field.field,
+                        old_value_json: field.old.to_string(),
+                        new_value_json: field.new.to_string(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(ListOccupationHistoryResponse { changes }))
     }
 }

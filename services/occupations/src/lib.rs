@@ -7,6 +7,7 @@
 //! - [`grpc`]: the `careers.occupations.v1.OccupationsService` handlers.
 
 pub mod classify;
+pub mod edit;
 pub mod events;
 pub mod grpc;
 pub mod seed;
@@ -41,6 +42,20 @@ pub enum OccupationsError {
         "route {0:?} is not one of university, apprenticeship, college, direct_entry, professional_registration"
     )]
     InvalidRoute(String),
+    #[error("{}", .0.iter().map(|(field, problem)| format!("{field}: {problem}")).collect::<Vec<_>>().join("; "))]
+    InvalidEdit(Vec<(&'static str, String)>),
+    #[error("this needs the {0} role")]
+    RoleRequired(&'static str),
+    #[error("an update needs the version it was based on (If-Match with the ETag)")]
+    IfMatchRequired,
+    #[error(
+        "occupation {soc_code} is at version {current}, not {expected}: read it again and reapply the change"
+    )]
+    VersionConflict {
+        soc_code: String,
+        current: i64,
+        expected: u64,
+    },
     #[error("the cursor is not one this service issued")]
     BadCursor,
     #[error("limit {0} is over the maximum of 100")]
@@ -64,6 +79,20 @@ impl From<OccupationsError> for Status {
             }
             OccupationsError::InvalidRoute(_) => {
                 status::invalid_fields(error.to_string(), &[("route", error.to_string())])
+            }
+            OccupationsError::InvalidEdit(fields) => {
+                status::invalid_fields(error.to_string(), fields)
+            }
+            OccupationsError::RoleRequired(_) => {
+                status::status(Code::PermissionDenied, "forbidden", error.to_string())
+            }
+            OccupationsError::IfMatchRequired => status::status(
+                Code::FailedPrecondition,
+                "if_match_required",
+                error.to_string(),
+            ),
+            OccupationsError::VersionConflict { .. } => {
+                status::status(Code::Aborted, "version_conflict", error.to_string())
             }
             OccupationsError::BadCursor => {
                 status::status(Code::InvalidArgument, "bad_cursor", error.to_string())
@@ -102,6 +131,7 @@ impl Service for Occupations {
         .await
         .map_err(|error| AppError::Service(error.to_string()))?;
         bus.consume(events::lmi_figures_consumer(), events::LmiFigures);
+        let waker = bus.waker();
         let timeout = context.settings.platform.readiness.catch_up_timeout;
         context
             .readiness
@@ -110,6 +140,7 @@ impl Service for Occupations {
             grpc::Handlers {
                 db: context.db.clone(),
                 cursors: context.cursors.clone(),
+                waker,
             },
             context.identity.interceptor(),
         )))

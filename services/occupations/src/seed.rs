@@ -232,11 +232,27 @@ pub fn read_reference(
 pub async fn seed(db: &DatabaseConnection, dir: &Path) -> Result<(usize, usize), OccupationsError> {
     let unit_groups = read_unit_groups(&dir.join(STRUCTURE_FILE))?;
     let mut changed = 0;
+    // An editor's change stands: ONS updates no longer overwrite that unit group.
+    let edited = store::history::edited(db).await?;
     // One transaction per chunk: a crash leaves whole unit groups with their events.
     for chunk in unit_groups.chunks(100) {
         let txn = careers_eventbus::begin_write(db).await?;
-        for content in chunk {
+        for content in chunk
+            .iter()
+            .filter(|content| !edited.contains(&content.soc_code))
+        {
+            let before = occupations::find(&txn, &content.soc_code).await?;
             if let Some(row) = occupations::upsert(&txn, content).await? {
+                let change = store::history::Change {
+                    version: row.version,
+                    changed_by: store::history::SEED_AUTHOR.to_owned(),
+                    changed_at: row.updated_at,
+                    fields: crate::edit::seeded_changes(
+                        before.map(|row| row.content()).as_ref(),
+                        content,
+                    ),
+                };
+                store::history::insert(&txn, &row.soc_code, &change).await?;
                 enqueue(&txn, &row.soc_code, row.version, &upserted(&row)).await?;
                 changed += 1;
             }

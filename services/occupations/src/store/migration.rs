@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
         let mut migrations = careers_eventbus::migration::migrations();
         migrations.push(Box::new(CreateCatalogue));
         migrations.push(Box::new(CreateReference));
+        migrations.push(Box::new(CreateHistory));
         migrations
     }
 }
@@ -79,6 +80,30 @@ impl MigrationTrait for CreateReference {
         ] {
             db.execute_unprepared(sql).await?;
         }
+        Ok(())
+    }
+}
+
+/// Every change of an occupation: who, when and what, by version.
+struct CreateHistory;
+
+impl MigrationName for CreateHistory {
+    fn name(&self) -> &str {
+        "m20261123_002004_occupations_history"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateHistory {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE TABLE IF NOT EXISTS occupation_history (soc_code TEXT NOT NULL, \
+                 version BIGINT NOT NULL, changed_by TEXT NOT NULL, changed_at TEXT NOT NULL, \
+                 changes TEXT NOT NULL, PRIMARY KEY (soc_code, version))",
+            )
+            .await?;
         Ok(())
     }
 }
