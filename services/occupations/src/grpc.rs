@@ -35,6 +35,15 @@ pub struct Handlers {
     pub waker: careers_eventbus::RelayWaker,
 }
 
+impl Handlers {
+    /// An occupation with everything its page shows: figures and reference data.
+    async fn whole(&self, row: occupations::Model) -> Result<Occupation, OccupationsError> {
+        let held = figures::for_occupation(&self.db, &row.soc_code).await?;
+        let reference = reference::for_occupation(&self.db, &row.soc_code).await?;
+        Ok(to_proto(row, held, Some(reference)))
+    }
+}
+
 fn check_soc_code(code: &str) -> Result<(), OccupationsError> {
     if crate::is_soc_code(code) {
         Ok(())
@@ -161,14 +170,8 @@ impl OccupationsService for Handlers {
             .await
             .map_err(OccupationsError::from)?
             .ok_or_else(|| OccupationsError::NotFound(soc_code.clone()))?;
-        let held = figures::for_occupation(&self.db, &soc_code)
-            .await
-            .map_err(OccupationsError::from)?;
-        let reference = reference::for_occupation(&self.db, &soc_code)
-            .await
-            .map_err(OccupationsError::from)?;
         Ok(Response::new(GetOccupationResponse {
-            occupation: Some(to_proto(row, held, Some(reference))),
+            occupation: Some(self.whole(row).await?),
         }))
     }
 
@@ -317,14 +320,8 @@ impl OccupationsService for Handlers {
         };
         txn.commit().await.map_err(OccupationsError::from)?;
         self.waker.wake();
-        let held = figures::for_occupation(&self.db, &soc_code)
-            .await
-            .map_err(OccupationsError::from)?;
-        let reference = reference::for_occupation(&self.db, &soc_code)
-            .await
-            .map_err(OccupationsError::from)?;
         Ok(Response::new(UpdateOccupationResponse {
-            occupation: Some(to_proto(row, held, Some(reference))),
+            occupation: Some(self.whole(row).await?),
         }))
     }
 
