@@ -61,16 +61,39 @@ pub async fn rebuild<H: Handler>(
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    if exists {
-        stream
-            .delete_consumer(&spec.durable)
-            .await
-            .map_err(EventbusError::nats)?;
+    // The running service recreates the durable the moment it is gone, so JetStream can
+    // fail one of these with a transient store error (code 500) when both touch it at
+    // once. Each is safe to repeat: a deleted durable stays deleted, and creating one
+    // with the same configuration returns the one that exists.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let deleted = if exists && stream.consumer_info(&spec.durable).await.is_ok() {
+            stream
+                .delete_consumer(&spec.durable)
+                .await
+                .map(|_| ())
+                .map_err(EventbusError::nats)
+        } else {
+            Ok(())
+        };
+        let created = match deleted {
+            Ok(()) => stream
+                .create_consumer(spec.config(settings))
+                .await
+                .map(|_| ())
+                .map_err(EventbusError::nats),
+            Err(error) => Err(error),
+        };
+        match created {
+            Ok(()) => break,
+            Err(error) if attempt < 5 => {
+                tracing::warn!(durable = %spec.durable, %error, attempt, "recreating the durable failed; trying again");
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            Err(error) => return Err(error),
+        }
     }
-    stream
-        .create_consumer(spec.config(settings))
-        .await
-        .map_err(EventbusError::nats)?;
     tracing::info!(durable = %spec.durable, "projection reset; replaying from the start of the stream");
     Ok(())
 }
