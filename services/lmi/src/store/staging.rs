@@ -9,6 +9,12 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, State
 
 use super::figures::{NewFigure, instant_text};
 
+/// Starts staging: id, SSC, key, instant (both started and touched).
+const START: &str = "INSERT INTO staging (submission_id, ssc, submission_key, started_at, touched_at) \
+     VALUES ($1, $2, $3, $4, $4)";
+/// Notes an upload alive: instant, id.
+const TOUCH: &str = "UPDATE staging SET touched_at = $1 WHERE submission_id = $2";
+
 /// Writes figures of submission `id` in one transaction that starts its staging or
 /// notes it is still alive; false when the sweep already took it. PostgreSQL gets the
 /// figures by COPY through sea-orm's own pool, SQLite by batched INSERTs.
@@ -39,18 +45,15 @@ pub async fn stage(
         .map_err(failed)?;
     let at = instant_text(now);
     let written = if first {
-        sqlx::query(
-            "INSERT INTO staging (submission_id, ssc, submission_key, started_at, touched_at) \
-             VALUES ($1, $2, $3, $4, $4)",
-        )
-        .bind(id)
-        .bind(ssc)
-        .bind(key)
-        .bind(&at)
-        .execute(&mut *transaction)
-        .await
+        sqlx::query(START)
+            .bind(id)
+            .bind(ssc)
+            .bind(key)
+            .bind(&at)
+            .execute(&mut *transaction)
+            .await
     } else {
-        sqlx::query("UPDATE staging SET touched_at = $1 WHERE submission_id = $2")
+        sqlx::query(TOUCH)
             .bind(&at)
             .bind(id)
             .execute(&mut *transaction)
@@ -77,8 +80,7 @@ pub async fn start(
     connection
         .execute_raw(Statement::from_sql_and_values(
             connection.get_database_backend(),
-            "INSERT INTO staging (submission_id, ssc, submission_key, started_at, touched_at) \
-             VALUES ($1, $2, $3, $4, $4)",
+            START,
             [id.into(), ssc.into(), key.into(), at.into()],
         ))
         .await?;
@@ -94,7 +96,7 @@ pub async fn touch(
     let result = connection
         .execute_raw(Statement::from_sql_and_values(
             connection.get_database_backend(),
-            "UPDATE staging SET touched_at = $1 WHERE submission_id = $2",
+            TOUCH,
             [instant_text(at).into(), id.into()],
         ))
         .await?;
