@@ -10,6 +10,7 @@ pub mod classify;
 pub mod edit;
 pub mod events;
 pub mod grpc;
+pub mod search;
 pub mod seed;
 pub mod store;
 pub mod summary;

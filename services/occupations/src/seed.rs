@@ -15,7 +15,7 @@ use crate::{
     store::{
         self,
         occupations::{self, Content},
-        reference::{AlternativeTitle, Crosswalk, Reference, SubUnitGroup},
+        reference::{AlternativeTitle, Crosswalk, Reference, SubUnitGroup, Synonym},
     },
 };
 
@@ -26,6 +26,8 @@ pub const CODING_INDEX_FILE: &str = "occupations/soc2020_coding_index.csv";
 pub const SUB_UNIT_GROUPS_FILE: &str = "occupations/soc2020_ext_sub_unit_groups.csv";
 pub const SOC2010_FILE: &str = "occupations/soc2010_to_soc2020_via_coding_index.csv";
 pub const ISCO08_FILE: &str = "occupations/soc2020_to_isco08_via_coding_index.csv";
+/// Colloquial titles and abbreviations curated for search (not ONS data).
+pub const COLLOQUIAL_FILE: &str = "occupations/colloquial_titles.csv";
 /// The coding index marks its cross-references ("see ...") with this code.
 const CROSS_REFERENCE: &str = "}}}}";
 
@@ -93,6 +95,86 @@ struct IndexRow {
     job_title_natural_order: String,
     add_qualifier: String,
     ind_qualifier: String,
+    see_note: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ColloquialRow {
+    term: String,
+    soc2020: String,
+}
+
+/// The title a cross-reference's note points to, in natural order with its qualifier:
+/// `see Hand, datal` is ("Datal hand", ""), `see also Engineer (professional)` is
+/// ("Engineer", "professional"); `see notes` points nowhere.
+fn cross_reference_target(note: &str) -> Option<(String, String)> {
+    let target = note
+        .trim()
+        .strip_prefix("see also ")
+        .or_else(|| note.trim().strip_prefix("see "))?
+        .trim();
+    if target == "notes" || target.is_empty() {
+        return None;
+    }
+    let (title, qualifier) = match target.split_once('(') {
+        Some((title, rest)) => (title.trim(), rest.trim_end_matches(')').trim()),
+        None => (target, ""),
+    };
+    let title = match title.split_once(", ") {
+        Some((head, tail)) => format!("{tail} {}", head.to_lowercase()),
+        None => title.to_owned(),
+    };
+    Some((title, qualifier.to_owned()))
+}
+
+/// Each cross-reference with a target, once per unit group carrying a title equal to the
+/// target (with the target's qualifier when it names one).
+fn resolve_cross_references(
+    references: &[(String, String)],
+    titles: &[AlternativeTitle],
+) -> Vec<Synonym> {
+    let mut synonyms = Vec::new();
+    for (term, note) in references {
+        let Some((target, qualifier)) = cross_reference_target(note) else {
+            continue;
+        };
+        let mut codes: Vec<&str> = titles
+            .iter()
+            .filter(|title| {
+                title.title.eq_ignore_ascii_case(&target)
+                    && (qualifier.is_empty()
+                        || title
+                            .qualifier
+                            .to_lowercase()
+                            .contains(&qualifier.to_lowercase()))
+            })
+            .map(|title| title.soc_code.as_str())
+            .collect();
+        if codes.is_empty() {
+            // "see Chargehand": no title is exactly that, titles built on it are.
+            let (head, tail) = (
+                format!("{} ", target.to_lowercase()),
+                format!(" {}", target.to_lowercase()),
+            );
+            codes = titles
+                .iter()
+                .filter(|title| {
+                    let title = title.title.to_lowercase();
+                    title.starts_with(&head) || title.ends_with(&tail)
+                })
+                .map(|title| title.soc_code.as_str())
+                .collect();
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        synonyms.extend(codes.into_iter().map(|code| Synonym {
+            soc_code: code.to_owned(),
+            term: term.clone(),
+            target: target.clone(),
+            source: "ons_cross_reference".to_owned(),
+        }));
+    }
+    synonyms
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +234,7 @@ pub fn read_reference(
         SUB_UNIT_GROUPS_FILE,
         SOC2010_FILE,
         ISCO08_FILE,
+        COLLOQUIAL_FILE,
     ] {
         let path = dir.join(file);
         let bytes = std::fs::read(&path)
@@ -169,8 +252,10 @@ pub fn read_reference(
         ))
     };
     let mut reference = Reference::default();
+    let mut cross_references = Vec::new();
     for row in read_csv::<IndexRow>(&dir.join(CODING_INDEX_FILE))? {
         if row.soc2020 == CROSS_REFERENCE {
+            cross_references.push((row.job_title_natural_order, row.see_note));
             continue;
         }
         if !known.contains(row.soc2020.as_str()) {
@@ -186,6 +271,18 @@ pub fn read_reference(
             sub_unit_group: row.soc2020_ext,
             title: row.job_title_natural_order,
             qualifier,
+        });
+    }
+    reference.synonyms = resolve_cross_references(&cross_references, &reference.titles);
+    for row in read_csv::<ColloquialRow>(&dir.join(COLLOQUIAL_FILE))? {
+        if !known.contains(row.soc2020.as_str()) {
+            return Err(unknown(COLLOQUIAL_FILE, &row.soc2020));
+        }
+        reference.synonyms.push(Synonym {
+            soc_code: row.soc2020,
+            term: row.term,
+            target: String::new(),
+            source: "curated".to_owned(),
         });
     }
     for row in read_csv::<SubUnitGroupRow>(&dir.join(SUB_UNIT_GROUPS_FILE))? {
@@ -358,6 +455,48 @@ mod tests {
             "qualifiers are kept"
         );
         assert_eq!(digest.len(), 64);
+    }
+
+    #[test]
+    fn cross_references_lead_to_their_targets_codes() {
+        assert_eq!(
+            cross_reference_target("see Hand, datal"),
+            Some(("datal hand".to_owned(), String::new()))
+        );
+        assert_eq!(
+            cross_reference_target("see also Engineer (professional)"),
+            Some(("Engineer".to_owned(), "professional".to_owned()))
+        );
+        assert_eq!(cross_reference_target("see also notes"), None);
+        let unit_groups = read_unit_groups(&seeds().join(STRUCTURE_FILE)).unwrap();
+        let (reference, _) = read_reference(&seeds(), &unit_groups).unwrap();
+        let ons: Vec<&Synonym> = reference
+            .synonyms
+            .iter()
+            .filter(|synonym| synonym.source == "ons_cross_reference")
+            .collect();
+        let terms: std::collections::HashSet<&str> =
+            ons.iter().map(|synonym| synonym.term.as_str()).collect();
+        // 231 cross-references: 32 point to notes only; the other 199 (198 distinct
+        // terms) all resolve to at least one unit group.
+        assert_eq!(terms.len(), 198, "distinct resolved terms");
+        let codes = |term: &str| -> Vec<&str> {
+            ons.iter()
+                .filter(|synonym| synonym.term == term)
+                .map(|synonym| synonym.soc_code.as_str())
+                .collect()
+        };
+        assert!(
+            codes("Advisor").len() > 10,
+            "every group with an Adviser title"
+        );
+        assert!(codes("Consulting engineer").contains(&"2121"));
+        assert!(
+            reference
+                .synonyms
+                .iter()
+                .any(|synonym| synonym.term == "sparky" && synonym.soc_code == "5241")
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
         migrations.push(Box::new(CreateCatalogue));
         migrations.push(Box::new(CreateReference));
         migrations.push(Box::new(CreateHistory));
+        migrations.push(Box::new(CreateSynonyms));
         migrations
     }
 }
@@ -77,6 +78,31 @@ impl MigrationTrait for CreateReference {
              code TEXT NOT NULL, title TEXT NOT NULL, index_entries BIGINT NOT NULL, \
              share DOUBLE PRECISION NOT NULL, PRIMARY KEY (soc_code, scheme, code))",
             "CREATE TABLE IF NOT EXISTS seed_digests (name TEXT PRIMARY KEY, digest TEXT NOT NULL)",
+        ] {
+            db.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Search synonyms: the coding index's cross-references ("see ...") resolved to the unit
+/// groups of their targets, and the colloquial titles curated beside the seeds.
+struct CreateSynonyms;
+
+impl MigrationName for CreateSynonyms {
+    fn name(&self) -> &str {
+        "m20261123_002005_occupations_synonyms"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSynonyms {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        for sql in [
+            "CREATE TABLE IF NOT EXISTS search_synonyms (position BIGINT PRIMARY KEY, \
+             soc_code TEXT NOT NULL, term TEXT NOT NULL, target TEXT NOT NULL, source TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS search_synonyms_soc ON search_synonyms (soc_code, position)",
         ] {
             db.execute_unprepared(sql).await?;
         }

@@ -33,12 +33,26 @@ pub struct Crosswalk {
     pub share: f64,
 }
 
+/// A search synonym: a term that leads to a unit group without being one of its titles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synonym {
+    pub soc_code: String,
+    /// What people type, for example "Advisor" or "sparky".
+    pub term: String,
+    /// The coding index title the cross-reference points to ("Adviser"); empty for
+    /// curated colloquial titles.
+    pub target: String,
+    /// `ons_cross_reference` or `curated`.
+    pub source: String,
+}
+
 /// Everything the seeder loads.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reference {
     pub titles: Vec<AlternativeTitle>,
     pub sub_unit_groups: Vec<SubUnitGroup>,
     pub crosswalks: Vec<Crosswalk>,
+    pub synonyms: Vec<Synonym>,
 }
 
 /// Rows per INSERT: well under both stores' parameter limits.
@@ -83,7 +97,12 @@ pub async fn replace(
     connection: &impl ConnectionTrait,
     reference: &Reference,
 ) -> Result<(), DbErr> {
-    for table in ["alternative_titles", "sub_unit_groups", "crosswalks"] {
+    for table in [
+        "alternative_titles",
+        "sub_unit_groups",
+        "crosswalks",
+        "search_synonyms",
+    ] {
         connection
             .execute_unprepared(&format!("DELETE FROM {table}"))
             .await?;
@@ -145,7 +164,74 @@ pub async fn replace(
         "crosswalks (soc_code, scheme, code, title, index_entries, share)",
         crosswalks,
     )
+    .await?;
+    let synonyms = reference
+        .synonyms
+        .iter()
+        .enumerate()
+        .map(|(position, synonym)| {
+            vec![
+                i64::try_from(position).unwrap_or(i64::MAX).into(),
+                synonym.soc_code.clone().into(),
+                synonym.term.clone().into(),
+                synonym.target.clone().into(),
+                synonym.source.clone().into(),
+            ]
+        })
+        .collect();
+    insert_rows(
+        connection,
+        "search_synonyms (position, soc_code, term, target, source)",
+        synonyms,
+    )
     .await
+}
+
+/// The job titles and synonyms search indexes, of one unit group or of all.
+pub async fn searchable(
+    connection: &impl ConnectionTrait,
+    soc_code: Option<&str>,
+) -> Result<(Vec<AlternativeTitle>, Vec<Synonym>), DbErr> {
+    let backend = connection.get_database_backend();
+    let query = |sql: &str| match soc_code {
+        Some(code) => Statement::from_sql_and_values(
+            backend,
+            format!("{sql} WHERE soc_code = $1 ORDER BY position"),
+            [code.into()],
+        ),
+        None => Statement::from_string(backend, format!("{sql} ORDER BY position")),
+    };
+    let titles = connection
+        .query_all_raw(query(
+            "SELECT soc_code, sub_unit_group, title, qualifier FROM alternative_titles",
+        ))
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(AlternativeTitle {
+                soc_code: row.try_get_by_index(0)?,
+                sub_unit_group: row.try_get_by_index(1)?,
+                title: row.try_get_by_index(2)?,
+                qualifier: row.try_get_by_index(3)?,
+            })
+        })
+        .collect::<Result<_, DbErr>>()?;
+    let synonyms = connection
+        .query_all_raw(query(
+            "SELECT soc_code, term, target, source FROM search_synonyms",
+        ))
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Synonym {
+                soc_code: row.try_get_by_index(0)?,
+                term: row.try_get_by_index(1)?,
+                target: row.try_get_by_index(2)?,
+                source: row.try_get_by_index(3)?,
+            })
+        })
+        .collect::<Result<_, DbErr>>()?;
+    Ok((titles, synonyms))
 }
 
 /// The digest of the files `name` was last loaded from.
@@ -240,5 +326,6 @@ pub async fn for_occupation(
         titles,
         sub_unit_groups,
         crosswalks,
+        synonyms: Vec::new(),
     })
 }

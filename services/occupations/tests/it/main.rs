@@ -6,6 +6,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod search;
+
 use careers_occupations::Occupations;
 use careers_platform::{Service, readiness::LIVENESS};
 use careers_testkit::{free_port, grpc, postgres, sqlite::TestSqlite};
