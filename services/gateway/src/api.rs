@@ -59,6 +59,8 @@ pub struct ApiState {
 pub fn routes(state: ApiState) -> Router {
     Router::new()
         .route("/v1/occupations", get(listings::occupations))
+        .route("/v1/occupations/search", get(crate::search::search))
+        .route("/v1/occupations/suggest", get(crate::search::suggest))
         .route(
             "/v1/occupations/{soc}",
             get(occupation).patch(crate::catalogue::update),

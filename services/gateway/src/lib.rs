@@ -12,6 +12,7 @@ pub mod api;
 mod catalogue;
 mod listings;
 mod registry;
+mod search;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 

@@ -1,7 +1,8 @@
 //! The list routes: query parameters checked, passed to the owning service, its page
 //! returned as `{"items": [...], "next_cursor": ...}`.
 //!
-//! - `GET /v1/occupations?major_group=&stem=&route=&cursor=&limit=`: any authenticated role.
+//! - `GET /v1/occupations?major_group=&stem=&route=&min_median_pay=&outlook=&cursor=&limit=`:
+//!   any authenticated role.
 //! - `GET /v1/lmi/figures?soc_code=&region=&measure=&breakdown=&period_from=&period_to=&as_of=&view=&cursor=&limit=`:
 //!   any authenticated role; published figures only.
 //! - `GET /v1/lmi/review`, `POST /v1/lmi/review/{row_id}/approve|reject`: `qa_reviewer`.
@@ -184,6 +185,9 @@ pub(crate) struct OccupationsQuery {
     stem: Option<bool>,
     #[serde(default)]
     route: String,
+    min_median_pay: Option<f64>,
+    #[serde(default)]
+    outlook: String,
     #[serde(default)]
     cursor: String,
     #[serde(default)]
@@ -204,6 +208,8 @@ pub(crate) async fn occupations(
             major_group: parameters.major_group,
             stem: parameters.stem,
             route: parameters.route,
+            min_median_pay: parameters.min_median_pay,
+            outlook: parameters.outlook,
             cursor: parameters.cursor,
             limit: parameters.limit,
         },

@@ -5,14 +5,17 @@ use careers_proto::careers::occupations::v1::{
     AlternativeTitle, CrosswalkCode, Crosswalks, EntryRoute, FieldChange, Figure,
     GetOccupationRequest, GetOccupationResponse, ListOccupationHistoryRequest,
     ListOccupationHistoryResponse, ListOccupationsRequest, ListOccupationsResponse, LmiSummary,
-    Occupation, OccupationChange, Stem, SubUnitGroup, UpdateOccupationRequest,
-    UpdateOccupationResponse, occupations_service_server::OccupationsService,
+    Occupation, OccupationChange, SearchFacets, SearchHit, SearchMatch, SearchOccupationsRequest,
+    SearchOccupationsResponse, Stem, SubUnitGroup, SuggestOccupationsRequest,
+    SuggestOccupationsResponse, Suggestion, UpdateOccupationRequest, UpdateOccupationResponse,
+    occupations_service_server::OccupationsService,
 };
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use crate::{
     OccupationsError, classify, edit,
+    search::{Filters, Outlook, SearchIndex},
     store::{
         figures, history, occupations,
         reference::{self, Reference},
@@ -26,6 +29,48 @@ pub const ATTRIBUTION: &str =
 
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
+const DEFAULT_SUGGESTIONS: u32 = 10;
+const MAX_SUGGESTIONS: u32 = 20;
+
+fn page_limit(limit: u32, default: u32, maximum: u32) -> Result<u32, OccupationsError> {
+    match limit {
+        0 => Ok(default),
+        limit if limit <= maximum => Ok(limit),
+        limit => Err(OccupationsError::InvalidLimit(limit)),
+    }
+}
+
+/// The filters of a listing or search, checked.
+fn filters(
+    major_group: &str,
+    stem: Option<bool>,
+    route: &str,
+    min_median_pay: Option<f64>,
+    outlook: &str,
+) -> Result<Filters, OccupationsError> {
+    if !route.is_empty() && !classify::ROUTE_KINDS.contains(&route) {
+        return Err(OccupationsError::InvalidRoute(route.to_owned()));
+    }
+    if let Some(pay) = min_median_pay
+        && !(pay.is_finite() && pay >= 0.0)
+    {
+        return Err(OccupationsError::InvalidPay(pay));
+    }
+    let outlook = match outlook {
+        "" => None,
+        text => Some(
+            Outlook::parse(text)
+                .ok_or_else(|| OccupationsError::InvalidOutlook(text.to_owned()))?,
+        ),
+    };
+    Ok(Filters {
+        major_group: (!major_group.is_empty()).then(|| major_group.to_owned()),
+        stem,
+        route: (!route.is_empty()).then(|| route.to_owned()),
+        min_median_pay,
+        outlook,
+    })
+}
 
 /// The gRPC handlers over the store.
 #[derive(Debug, Clone)]
@@ -33,6 +78,7 @@ pub struct Handlers {
     pub db: DatabaseConnection,
     pub cursors: Cursors,
     pub waker: careers_eventbus::RelayWaker,
+    pub search: SearchIndex,
 }
 
 impl Handlers {
@@ -160,6 +206,93 @@ fn to_proto(
 
 #[tonic::async_trait]
 impl OccupationsService for Handlers {
+    async fn search_occupations(
+        &self,
+        request: Request<SearchOccupationsRequest>,
+    ) -> Result<Response<SearchOccupationsResponse>, Status> {
+        let request = request.into_inner();
+        let limit = page_limit(request.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+        let checked = filters(
+            &request.major_group,
+            request.stem,
+            &request.route,
+            request.min_median_pay,
+            &request.outlook,
+        )?;
+        // The cursor is the offset into this query's hits, good for this query only.
+        let scope = format!("search|{}|{checked:?}", request.query.trim());
+        let offset: usize = if request.cursor.is_empty() {
+            0
+        } else {
+            self.cursors
+                .decode(&scope, &request.cursor)
+                .ok()
+                .and_then(|offset: String| offset.parse().ok())
+                .ok_or(OccupationsError::BadCursor)?
+        };
+        let index = self.search.clone();
+        let results = tokio::task::spawn_blocking(move || {
+            index.search(&request.query, &checked, offset, limit as usize)
+        })
+        .await
+        .map_err(|error| OccupationsError::Search(error.to_string()))?
+        .map_err(OccupationsError::from)?;
+        let next = offset + results.hits.len();
+        let next_cursor = if next < results.total {
+            self.cursors.encode(&scope, &next.to_string())
+        } else {
+            String::new()
+        };
+        let counts = |counts: std::collections::BTreeMap<String, u32>| counts.into_iter().collect();
+        Ok(Response::new(SearchOccupationsResponse {
+            items: results
+                .hits
+                .into_iter()
+                .map(|hit| SearchHit {
+                    soc_code: hit.soc_code,
+                    title: hit.title,
+                    matched: Some(SearchMatch {
+                        field: hit.field.to_owned(),
+                        text: hit.text,
+                    }),
+                    score: f64::from(hit.score),
+                })
+                .collect(),
+            facets: Some(SearchFacets {
+                major_group: counts(results.facets.major_group),
+                stem: counts(results.facets.stem),
+                route: counts(results.facets.route),
+            }),
+            next_cursor,
+            total: u32::try_from(results.total).unwrap_or(u32::MAX),
+            corrected_query: results.corrected.unwrap_or_default(),
+        }))
+    }
+
+    async fn suggest_occupations(
+        &self,
+        request: Request<SuggestOccupationsRequest>,
+    ) -> Result<Response<SuggestOccupationsResponse>, Status> {
+        let request = request.into_inner();
+        let limit = page_limit(request.limit, DEFAULT_SUGGESTIONS, MAX_SUGGESTIONS)?;
+        let index = self.search.clone();
+        let found =
+            tokio::task::spawn_blocking(move || index.suggest(&request.query, limit as usize))
+                .await
+                .map_err(|error| OccupationsError::Search(error.to_string()))?
+                .map_err(OccupationsError::from)?;
+        Ok(Response::new(SuggestOccupationsResponse {
+            items: found
+                .into_iter()
+                .map(|suggestion| Suggestion {
+                    soc_code: suggestion.soc_code,
+                    title: suggestion.title,
+                    label: suggestion.label,
+                })
+                .collect(),
+        }))
+    }
+
     async fn get_occupation(
         &self,
         request: Request<GetOccupationRequest>,
@@ -180,19 +313,16 @@ impl OccupationsService for Handlers {
         request: Request<ListOccupationsRequest>,
     ) -> Result<Response<ListOccupationsResponse>, Status> {
         let request = request.into_inner();
-        let limit = match request.limit {
-            0 => DEFAULT_LIMIT,
-            limit if limit <= MAX_LIMIT => limit,
-            limit => return Err(OccupationsError::InvalidLimit(limit).into()),
-        };
-        if !request.route.is_empty() && !classify::ROUTE_KINDS.contains(&request.route.as_str()) {
-            return Err(OccupationsError::InvalidRoute(request.route).into());
-        }
+        let limit = page_limit(request.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+        let checked = filters(
+            &request.major_group,
+            request.stem,
+            &request.route,
+            request.min_median_pay,
+            &request.outlook,
+        )?;
         // A cursor is good only for the listing (and filters) that issued it.
-        let scope = format!(
-            "occupations|{}|{:?}|{}",
-            request.major_group, request.stem, request.route
-        );
+        let scope = format!("occupations|{checked:?}");
         let mut after: Option<String> = if request.cursor.is_empty() {
             None
         } else {
@@ -213,6 +343,7 @@ impl OccupationsService for Handlers {
                     .entry_routes
                     .iter()
                     .any(|route| route.r#type == request.route))
+                && self.search.passes_figures(&occupation.soc_code, &checked)
         };
         let mut items: Vec<Occupation> = Vec::new();
         let mut more = false;

@@ -57,6 +57,14 @@ pub enum OccupationsError {
         current: i64,
         expected: u64,
     },
+    #[error("outlook {0:?} is not one of growing, stable, declining")]
+    InvalidOutlook(String),
+    #[error("min_median_pay {0} must be a number of pounds, zero or more")]
+    InvalidPay(f64),
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("search: {0}")]
+    Search(String),
     #[error("the cursor is not one this service issued")]
     BadCursor,
     #[error("limit {0} is over the maximum of 100")]
@@ -81,6 +89,15 @@ impl From<OccupationsError> for Status {
             OccupationsError::InvalidRoute(_) => {
                 status::invalid_fields(error.to_string(), &[("route", error.to_string())])
             }
+            OccupationsError::InvalidOutlook(_) => {
+                status::invalid_fields(error.to_string(), &[("outlook", error.to_string())])
+            }
+            OccupationsError::InvalidPay(_) => {
+                status::invalid_fields(error.to_string(), &[("min_median_pay", error.to_string())])
+            }
+            OccupationsError::InvalidQuery(problem) => {
+                status::invalid_fields(format!("q: {problem}"), &[("q", problem.clone())])
+            }
             OccupationsError::InvalidEdit(fields) => {
                 status::invalid_fields(error.to_string(), fields)
             }
@@ -103,6 +120,7 @@ impl From<OccupationsError> for Status {
             }
             OccupationsError::Store(_)
             | OccupationsError::Events(_)
+            | OccupationsError::Search(_)
             | OccupationsError::Seed(_) => status::internal(&error),
         }
     }
@@ -111,6 +129,16 @@ impl From<OccupationsError> for Status {
 /// `^[1-9][0-9]{3}$`: a SOC 2020 unit group code.
 pub fn is_soc_code(code: &str) -> bool {
     code.len() == 4 && code.bytes().all(|byte| byte.is_ascii_digit()) && !code.starts_with('0')
+}
+
+impl From<search::SearchError> for OccupationsError {
+    fn from(error: search::SearchError) -> Self {
+        match error {
+            search::SearchError::InvalidQuery(problem) => Self::InvalidQuery(problem),
+            search::SearchError::Store(error) => Self::Store(error),
+            other => Self::Search(other.to_string()),
+        }
+    }
 }
 
 impl Service for Occupations {
@@ -133,6 +161,19 @@ impl Service for Occupations {
         .map_err(|error| AppError::Service(error.to_string()))?;
         bus.consume(events::lmi_figures_consumer(), events::LmiFigures);
         let waker = bus.waker();
+        // The search index answers from the store's content at once, then follows events.
+        let search =
+            search::SearchIndex::new().map_err(|error| AppError::Service(error.to_string()))?;
+        search
+            .rebuild(&context.db)
+            .await
+            .map_err(|error| AppError::Service(error.to_string()))?;
+        tokio::spawn(search::follow(
+            search.clone(),
+            context.db.clone(),
+            bus.jetstream().clone(),
+            context.stop.clone(),
+        ));
         let timeout = context.settings.platform.readiness.catch_up_timeout;
         context
             .readiness
@@ -142,6 +183,7 @@ impl Service for Occupations {
                 db: context.db.clone(),
                 cursors: context.cursors.clone(),
                 waker,
+                search,
             },
             context.identity.interceptor(),
         )))

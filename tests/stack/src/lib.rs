@@ -54,6 +54,9 @@ pub struct Stack {
     /// The stack's own nats-server, to kill and restart.
     pub nats: careers_testkit::nats::NatsServer,
     pub occupations_db: sea_orm::DatabaseConnection,
+    pub occupations_url: String,
+    /// The internal identity keys the services trust, to start more replicas.
+    pub internal: std::sync::Arc<TestKeys>,
 }
 
 impl std::fmt::Debug for Stack {
@@ -87,13 +90,14 @@ impl Stack {
         let lmi_db = Database::connect(lmi_url.as_str()).await?;
         let occupations =
             spawn_trusting::<Occupations>(&occupations_url, &overrides, &internal).await?;
+        let occupations_port = occupations.port;
         let lmi = spawn_trusting::<Lmi>(&lmi_url, &overrides, &internal).await?;
         Occupations::seed(&occupations_db, &seeds).await?;
         Lmi::seed(&lmi_db, &seeds).await?;
         let closed = careers_testkit::free_port()?;
         let app = App::build(gateway_settings(
             [
-                ("occupations", occupations.port),
+                ("occupations", occupations_port),
                 ("lmi", lmi.port),
                 ("casenotes", closed),
                 ("ambassadors", closed),
@@ -124,6 +128,8 @@ impl Stack {
             gateway,
             nats,
             occupations_db,
+            occupations_url,
+            internal,
         })
     }
 

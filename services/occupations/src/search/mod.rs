@@ -644,6 +644,27 @@ impl SearchIndex {
         }
         passing.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let total = passing.len();
+        // Report the correction the best hit bears out: of a word's candidates, the one
+        // its text holds.
+        let mut searched_words = primary.clone();
+        if let Some((_, _, address, _)) = passing.first() {
+            let document: TantivyDocument = searcher.doc(*address)?;
+            let text = document
+                .get_first(inner.fields.text)
+                .and_then(|value| value.as_str())
+                .unwrap_or_default();
+            let held: HashSet<String> =
+                tokens(&mut inner.plain.clone(), text).into_iter().collect();
+            for (position, options) in alternatives.iter().enumerate() {
+                if let Some(option) = options
+                    .iter()
+                    .find(|option| option.split(' ').all(|word| held.contains(word)))
+                {
+                    searched_words[position] = option;
+                }
+            }
+        }
+        let searched = searched_words.join(" ");
         let mut hits = Vec::new();
         for (_, score, address, facts) in passing.into_iter().skip(offset).take(limit) {
             let document: TantivyDocument = searcher.doc(address)?;
@@ -736,6 +757,23 @@ impl SearchIndex {
                 label,
             })
             .collect())
+    }
+
+    /// Whether the occupation passes the pay and outlook filters (listings check the
+    /// others on the store's rows).
+    pub fn passes_figures(&self, soc_code: &str, filters: &Filters) -> bool {
+        let figures_only = Filters {
+            min_median_pay: filters.min_median_pay,
+            outlook: filters.outlook,
+            ..Filters::default()
+        };
+        if figures_only == Filters::default() {
+            return true;
+        }
+        let state = self.0.state.read().unwrap_or_else(PoisonError::into_inner);
+        soc_number(soc_code)
+            .and_then(|code| state.facts.get(&code))
+            .is_some_and(|facts| facts.passes(&figures_only))
     }
 
     /// How many occupations the index holds.

@@ -29,30 +29,6 @@ fn top(index: &SearchIndex, query: &str, n: usize) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Damerau (optimal string alignment) distance, to check the quality set's stated rule.
-fn edits(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for j in 0..=b.len() {
-        d[0][j] = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
-}
-
 #[derive(Debug, serde::Deserialize)]
 struct Judged {
     query: String,
@@ -100,7 +76,7 @@ fn the_quality_set_is_as_the_issue_asks() -> anyhow::Result<()> {
             // The misspelling is one edit from the word or title the reason names.
             "misspelling" => {
                 let source = judged.why.split(',').next().unwrap_or_default();
-                assert_eq!(edits(&judged.query, source), 1, "{judged:?}");
+                assert_eq!(strsim::osa_distance(&judged.query, source), 1, "{judged:?}");
             }
             "title" => assert!(
                 !index_titles.contains(&judged.query.to_lowercase()),

@@ -1,0 +1,131 @@
+//! Occupation search and typeahead, any authenticated role:
+//!
+//! - `GET /v1/occupations/search?q=&major_group=&stem=&route=&min_median_pay=&outlook=&cursor=&limit=`
+//! - `GET /v1/occupations/suggest?q=&limit=`
+
+use axum::{
+    Json,
+    extract::{Query, State, rejection::QueryRejection},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+use careers_proto::careers::occupations::v1::{
+    SearchOccupationsRequest, SuggestOccupationsRequest,
+    occupations_service_client::OccupationsServiceClient,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    api::{ApiState, Problem, authenticate, upstream_request},
+    listings::query,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    major_group: String,
+    stem: Option<bool>,
+    #[serde(default)]
+    route: String,
+    min_median_pay: Option<f64>,
+    #[serde(default)]
+    outlook: String,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    limit: u32,
+}
+
+pub(crate) async fn search(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    parameters: Result<Query<SearchQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let caller = authenticate(&state, &headers)?;
+    let parameters = query(parameters)?;
+    let request = upstream_request(
+        &state,
+        &caller,
+        SearchOccupationsRequest {
+            query: parameters.q,
+            cursor: parameters.cursor,
+            limit: parameters.limit,
+            major_group: parameters.major_group,
+            stem: parameters.stem,
+            route: parameters.route,
+            min_median_pay: parameters.min_median_pay,
+            outlook: parameters.outlook,
+        },
+    )?;
+    let answer = OccupationsServiceClient::new(state.occupations.clone())
+        .search_occupations(request)
+        .await?
+        .into_inner();
+    let facets = answer.facets.unwrap_or_default();
+    let items: Vec<_> = answer
+        .items
+        .into_iter()
+        .map(|hit| {
+            let matched = hit.matched.unwrap_or_default();
+            json!({
+                "soc_code": hit.soc_code, "title": hit.title,
+                "matched": {"field": matched.field, "text": matched.text},
+                "score": hit.score,
+            })
+        })
+        .collect();
+    let next_cursor = (!answer.next_cursor.is_empty()).then_some(answer.next_cursor);
+    let corrected = (!answer.corrected_query.is_empty()).then_some(answer.corrected_query);
+    Ok(Json(json!({
+        "items": items,
+        "facets": {
+            "major_group": facets.major_group,
+            "stem": facets.stem,
+            "route": facets.route,
+        },
+        "total": answer.total,
+        "corrected_query": corrected,
+        "next_cursor": next_cursor,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SuggestQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    limit: u32,
+}
+
+pub(crate) async fn suggest(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    parameters: Result<Query<SuggestQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let caller = authenticate(&state, &headers)?;
+    let parameters = query(parameters)?;
+    let request = upstream_request(
+        &state,
+        &caller,
+        SuggestOccupationsRequest {
+            query: parameters.q,
+            limit: parameters.limit,
+        },
+    )?;
+    let answer = OccupationsServiceClient::new(state.occupations.clone())
+        .suggest_occupations(request)
+        .await?
+        .into_inner();
+    let items: Vec<_> = answer
+        .items
+        .into_iter()
+        .map(|item| json!({"soc_code": item.soc_code, "title": item.title, "label": item.label}))
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}
