@@ -65,6 +65,7 @@ pub fn routes(state: ApiState) -> Router {
             "/v1/occupations/{soc}",
             get(occupation).patch(crate::catalogue::update),
         )
+        .route("/v1/occupations/{soc}/related", get(crate::search::related))
         .route(
             "/v1/occupations/{soc}/history",
             get(crate::catalogue::history),

@@ -2,15 +2,16 @@
 //!
 //! - `GET /v1/occupations/search?q=&major_group=&stem=&route=&min_median_pay=&outlook=&cursor=&limit=`
 //! - `GET /v1/occupations/suggest?q=&limit=`
+//! - `GET /v1/occupations/{soc}/related`
 
 use axum::{
     Json,
-    extract::{Query, State, rejection::QueryRejection},
+    extract::{Path, Query, State, rejection::QueryRejection},
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
 use careers_proto::careers::occupations::v1::{
-    SearchOccupationsRequest, SuggestOccupationsRequest,
+    ListRelatedOccupationsRequest, SearchOccupationsRequest, SuggestOccupationsRequest,
     occupations_service_client::OccupationsServiceClient,
 };
 use serde::Deserialize;
@@ -126,6 +127,32 @@ pub(crate) async fn suggest(
         .items
         .into_iter()
         .map(|item| json!({"soc_code": item.soc_code, "title": item.title, "label": item.label}))
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+pub(crate) async fn related(
+    State(state): State<ApiState>,
+    Path(soc_code): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let caller = authenticate(&state, &headers)?;
+    let request = upstream_request(&state, &caller, ListRelatedOccupationsRequest { soc_code })?;
+    let answer = OccupationsServiceClient::new(state.occupations.clone())
+        .list_related_occupations(request)
+        .await?
+        .into_inner();
+    let items: Vec<_> = answer
+        .items
+        .into_iter()
+        .map(|item| {
+            let relations: Vec<_> = item
+                .relations
+                .into_iter()
+                .map(|relation| json!({"type": relation.r#type, "reason": relation.reason}))
+                .collect();
+            json!({"soc_code": item.soc_code, "title": item.title, "relations": relations})
+        })
         .collect();
     Ok(Json(json!({ "items": items })).into_response())
 }

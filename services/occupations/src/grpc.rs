@@ -4,11 +4,12 @@ use careers_platform::{cursor::Cursors, identity::caller};
 use careers_proto::careers::occupations::v1::{
     AlternativeTitle, CrosswalkCode, Crosswalks, EntryRoute, FieldChange, Figure,
     GetOccupationRequest, GetOccupationResponse, ListOccupationHistoryRequest,
-    ListOccupationHistoryResponse, ListOccupationsRequest, ListOccupationsResponse, LmiSummary,
-    Occupation, OccupationChange, SearchFacets, SearchHit, SearchMatch, SearchOccupationsRequest,
-    SearchOccupationsResponse, Stem, SubUnitGroup, SuggestOccupationsRequest,
-    SuggestOccupationsResponse, Suggestion, UpdateOccupationRequest, UpdateOccupationResponse,
-    occupations_service_server::OccupationsService,
+    ListOccupationHistoryResponse, ListOccupationsRequest, ListOccupationsResponse,
+    ListRelatedOccupationsRequest, ListRelatedOccupationsResponse, LmiSummary, Occupation,
+    OccupationChange, RelatedOccupation, Relation, SearchFacets, SearchHit, SearchMatch,
+    SearchOccupationsRequest, SearchOccupationsResponse, Stem, SubUnitGroup,
+    SuggestOccupationsRequest, SuggestOccupationsResponse, Suggestion, UpdateOccupationRequest,
+    UpdateOccupationResponse, occupations_service_server::OccupationsService,
 };
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
@@ -206,6 +207,50 @@ fn to_proto(
 
 #[tonic::async_trait]
 impl OccupationsService for Handlers {
+    async fn list_related_occupations(
+        &self,
+        request: Request<ListRelatedOccupationsRequest>,
+    ) -> Result<Response<ListRelatedOccupationsResponse>, Status> {
+        let soc_code = request.into_inner().soc_code;
+        check_soc_code(&soc_code)?;
+        let row = occupations::find(&self.db, &soc_code)
+            .await
+            .map_err(OccupationsError::from)?
+            .ok_or_else(|| OccupationsError::NotFound(soc_code.clone()))?;
+        let (titles, _) = reference::searchable(&self.db, Some(&soc_code))
+            .await
+            .map_err(OccupationsError::from)?;
+        let content = row.content();
+        let titles: Vec<String> = titles
+            .into_iter()
+            .map(|title| title.title)
+            .chain(content.related_job_titles)
+            .collect();
+        let index = self.search.clone();
+        let related =
+            tokio::task::spawn_blocking(move || index.related(&soc_code, &titles, &content.tasks))
+                .await
+                .map_err(|error| OccupationsError::Search(error.to_string()))?
+                .map_err(OccupationsError::from)?;
+        Ok(Response::new(ListRelatedOccupationsResponse {
+            items: related
+                .into_iter()
+                .map(|item| RelatedOccupation {
+                    soc_code: item.soc_code,
+                    title: item.title,
+                    relations: item
+                        .relations
+                        .into_iter()
+                        .map(|(kind, reason)| Relation {
+                            r#type: kind.to_owned(),
+                            reason,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }))
+    }
+
     async fn search_occupations(
         &self,
         request: Request<SearchOccupationsRequest>,

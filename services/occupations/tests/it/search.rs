@@ -186,3 +186,42 @@ async fn every_index_title_of_a_single_unit_group_finds_it_in_the_top_5() -> any
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn related_occupations_are_typed_with_reasons() -> anyhow::Result<()> {
+    let (_database, db, index) = seeded().await?;
+    let row = careers_occupations::store::occupations::find(&db, "2123")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("2123 is seeded"))?;
+    let (titles, _) = careers_occupations::store::reference::searchable(&db, Some("2123")).await?;
+    let titles: Vec<String> = titles.into_iter().map(|title| title.title).collect();
+    let related = index.related("2123", &titles, &row.content().tasks)?;
+    assert!(
+        related.iter().all(|item| item.soc_code != "2123"),
+        "not itself"
+    );
+    let of = |kind: &str| -> Vec<&str> {
+        related
+            .iter()
+            .filter(|item| item.relations.iter().any(|(found, _)| *found == kind))
+            .map(|item| item.soc_code.as_str())
+            .collect()
+    };
+    // Electrical engineers: minor group 212 holds the other engineers.
+    assert!(of("same_minor_group").contains(&"2122"), "{related:?}");
+    assert!(
+        of("same_minor_group")
+            .iter()
+            .all(|code| code.starts_with("212"))
+    );
+    // Electricians share titles such as "Electro-mechanical engineer" with them.
+    assert!(of("shared_job_titles").contains(&"5241"), "{related:?}");
+    assert!(!of("similar_tasks").is_empty());
+    assert!(
+        related
+            .iter()
+            .flat_map(|item| &item.relations)
+            .all(|(_, reason)| !reason.is_empty())
+    );
+    Ok(())
+}
