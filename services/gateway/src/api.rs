@@ -356,6 +356,11 @@ pub(crate) fn occupation_response(occupation: Occupation) -> Response {
             })
         }),
         "skills": [],
+        "outlook": occupation.outlook.map(|outlook| json!({
+            "projected_employment_change": outlook.projected_employment_change,
+            "replacement_demand": outlook.replacement_demand,
+            "horizon": outlook.horizon, "source": outlook.source,
+        })),
         "employment": occupation.employment.map(|employment| json!({
             "value": employment.value, "lower_bound": employment.lower_bound,
             "suppressed_sections": employment.suppressed_sections,

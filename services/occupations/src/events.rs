@@ -80,6 +80,7 @@ impl Handler for LmiFigures {
                 recorded_at,
                 figure_id: figure.figure_id,
                 suppressed: figure.suppressed,
+                horizon: figure.horizon,
             });
         }
         figures::merge_many(txn, &batch.soc_code, incoming).await?;

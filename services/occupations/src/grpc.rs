@@ -132,10 +132,12 @@ fn to_proto(
     });
     let reference = reference.unwrap_or_default();
     let (employment, sectors) = (summary::employment(&figures), summary::sectors(&figures));
+    let outlook = summary::outlook(&figures);
     let entry = classify::entry_routes(&content.entry_routes_text);
     let stem = classify::stem(&content.soc_code);
     Occupation {
         employment,
+        outlook,
         sectors,
         entry_routes: entry
             .routes
@@ -197,6 +199,7 @@ fn to_proto(
                             .unwrap_or(0),
                     }),
                     suppressed: figure.suppressed,
+                    horizon: figure.horizon,
                 })
                 .collect(),
         }),

@@ -2,7 +2,7 @@
 //! Pure: computed from the figures the occupation holds whenever it is read.
 
 use careers_proto::{
-    careers::occupations::v1::{Employment, Sector},
+    careers::occupations::v1::{Employment, Outlook, Sector},
     period,
 };
 
@@ -64,6 +64,28 @@ fn latest_sections(figures: &[Figure]) -> Vec<&Figure> {
         .into_iter()
         .filter(|figure| period::order_key(&figure.period) == latest)
         .collect()
+}
+
+/// The occupation's latest UK all-workers projection, if an SSC has submitted one, with
+/// the replacement demand of the same horizon when there is one.
+pub fn outlook(figures: &[Figure]) -> Option<Outlook> {
+    let uk = |measure: &str| {
+        figures.iter().find(|figure| {
+            figure.measure == measure
+                && figure.region == UK
+                && figure.breakdown == "all"
+                && !figure.suppressed
+        })
+    };
+    let change = uk("projected_employment_change")?;
+    Some(Outlook {
+        projected_employment_change: change.value,
+        replacement_demand: uk("replacement_demand")
+            .filter(|demand| demand.horizon == change.horizon)
+            .map(|demand| demand.value),
+        horizon: change.horizon.clone(),
+        source: change.source.clone(),
+    })
 }
 
 /// The occupation's UK employment, if any figure gives it.
@@ -152,7 +174,41 @@ mod tests {
             recorded_at: chrono::Utc::now(),
             figure_id: format!("{breakdown}-{period}"),
             suppressed,
+            horizon: String::new(),
         }
+    }
+
+    #[test]
+    fn the_outlook_is_the_uk_projection_with_the_replacement_demand_of_its_horizon() {
+        let projection = |measure: &str, value: f64, horizon: &str| Figure {
+            measure: measure.into(),
+            horizon: horizon.into(),
+            ..figure("all", "2024", value, false)
+        };
+        assert_eq!(outlook(&[figure("all", "2024", 10.0, false)]), None);
+        let held = [
+            projection("projected_employment_change", 4.5, "2035"),
+            projection("replacement_demand", 120_000.0, "2035"),
+        ];
+        let found = outlook(&held).unwrap_or_default();
+        assert_eq!(
+            (
+                found.projected_employment_change,
+                found.replacement_demand,
+                found.horizon.as_str()
+            ),
+            (4.5, Some(120_000.0), "2035")
+        );
+        let other_horizon = [
+            projection("projected_employment_change", 4.5, "2035"),
+            projection("replacement_demand", 120_000.0, "2030"),
+        ];
+        assert_eq!(
+            outlook(&other_horizon)
+                .unwrap_or_default()
+                .replacement_demand,
+            None
+        );
     }
 
     #[test]

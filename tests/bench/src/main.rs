@@ -7,12 +7,14 @@
 //!   own async publish rate.
 //! - `first_flow` and `tracing`: the first flow's goals, in [`flow`].
 //! - `ingest`: a 200,000-row CSV submission beside PostgreSQL COPY, in [`ingest`].
+//! - `search`: occupation search beside PostgreSQL full-text search, in [`search`].
 //!
 //! `BENCH_SECONDS` shortens the timed runs (default 60).
 
 mod flow;
 mod ingest;
 mod recorder;
+mod search;
 
 use std::time::{Duration, Instant};
 
@@ -51,7 +53,14 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|value| value.parse().ok())
         .unwrap_or(60);
     let samples = recorder::install();
-    const BENCHES: [&str; 5] = ["propagation", "outbox", "first_flow", "tracing", "ingest"];
+    const BENCHES: [&str; 6] = [
+        "propagation",
+        "outbox",
+        "first_flow",
+        "tracing",
+        "ingest",
+        "search",
+    ];
     if let Some(name) = &only
         && !BENCHES.contains(&name.as_str())
     {
@@ -67,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
             "first_flow" => flow::first_flow().await?,
             "tracing" => flow::tracing(seconds).await?,
             "ingest" => ingest::ingest().await?,
+            "search" => search::search(seconds).await?,
             _ => {}
         }
     }

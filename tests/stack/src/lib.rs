@@ -133,6 +133,16 @@ impl Stack {
         })
     }
 
+    /// The occupations replica's gRPC port, for calls that skip the gateway.
+    pub fn occupations_port(&self) -> u16 {
+        self.occupations.port
+    }
+
+    /// An internal identity token occupations accepts, as the gateway would send it.
+    pub fn occupations_identity(&self, roles: &[&str]) -> anyhow::Result<String> {
+        self.occupations.token(roles, None)
+    }
+
     /// A development-style bearer token.
     pub fn bearer(&self, roles: &[&str], ssc: Option<&str>) -> anyhow::Result<String> {
         bearer_token(&self.bearer_keys, roles, ssc)

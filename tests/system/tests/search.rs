@@ -175,15 +175,23 @@ async fn search_through_the_gateway_agrees_with_the_store() -> anyhow::Result<()
             "breakdown": "all", "value": {value}, "unit": "GBP", "source": "test figures"}}"#
         )
     };
+    let projection = |soc: &str, change: f64| {
+        format!(
+            r#"{{"soc_code": "{soc}", "region": "K02000001", "period": "2025", "measure": "projected_employment_change",
+            "breakdown": "all", "horizon": "2035", "value": {change}, "unit": "percent", "source": "test projections"}}"#
+        )
+    };
     let submitted = call(
         stack.gateway_port,
         "POST",
         "/v1/lmi/submissions".into(),
         auth(&publisher, "application/json"),
         format!(
-            r#"{{"submission_key": "pay-filter", "rows": [{}, {}]}}"#,
+            r#"{{"submission_key": "pay-filter", "rows": [{}, {}, {}, {}]}}"#,
             row("2122", 91_000),
-            row("2121", 31_000)
+            row("2121", 31_000),
+            projection("2122", 4.5),
+            projection("2121", -3.0)
         )
         .into_bytes(),
     )

@@ -24,6 +24,8 @@ pub struct Model {
     pub recorded_at: DateTimeUtc,
     pub figure_id: String,
     pub suppressed: bool,
+    /// The year a projection is to; empty for other measures.
+    pub horizon: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -45,6 +47,7 @@ pub struct Incoming {
     pub recorded_at: DateTime<Utc>,
     pub figure_id: String,
     pub suppressed: bool,
+    pub horizon: String,
 }
 
 /// The merge order: later period (by the month it ends), then later recorded_at, then
@@ -57,7 +60,7 @@ fn rank<'a>(
     (period::order_key(period), recorded_at, figure_id)
 }
 
-/// Rows per upsert statement (11 values each).
+/// Rows per upsert statement (12 values each).
 const UPSERT_BATCH: usize = 100;
 
 /// Keeps each of `incoming` (one occupation's figures) that beats the one held for its
@@ -104,7 +107,7 @@ pub async fn merge_many(
     }
     let winners: Vec<Incoming> = winners.into_values().collect();
     for batch in winners.chunks(UPSERT_BATCH) {
-        let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 11);
+        let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 12);
         let mut tuples = Vec::with_capacity(batch.len());
         for figure in batch {
             let first = values.len();
@@ -120,6 +123,7 @@ pub async fn merge_many(
                 figure.recorded_at.into(),
                 figure.figure_id.clone().into(),
                 figure.suppressed.into(),
+                figure.horizon.clone().into(),
             ]);
             let placeholders: Vec<String> = (first + 1..=values.len())
                 .map(|index| format!("${index}"))
@@ -128,11 +132,12 @@ pub async fn merge_many(
         }
         let sql = format!(
             "INSERT INTO lmi_figures (soc_code, measure, region, breakdown, period, value, unit, \
-             source, recorded_at, figure_id, suppressed) VALUES {} \
+             source, recorded_at, figure_id, suppressed, horizon) VALUES {} \
              ON CONFLICT (soc_code, measure, region, breakdown) DO UPDATE SET \
              period = excluded.period, value = excluded.value, unit = excluded.unit, \
              source = excluded.source, recorded_at = excluded.recorded_at, \
-             figure_id = excluded.figure_id, suppressed = excluded.suppressed",
+             figure_id = excluded.figure_id, suppressed = excluded.suppressed, \
+             horizon = excluded.horizon",
             tuples.join(", ")
         );
         connection
@@ -187,6 +192,7 @@ mod tests {
             recorded_at: DateTime::from_timestamp(seconds, 0).unwrap_or_default(),
             figure_id: id.into(),
             suppressed: false,
+            horizon: String::new(),
         }
     }
 

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
         migrations.push(Box::new(CreateReference));
         migrations.push(Box::new(CreateHistory));
         migrations.push(Box::new(CreateSynonyms));
+        migrations.push(Box::new(AddFigureHorizon));
         migrations
     }
 }
@@ -106,6 +107,28 @@ impl MigrationTrait for CreateSynonyms {
         ] {
             db.execute_unprepared(sql).await?;
         }
+        Ok(())
+    }
+}
+
+/// Projections carry the year they are to, for the occupation's outlook.
+struct AddFigureHorizon;
+
+impl MigrationName for AddFigureHorizon {
+    fn name(&self) -> &str {
+        "m20261123_002006_occupations_figure_horizon"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddFigureHorizon {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "ALTER TABLE lmi_figures ADD COLUMN horizon TEXT NOT NULL DEFAULT ''",
+            )
+            .await?;
         Ok(())
     }
 }
