@@ -3,6 +3,12 @@
 //! Its gRPC operations arrive with their issues; today it runs on the shared platform,
 //! migrates its store (the event backbone's outbox and inbox), runs the relay of its
 //! outbox to its stream and answers health and reflection.
+//!
+//! - [`crypto`]: envelope encryption of personal data, a data key per client.
+//! - [`audit`]: the HMAC-chained audit trail, verified entry by entry.
+
+pub mod audit;
+pub mod crypto;
 
 use careers_eventbus::{Eventbus, catalogue, settings::EventSettings};
 use careers_platform::{AppError, Context, Service};
