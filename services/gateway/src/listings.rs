@@ -177,21 +177,24 @@ pub(crate) async fn decide(
     Ok(Json(body).into_response())
 }
 
+/// The catalogue's query parameters, shared by the listing and search (`q`, search only).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OccupationsQuery {
     #[serde(default)]
-    major_group: String,
-    stem: Option<bool>,
+    pub(crate) q: String,
     #[serde(default)]
-    route: String,
-    min_median_pay: Option<f64>,
+    pub(crate) major_group: String,
+    pub(crate) stem: Option<bool>,
     #[serde(default)]
-    outlook: String,
+    pub(crate) route: String,
+    pub(crate) min_median_pay: Option<f64>,
     #[serde(default)]
-    cursor: String,
+    pub(crate) outlook: String,
     #[serde(default)]
-    limit: u32,
+    pub(crate) cursor: String,
+    #[serde(default)]
+    pub(crate) limit: u32,
 }
 
 pub(crate) async fn occupations(
@@ -201,6 +204,12 @@ pub(crate) async fn occupations(
 ) -> Result<Response, Problem> {
     let caller = authenticate(&state, &headers)?;
     let parameters = query(parameters)?;
+    if !parameters.q.is_empty() {
+        return Err(Problem::invalid_fields(vec![(
+            "q".to_owned(),
+            "the listing takes no query: search at /v1/occupations/search".to_owned(),
+        )]));
+    }
     let request = upstream_request(
         &state,
         &caller,

@@ -19,32 +19,13 @@ use serde_json::json;
 
 use crate::{
     api::{ApiState, Problem, authenticate, upstream_request},
-    listings::query,
+    listings::{OccupationsQuery, query},
 };
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SearchQuery {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    major_group: String,
-    stem: Option<bool>,
-    #[serde(default)]
-    route: String,
-    min_median_pay: Option<f64>,
-    #[serde(default)]
-    outlook: String,
-    #[serde(default)]
-    cursor: String,
-    #[serde(default)]
-    limit: u32,
-}
 
 pub(crate) async fn search(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    parameters: Result<Query<SearchQuery>, QueryRejection>,
+    parameters: Result<Query<OccupationsQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let caller = authenticate(&state, &headers)?;
     let parameters = query(parameters)?;

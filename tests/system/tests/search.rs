@@ -232,6 +232,7 @@ async fn search_through_the_gateway_agrees_with_the_store() -> anyhow::Result<()
         "/v1/occupations/search?q=nurse&limit=101".to_owned(),
         "/v1/occupations/search?q=nurse&min_median_pay=-1".to_owned(),
         "/v1/occupations/suggest?q=".to_owned(),
+        "/v1/occupations?q=nurse".to_owned(),
     ] {
         let (status, body) = get(&stack, &reader, path.clone()).await?;
         assert_eq!(status, 400, "{path}: {body}");
