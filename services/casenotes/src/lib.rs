@@ -5,10 +5,12 @@
 //! outbox to its stream and answers health and reflection.
 //!
 //! - [`crypto`]: envelope encryption of personal data, a data key per client.
+//! - [`keystore`]: the wrapped data keys, in a database of their own.
 //! - [`audit`]: the HMAC-chained audit trail, verified entry by entry.
 
 pub mod audit;
 pub mod crypto;
+pub mod keystore;
 
 use careers_eventbus::{Eventbus, catalogue, settings::EventSettings};
 use careers_platform::{AppError, Context, Service};
