@@ -72,11 +72,7 @@ impl MigrationTrait for CreateDataKeys {
     }
 }
 
-fn statement(
-    connection: &impl ConnectionTrait,
-    sql: &str,
-    values: Vec<Value>,
-) -> Statement {
+fn statement(connection: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(connection.get_database_backend(), sql, values)
 }
 

@@ -12,7 +12,9 @@
 //! which is also the field reported as matched. Words the index does not know are
 //! corrected to the nearest word it does (see [`spelling`]).
 
+mod collect;
 mod follow;
+mod related;
 mod spelling;
 
 use std::{
@@ -24,9 +26,8 @@ use careers_proto::period;
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use tantivy::{
-    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal,
-    SegmentReader, TantivyDocument, Term,
-    collector::{Collector, SegmentCollector, TopDocs},
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Score, TantivyDocument, Term,
+    collector::TopDocs,
     query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhrasePrefixQuery, Query, TermQuery},
     schema::{
         FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
@@ -38,7 +39,9 @@ use tantivy::{
     },
 };
 
+use collect::{BestPerOccupation, Found};
 pub use follow::follow;
+pub use related::Related;
 
 use crate::{
     classify,
@@ -213,21 +216,6 @@ pub struct Results {
     /// The query as searched, when a word was corrected.
     pub corrected: Option<String>,
 }
-
-/// An occupation related to another, and every way it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Related {
-    pub soc_code: String,
-    pub title: String,
-    /// (`same_minor_group` | `shared_job_titles` | `similar_tasks`, reason).
-    pub relations: Vec<(&'static str, String)>,
-}
-
-/// Shared job titles, each with its weight: one over the number of occupations holding it.
-type WeightedTitles = Vec<(f64, String)>;
-
-/// Occupations listed per kind of relation, beyond the whole minor group.
-const RELATED_PER_KIND: usize = 5;
 
 /// A typeahead entry: an occupation and the title that completes what was typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -792,140 +780,6 @@ impl SearchIndex {
             .is_some_and(|facts| facts.passes(&figures_only))
     }
 
-    /// The occupations related to `soc_code`: its minor group, those sharing its job
-    /// titles (`titles`), and those whose tasks are most like its `tasks` (BM25).
-    pub fn related(
-        &self,
-        soc_code: &str,
-        titles: &[String],
-        tasks: &[String],
-    ) -> Result<Vec<Related>, SearchError> {
-        let inner = &self.0;
-        let Some(own) = soc_number(soc_code) else {
-            return Ok(Vec::new());
-        };
-        let searcher = inner.reader.searcher();
-        let state = inner.state.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(facts) = state.facts.get(&own) else {
-            return Ok(Vec::new());
-        };
-        let mut related: Vec<Related> = Vec::new();
-        let mut add = |code: u64, kind: &'static str, reason: String| {
-            let Some(other) = state.facts.get(&code) else {
-                return;
-            };
-            match related
-                .iter_mut()
-                .find(|item| item.soc_code == other.soc_code)
-            {
-                Some(item) => item.relations.push((kind, reason)),
-                None => related.push(Related {
-                    soc_code: other.soc_code.clone(),
-                    title: other.title.clone(),
-                    relations: vec![(kind, reason)],
-                }),
-            }
-        };
-        let mut siblings: Vec<u64> = state
-            .facts
-            .iter()
-            .filter(|(code, other)| **code != own && other.minor_group == facts.minor_group)
-            .map(|(code, _)| *code)
-            .collect();
-        siblings.sort_unstable();
-        for code in siblings {
-            add(
-                code,
-                "same_minor_group",
-                format!("both are in SOC 2020 minor group {}", facts.minor_group),
-            );
-        }
-        // Shared job titles: the same normalised title in another occupation, a title
-        // counting more the fewer occupations hold it ("Electrical engineer" in two
-        // groups says more than "Research assistant" in twenty).
-        let mut shared: BTreeMap<u64, WeightedTitles> = BTreeMap::new();
-        let mut plain = inner.plain.clone();
-        let mut seen = HashSet::new();
-        for title in titles {
-            let normalised = tokens(&mut plain, title).join(" ");
-            if normalised.is_empty() || !seen.insert(normalised.clone()) {
-                continue;
-            }
-            let query = TermQuery::new(
-                Term::from_field_text(inner.fields.exact, &normalised),
-                IndexRecordOption::Basic,
-            );
-            let holders = searcher.search(&query, &BestPerOccupation)?;
-            let weight = 1.0 / holders.len().max(1) as f64;
-            for code in holders.into_keys() {
-                if code != own {
-                    shared
-                        .entry(code)
-                        .or_default()
-                        .push((weight, title.clone()));
-                }
-            }
-        }
-        let mut shared: Vec<(f64, u64, WeightedTitles)> = shared
-            .into_iter()
-            .map(|(code, mut titles)| {
-                titles.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-                (titles.iter().map(|(weight, _)| weight).sum(), code, titles)
-            })
-            .collect();
-        shared.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        for (_, code, titles) in shared.into_iter().take(RELATED_PER_KIND) {
-            let shown: Vec<&str> = titles
-                .iter()
-                .take(3)
-                .map(|(_, title)| title.as_str())
-                .collect();
-            add(
-                code,
-                "shared_job_titles",
-                format!(
-                    "{} shared job titles, such as {}",
-                    titles.len(),
-                    shown.join(", ")
-                ),
-            );
-        }
-        // Similar tasks: the other occupations' tasks scored against all of these.
-        let task_field = inner.fields.by_kind[usize::try_from(TASK).unwrap_or_default()];
-        let mut terms: Vec<String> = tasks
-            .iter()
-            .flat_map(|task| tokens(&mut inner.stemmed.clone(), task))
-            .collect();
-        terms.sort_unstable();
-        terms.dedup();
-        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
-            .iter()
-            .map(|term| {
-                let query: Box<dyn Query> = Box::new(TermQuery::new(
-                    Term::from_field_text(task_field, term),
-                    IndexRecordOption::WithFreqs,
-                ));
-                (Occur::Should, query)
-            })
-            .collect();
-        let mut similar: Vec<(u64, Found)> = searcher
-            .search(&BooleanQuery::new(clauses), &BestPerOccupation)?
-            .into_iter()
-            .filter(|(code, _)| *code != own)
-            .collect();
-        similar.sort_by(|a, b| b.1.score().total_cmp(&a.1.score()).then(a.0.cmp(&b.0)));
-        for (code, found) in similar.into_iter().take(RELATED_PER_KIND) {
-            let document: TantivyDocument = searcher.doc(found.address)?;
-            let task = document
-                .get_first(inner.fields.text)
-                .and_then(|value| value.as_str())
-                .unwrap_or_default()
-                .to_owned();
-            add(code, "similar_tasks", format!("a similar task: {task}"));
-        }
-        Ok(related)
-    }
-
     /// How many occupations the index holds.
     pub fn len(&self) -> usize {
         self.0
@@ -1042,109 +896,5 @@ fn add_reference(
         if seen.insert((code, text.to_lowercase())) {
             own.push(Entry { kind, text });
         }
-    }
-}
-
-/// An occupation's matching documents: where the best is, and the three best scores.
-#[derive(Debug, Clone, Copy)]
-struct Found {
-    address: DocAddress,
-    top: [Score; 3],
-}
-
-impl Found {
-    /// The best document's score, plus a half of the second's and a quarter of the
-    /// third's: several matching titles are evidence, with diminishing returns.
-    fn score(&self) -> Score {
-        self.top[0] + 0.5 * self.top[1] + 0.25 * self.top[2]
-    }
-
-    fn add(&mut self, score: Score, address: DocAddress) {
-        if score > self.top[0] {
-            self.address = address;
-        }
-        if let Some(slot) = self.top.iter().position(|held| score > *held) {
-            self.top.copy_within(slot..2, slot + 1);
-            self.top[slot] = score;
-        }
-    }
-
-    fn merge(&mut self, other: &Found) {
-        for (position, score) in other.top.iter().enumerate() {
-            if *score > 0.0 {
-                let address = if position == 0 {
-                    other.address
-                } else {
-                    self.address
-                };
-                self.add(*score, address);
-            }
-        }
-    }
-}
-
-/// Keeps, per occupation, its best-scoring documents.
-struct BestPerOccupation;
-
-struct BestInSegment {
-    segment: SegmentOrdinal,
-    socs: tantivy::columnar::Column<u64>,
-    best: HashMap<u64, Found>,
-}
-
-impl Collector for BestPerOccupation {
-    type Fruit = HashMap<u64, Found>;
-    type Child = BestInSegment;
-
-    fn for_segment(
-        &self,
-        segment: SegmentOrdinal,
-        reader: &SegmentReader,
-    ) -> tantivy::Result<BestInSegment> {
-        Ok(BestInSegment {
-            segment,
-            socs: reader.fast_fields().u64("soc")?,
-            best: HashMap::new(),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        true
-    }
-
-    fn merge_fruits(&self, fruits: Vec<HashMap<u64, Found>>) -> tantivy::Result<Self::Fruit> {
-        let mut merged: HashMap<u64, Found> = HashMap::new();
-        for fruit in fruits {
-            for (code, found) in fruit {
-                match merged.get_mut(&code) {
-                    Some(held) => held.merge(&found),
-                    None => {
-                        merged.insert(code, found);
-                    }
-                }
-            }
-        }
-        Ok(merged)
-    }
-}
-
-impl SegmentCollector for BestInSegment {
-    type Fruit = HashMap<u64, Found>;
-
-    fn collect(&mut self, doc: DocId, score: Score) {
-        if let Some(code) = self.socs.first(doc) {
-            let address = DocAddress::new(self.segment, doc);
-            self.best
-                .entry(code)
-                .or_insert(Found {
-                    address,
-                    top: [0.0; 3],
-                })
-                .add(score, address);
-        }
-    }
-
-    fn harvest(self) -> Self::Fruit {
-        self.best
     }
 }
