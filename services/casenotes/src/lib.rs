@@ -7,8 +7,10 @@
 //! - [`crypto`]: envelope encryption of personal data, a data key per client.
 //! - [`keystore`]: the wrapped data keys, in a database of their own.
 //! - [`audit`]: the HMAC-chained audit trail, verified entry by entry.
+//! - [`audit_log`]: its store, appended with group commit under a row lock per chain.
 
 pub mod audit;
+pub mod audit_log;
 pub mod crypto;
 pub mod keystore;
 
@@ -30,7 +32,9 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        careers_eventbus::migration::migrations()
+        let mut migrations = careers_eventbus::migration::migrations();
+        migrations.push(Box::new(audit_log::CreateAuditTrail));
+        migrations
     }
 }
 
