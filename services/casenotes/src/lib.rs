@@ -4,6 +4,7 @@
 //! migrates its store (the event backbone's outbox and inbox), runs the relay of its
 //! outbox to its stream and answers health and reflection.
 //!
+//! - [`domain`]: the client record's rules.
 //! - [`crypto`]: envelope encryption of personal data, a data key per client.
 //! - [`keystore`]: the wrapped data keys, in a database of their own.
 //! - [`audit`]: the HMAC-chained audit trail, verified entry by entry.
@@ -12,6 +13,7 @@
 pub mod audit;
 pub mod audit_log;
 pub mod crypto;
+pub mod domain;
 pub mod keystore;
 
 use careers_eventbus::{Eventbus, catalogue, settings::EventSettings};

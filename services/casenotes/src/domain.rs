@@ -1,0 +1,300 @@
+//! The client record's rules, checked before anything is stored: every problem of a
+//! request is reported at once, each naming its field.
+
+use chrono::{Datelike, NaiveDate};
+
+/// CONTRACT.md's stages.
+pub const STAGES: [&str; 13] = [
+    "school_year_7",
+    "school_year_8",
+    "school_year_9",
+    "school_year_10",
+    "school_year_11",
+    "school_year_12",
+    "school_year_13",
+    "further_education",
+    "higher_education",
+    "employed",
+    "unemployed",
+    "career_changer",
+    "other",
+];
+
+/// Priority groups an adviser may record (the National Careers Service's priority groups,
+/// as codes).
+pub const PRIORITY_GROUPS: [&str; 8] = [
+    "care_experienced",
+    "send",
+    "neet_or_at_risk",
+    "low_income",
+    "disabled",
+    "carer",
+    "ex_offender",
+    "refugee_or_asylum_seeker",
+];
+
+/// Ages a client may have when the record is created.
+pub const AGES: std::ops::RangeInclusive<i32> = 11..=120;
+const MAX_NAME_CHARS: usize = 200;
+
+/// A client as an adviser submits it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewClient {
+    pub name: String,
+    /// `YYYY-MM-DD`.
+    pub date_of_birth: String,
+    pub stage: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Unique Learner Number: ten digits.
+    pub uln: Option<String>,
+    /// The outward code of a UK postcode, for example `SW1A` or `M1`.
+    pub postcode_district: Option<String>,
+    /// The six-digit URN of the client's school or college, where one applies.
+    pub school_urn: Option<String>,
+    pub priority_groups: Vec<String>,
+}
+
+/// A client that passed every rule, normalised (postcode district upper case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidClient {
+    pub client: NewClient,
+    pub date_of_birth: NaiveDate,
+}
+
+/// Whole years from `born` to `on`.
+pub fn age_on(born: NaiveDate, on: NaiveDate) -> i32 {
+    let years = on.year() - born.year();
+    if (on.month(), on.day()) < (born.month(), born.day()) {
+        years - 1
+    } else {
+        years
+    }
+}
+
+fn is_postcode_district(text: &str) -> bool {
+    // One or two letters, a digit, then optionally a letter or digit: A9, A99, A9A, AA9,
+    // AA99, AA9A.
+    let bytes = text.as_bytes();
+    let letters = bytes
+        .iter()
+        .take_while(|byte| byte.is_ascii_uppercase())
+        .count();
+    (1..=2).contains(&letters)
+        && match &bytes[letters..] {
+            [digit] => digit.is_ascii_digit(),
+            [digit, last] => digit.is_ascii_digit() && last.is_ascii_alphanumeric(),
+            _ => false,
+        }
+}
+
+/// Checks `client` as created on `today`.
+pub fn check_new_client(
+    client: NewClient,
+    today: NaiveDate,
+) -> Result<ValidClient, Vec<(&'static str, String)>> {
+    let mut problems = Vec::new();
+    let name = client.name.trim();
+    if name.is_empty() {
+        problems.push(("name", "give the client's name".to_owned()));
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        problems.push(("name", format!("at most {MAX_NAME_CHARS} characters")));
+    } else if name.chars().any(char::is_control) {
+        problems.push(("name", "control characters are not allowed".to_owned()));
+    }
+    let born = NaiveDate::parse_from_str(&client.date_of_birth, "%Y-%m-%d").ok();
+    match born {
+        None => problems.push((
+            "date_of_birth",
+            format!("{:?} is not a date (YYYY-MM-DD)", client.date_of_birth),
+        )),
+        Some(born) if born > today => {
+            problems.push(("date_of_birth", "is in the future".to_owned()));
+        }
+        Some(born) if !AGES.contains(&age_on(born, today)) => problems.push((
+            "date_of_birth",
+            format!(
+                "gives an age of {}; clients are {} to {}",
+                age_on(born, today),
+                AGES.start(),
+                AGES.end()
+            ),
+        )),
+        Some(_) => {}
+    }
+    if !STAGES.contains(&client.stage.as_str()) {
+        problems.push((
+            "stage",
+            format!("{:?} is not one of {}", client.stage, STAGES.join(", ")),
+        ));
+    }
+    if let Some(email) = &client.email
+        && !(email.len() <= 254
+            && email
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        problems.push(("email", "is not an email address".to_owned()));
+    }
+    if let Some(phone) = &client.phone {
+        let digits = phone.chars().filter(char::is_ascii_digit).count();
+        if !(10..=15).contains(&digits)
+            || phone
+                .chars()
+                .any(|c| !(c.is_ascii_digit() || " +()-".contains(c)))
+        {
+            problems.push((
+                "phone",
+                "is not a phone number (10 to 15 digits)".to_owned(),
+            ));
+        }
+    }
+    if let Some(uln) = &client.uln
+        && !(uln.len() == 10
+            && uln.bytes().all(|byte| byte.is_ascii_digit())
+            && !uln.starts_with('0'))
+    {
+        problems.push((
+            "uln",
+            "a Unique Learner Number is ten digits, the first not 0".to_owned(),
+        ));
+    }
+    let postcode_district = client
+        .postcode_district
+        .as_ref()
+        .map(|district| district.trim().to_ascii_uppercase());
+    if let Some(district) = &postcode_district
+        && !is_postcode_district(district)
+    {
+        problems.push((
+            "postcode_district",
+            format!("{district:?} is not the first half of a UK postcode (for example M1 or SW1A)"),
+        ));
+    }
+    if let Some(urn) = &client.school_urn
+        && !(urn.len() == 6 && urn.bytes().all(|byte| byte.is_ascii_digit()))
+    {
+        problems.push(("school_urn", "a URN is six digits".to_owned()));
+    }
+    for group in &client.priority_groups {
+        if !PRIORITY_GROUPS.contains(&group.as_str()) {
+            problems.push((
+                "priority_groups",
+                format!("{group:?} is not one of {}", PRIORITY_GROUPS.join(", ")),
+            ));
+        }
+    }
+    match (born, problems.is_empty()) {
+        (Some(date_of_birth), true) => Ok(ValidClient {
+            client: NewClient {
+                name: name.to_owned(),
+                postcode_district,
+                ..client
+            },
+            date_of_birth,
+        }),
+        _ => Err(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
+    }
+
+    fn client(date_of_birth: &str) -> NewClient {
+        NewClient {
+            name: "Sam Taylor".into(),
+            date_of_birth: date_of_birth.into(),
+            stage: "school_year_9".into(),
+            postcode_district: Some("sw1a".into()),
+            ..NewClient::default()
+        }
+    }
+
+    fn fields(result: Result<ValidClient, Vec<(&'static str, String)>>) -> Vec<&'static str> {
+        result
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect()
+    }
+
+    #[test]
+    fn ages_11_to_120_on_the_day_of_creation_are_accepted() {
+        let valid = check_new_client(client("2015-11-23"), today()).unwrap();
+        assert_eq!(valid.client.postcode_district.as_deref(), Some("SW1A"));
+        assert!(
+            check_new_client(client("1906-11-24"), today()).is_ok(),
+            "120"
+        );
+        assert_eq!(
+            fields(check_new_client(client("2015-11-24"), today())),
+            ["date_of_birth"]
+        );
+        assert_eq!(
+            fields(check_new_client(client("1905-11-23"), today())),
+            ["date_of_birth"]
+        );
+        let future = check_new_client(client("2027-01-01"), today()).unwrap_err();
+        assert!(future[0].1.contains("future"));
+        assert_eq!(
+            fields(check_new_client(client("23/11/2010"), today())),
+            ["date_of_birth"]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_naming_its_field() {
+        let all_wrong = NewClient {
+            name: " ".into(),
+            date_of_birth: "2010-02-30".into(),
+            stage: "year_9".into(),
+            email: Some("sam at example".into()),
+            phone: Some("12".into()),
+            uln: Some("012345678".into()),
+            postcode_district: Some("SW1A 1AA".into()),
+            school_urn: Some("12345".into()),
+            priority_groups: vec!["vip".into()],
+        };
+        assert_eq!(
+            fields(check_new_client(all_wrong, today())),
+            [
+                "name",
+                "date_of_birth",
+                "stage",
+                "email",
+                "phone",
+                "uln",
+                "postcode_district",
+                "school_urn",
+                "priority_groups"
+            ]
+        );
+    }
+
+    #[test]
+    fn optional_details_pass_when_well_formed() {
+        let full = NewClient {
+            email: Some("sam@example.org".into()),
+            phone: Some("+44 161 496 0000".into()),
+            uln: Some("1234567890".into()),
+            postcode_district: Some("M1".into()),
+            school_urn: Some("100000".into()),
+            priority_groups: vec!["send".into(), "care_experienced".into()],
+            ..client("2012-05-01")
+        };
+        assert!(check_new_client(full, today()).is_ok());
+        for district in ["M1", "B33", "CR2", "DN55", "W1A", "EC1A"] {
+            assert!(is_postcode_district(district), "{district}");
+        }
+        for district in ["1M", "SW1A1", "ABC1", "M", ""] {
+            assert!(!is_postcode_district(district), "{district}");
+        }
+    }
+}
