@@ -187,23 +187,28 @@ pub async fn replace(
     .await
 }
 
-/// The job titles and synonyms search indexes, of one unit group or of all.
-pub async fn searchable(
-    connection: &impl ConnectionTrait,
-    soc_code: Option<&str>,
-) -> Result<(Vec<AlternativeTitle>, Vec<Synonym>), DbErr> {
-    let backend = connection.get_database_backend();
-    let query = |sql: &str| match soc_code {
+/// `sql` over one unit group's rows (`WHERE soc_code = $1`), or over all, in load order.
+fn by_position(backend: sea_orm::DatabaseBackend, sql: &str, soc_code: Option<&str>) -> Statement {
+    match soc_code {
         Some(code) => Statement::from_sql_and_values(
             backend,
             format!("{sql} WHERE soc_code = $1 ORDER BY position"),
             [code.into()],
         ),
         None => Statement::from_string(backend, format!("{sql} ORDER BY position")),
-    };
-    let titles = connection
-        .query_all_raw(query(
+    }
+}
+
+/// The coding index titles of one unit group, or of all, in index order.
+async fn titles(
+    connection: &impl ConnectionTrait,
+    soc_code: Option<&str>,
+) -> Result<Vec<AlternativeTitle>, DbErr> {
+    connection
+        .query_all_raw(by_position(
+            connection.get_database_backend(),
             "SELECT soc_code, sub_unit_group, title, qualifier FROM alternative_titles",
+            soc_code,
         ))
         .await?
         .iter()
@@ -215,10 +220,19 @@ pub async fn searchable(
                 qualifier: row.try_get_by_index(3)?,
             })
         })
-        .collect::<Result<_, DbErr>>()?;
+        .collect()
+}
+
+/// The job titles and synonyms search indexes, of one unit group or of all.
+pub async fn searchable(
+    connection: &impl ConnectionTrait,
+    soc_code: Option<&str>,
+) -> Result<(Vec<AlternativeTitle>, Vec<Synonym>), DbErr> {
     let synonyms = connection
-        .query_all_raw(query(
+        .query_all_raw(by_position(
+            connection.get_database_backend(),
             "SELECT soc_code, term, target, source FROM search_synonyms",
+            soc_code,
         ))
         .await?
         .iter()
@@ -231,7 +245,7 @@ pub async fn searchable(
             })
         })
         .collect::<Result<_, DbErr>>()?;
-    Ok((titles, synonyms))
+    Ok((titles(connection, soc_code).await?, synonyms))
 }
 
 /// The digest of the files `name` was last loaded from.
@@ -272,22 +286,7 @@ pub async fn for_occupation(
 ) -> Result<Reference, DbErr> {
     let backend = connection.get_database_backend();
     let query = |sql: &str| Statement::from_sql_and_values(backend, sql, [soc_code.into()]);
-    let titles = connection
-        .query_all_raw(query(
-            "SELECT soc_code, sub_unit_group, title, qualifier FROM alternative_titles \
-             WHERE soc_code = $1 ORDER BY position",
-        ))
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(AlternativeTitle {
-                soc_code: row.try_get_by_index(0)?,
-                sub_unit_group: row.try_get_by_index(1)?,
-                title: row.try_get_by_index(2)?,
-                qualifier: row.try_get_by_index(3)?,
-            })
-        })
-        .collect::<Result<_, DbErr>>()?;
+    let titles = titles(connection, Some(soc_code)).await?;
     let sub_unit_groups = connection
         .query_all_raw(query(
             "SELECT code, soc_code, title, index_entries FROM sub_unit_groups \
