@@ -26,12 +26,26 @@ async fn get(stack: &common::Stack, token: &str, path: String) -> anyhow::Result
     Ok((response.status, body))
 }
 
-/// The index fills from the seeder's events: wait until a synonym finds its group.
+/// The index fills from the seeder's events, in SOC code order: wait until the last unit
+/// group (9269) is found by its title, and a synonym by its group.
 async fn wait_for_index(stack: &common::Stack, token: &str) -> anyhow::Result<()> {
-    eventually(Duration::from_secs(60), "search finds sparky", || async {
-        let (status, body) = get(stack, token, "/v1/occupations/search?q=sparky".into()).await?;
-        Ok(status == 200 && body["items"][0]["soc_code"] == "5241")
-    })
+    eventually(
+        Duration::from_secs(60),
+        "search holds the whole catalogue",
+        || async {
+            let (status, last) = get(
+                stack,
+                token,
+                "/v1/occupations/search?q=other%20elementary%20services%20occupations%20n.e.c."
+                    .into(),
+            )
+            .await?;
+            let (_, synonym) = get(stack, token, "/v1/occupations/search?q=sparky".into()).await?;
+            Ok(status == 200
+                && last["items"][0]["soc_code"] == "9269"
+                && synonym["items"][0]["soc_code"] == "5241")
+        },
+    )
     .await
 }
 
