@@ -128,6 +128,8 @@ pub async fn run(data: &Path, nats_server: &Path, ports: &Ports) -> anyhow::Resu
     let (internal_pem, jwks) = crate::keys::ensure(&keys, "internal", "dev-internal-1")?;
     // Callers' bearer tokens (careersctl token), which the gateway verifies.
     let (bearer_pem, bearer_jwks) = crate::keys::ensure(&keys, "bearer", "dev-bearer-1")?;
+    // Case notes' key-encryption key and audit key: secrets outside its stores.
+    let (kek, audit_key) = crate::keys::ensure_casenotes_secrets(&keys)?;
     let binaries = std::env::current_exe()?
         .parent()
         .map(Path::to_path_buf)
@@ -175,7 +177,17 @@ pub async fn run(data: &Path, nats_server: &Path, ports: &Ports) -> anyhow::Resu
 
     for (service, (grpc, metrics)) in SERVICES.iter().zip(ports.services) {
         let prefix = format!("CAREERS_{}", service.to_ascii_uppercase());
-        let child = service_command(&binaries, service, data, ports)
+        let mut command = service_command(&binaries, service, data, ports);
+        if *service == "casenotes" {
+            command
+                .env("CAREERS_CASENOTES__CRYPTO__KEK_PATH", &kek)
+                .env("CAREERS_CASENOTES__AUDIT__KEY_PATH", &audit_key)
+                .env(
+                    "CAREERS_CASENOTES__KEYSTORE__URL",
+                    format!("sqlite://{}", data.join("casenotes-keys.db").display()),
+                );
+        }
+        let child = command
             .env(
                 format!("{prefix}__GRPC__LISTEN"),
                 format!("127.0.0.1:{grpc}"),

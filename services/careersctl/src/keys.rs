@@ -26,6 +26,19 @@ pub fn ensure(dir: &Path, stem: &str, kid: &str) -> anyhow::Result<(PathBuf, Pat
     Ok((pem, jwks))
 }
 
+/// `<dir>/casenotes-kek` and `<dir>/casenotes-audit.key` (both 0600), made if missing.
+pub fn ensure_casenotes_secrets(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let kek = dir.join("casenotes-kek");
+    let audit = dir.join("casenotes-audit.key");
+    if !kek.exists() || !audit.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let (kek_line, audit_key) = careers_casenotes::settings::generate_dev_secrets("dev-kek-1");
+        write_private(&kek, &format!("{kek_line}\n"))?;
+        write_private(&audit, &format!("{audit_key}\n"))?;
+    }
+    Ok((kek, audit))
+}
+
 /// Writes a private key readable by its owner only.
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};

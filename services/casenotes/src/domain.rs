@@ -198,6 +198,200 @@ pub fn check_new_client(
     }
 }
 
+/// How an interaction happened.
+pub const CHANNELS: [&str; 6] = [
+    "face_to_face",
+    "telephone",
+    "video",
+    "email",
+    "webchat",
+    "group_session",
+];
+
+/// What an interaction was; three of them are Gatsby encounters (see [`benchmark_of`]).
+pub const INTERACTION_TYPES: [&str; 7] = [
+    "guidance_interview",
+    "employer_encounter",
+    "workplace_experience",
+    "careers_event",
+    "information",
+    "follow_up",
+    "other",
+];
+
+/// Consent purposes.
+pub const PURPOSES: [&str; 3] = ["recording", "ambassador_sharing", "research"];
+
+/// Activities a referral can ask a STEM Ambassador for.
+pub const ACTIVITY_TYPES: [&str; 6] = [
+    "talk",
+    "workshop",
+    "careers_fair",
+    "mentoring",
+    "workplace_visit",
+    "mock_interview",
+];
+
+/// The Gatsby benchmark an interaction type counts towards: 5 (encounters with employers
+/// and employees), 6 (experiences of workplaces), 8 (personal guidance).
+pub fn benchmark_of(interaction_type: &str) -> Option<i32> {
+    match interaction_type {
+        "employer_encounter" => Some(5),
+        "workplace_experience" => Some(6),
+        "guidance_interview" => Some(8),
+        _ => None,
+    }
+}
+
+/// The Gatsby benchmark a completed ambassador activity counts towards.
+pub fn benchmark_of_activity(activity_type: &str) -> i32 {
+    if activity_type == "workplace_visit" {
+        6
+    } else {
+        5
+    }
+}
+
+/// The academic year (1 September to 31 August) holding `date`, by its starting year.
+pub fn academic_year_of(date: NaiveDate) -> i32 {
+    if date.month() >= 9 {
+        date.year()
+    } else {
+        date.year() - 1
+    }
+}
+
+fn date(
+    field: &'static str,
+    text: &str,
+    problems: &mut Vec<(&'static str, String)>,
+) -> Option<NaiveDate> {
+    let parsed = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
+    if parsed.is_none() {
+        problems.push((field, format!("{text:?} is not a date (YYYY-MM-DD)")));
+    }
+    parsed
+}
+
+fn one_of(
+    field: &'static str,
+    value: &str,
+    allowed: &[&str],
+    problems: &mut Vec<(&'static str, String)>,
+) {
+    if !allowed.contains(&value) {
+        problems.push((
+            field,
+            format!("{value:?} is not one of {}", allowed.join(", ")),
+        ));
+    }
+}
+
+/// Checks an interaction: a real date, not in the future; known channel and type.
+pub fn check_interaction(
+    on: &str,
+    channel: &str,
+    kind: &str,
+    today: NaiveDate,
+) -> Result<NaiveDate, Vec<(&'static str, String)>> {
+    let mut problems = Vec::new();
+    let parsed = date("date", on, &mut problems);
+    if let Some(parsed) = parsed
+        && parsed > today
+    {
+        problems.push(("date", "is in the future".to_owned()));
+    }
+    one_of("channel", channel, &CHANNELS, &mut problems);
+    one_of("type", kind, &INTERACTION_TYPES, &mut problems);
+    match parsed {
+        Some(parsed) if problems.is_empty() => Ok(parsed),
+        _ => Err(problems),
+    }
+}
+
+/// Checks a consent entry.
+pub fn check_consent(
+    purpose: &str,
+    granted: Option<bool>,
+) -> Result<bool, Vec<(&'static str, String)>> {
+    let mut problems = Vec::new();
+    one_of("purpose", purpose, &PURPOSES, &mut problems);
+    if granted.is_none() {
+        problems.push((
+            "granted",
+            "say true to grant or false to withdraw".to_owned(),
+        ));
+    }
+    match granted {
+        Some(granted) if problems.is_empty() => Ok(granted),
+        _ => Err(problems),
+    }
+}
+
+/// A referral as an adviser submits it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewReferral {
+    pub activity_type: String,
+    pub subjects: Vec<String>,
+    pub soc_codes: Vec<String>,
+    pub earliest: String,
+    pub latest: String,
+}
+
+/// Checks a referral: a known activity, SOC 2020 unit group codes, short subject codes and
+/// a date window that has not ended.
+pub fn check_referral(
+    referral: &NewReferral,
+    today: NaiveDate,
+) -> Result<(), Vec<(&'static str, String)>> {
+    let mut problems = Vec::new();
+    one_of(
+        "activity_type",
+        &referral.activity_type,
+        &ACTIVITY_TYPES,
+        &mut problems,
+    );
+    for subject in &referral.subjects {
+        if subject.is_empty()
+            || subject.len() > 50
+            || !subject
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte == b'_')
+        {
+            problems.push((
+                "subjects",
+                format!("{subject:?} is not a subject code (lowercase letters and _, for example computing)"),
+            ));
+        }
+    }
+    for code in &referral.soc_codes {
+        if !(code.len() == 4
+            && code.bytes().all(|byte| byte.is_ascii_digit())
+            && !code.starts_with('0'))
+        {
+            problems.push((
+                "soc_codes",
+                format!("{code:?} is not a SOC 2020 unit group code"),
+            ));
+        }
+    }
+    let earliest = date("earliest", &referral.earliest, &mut problems);
+    let latest = date("latest", &referral.latest, &mut problems);
+    if let (Some(earliest), Some(latest)) = (earliest, latest) {
+        if earliest > latest {
+            problems.push(("latest", "is before earliest".to_owned()));
+        }
+        if latest < today {
+            problems.push(("latest", "the window has already ended".to_owned()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

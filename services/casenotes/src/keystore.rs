@@ -26,7 +26,7 @@ pub struct KeystoreMigrator;
 
 impl MigratorTrait for KeystoreMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateDataKeys)]
+        vec![Box::new(CreateDataKeys), Box::new(CreateKeyTombstones)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -76,6 +76,30 @@ fn statement(connection: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -
     Statement::from_sql_and_values(connection.get_database_backend(), sql, values)
 }
 
+/// The erased clients the key store knows of, so a restored main store learns of
+/// erasures it missed (and a restored key store of its own, from the main store's).
+struct CreateKeyTombstones;
+
+impl MigrationName for CreateKeyTombstones {
+    fn name(&self) -> &str {
+        "m20261124_003003_keystore_tombstones"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateKeyTombstones {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE TABLE IF NOT EXISTS key_tombstones (client_id TEXT PRIMARY KEY, \
+                 erased_at BIGINT NOT NULL)",
+            )
+            .await
+            .map(|_| ())
+    }
+}
+
 /// Makes, wraps and stores a new client's data key.
 pub async fn create(
     connection: &impl ConnectionTrait,
@@ -118,11 +142,21 @@ pub async fn load(
     Ok(Some(keyring.unwrap(client_id, &kek_id, &wrapped)?))
 }
 
-/// Destroys the client's data key (erasure); answers whether there was one.
+/// Destroys the client's data key (erasure) and keeps its tombstone; answers whether
+/// there was a key. Run it in a transaction: both or neither.
 pub async fn destroy(
     connection: &impl ConnectionTrait,
     client_id: &str,
+    erased_at_micros: i64,
 ) -> Result<bool, KeystoreError> {
+    connection
+        .execute_raw(statement(
+            connection,
+            "INSERT INTO key_tombstones (client_id, erased_at) VALUES ($1, $2) \
+             ON CONFLICT (client_id) DO NOTHING",
+            vec![client_id.into(), erased_at_micros.into()],
+        ))
+        .await?;
     let deleted = connection
         .execute_raw(statement(
             connection,
@@ -131,6 +165,22 @@ pub async fn destroy(
         ))
         .await?;
     Ok(deleted.rows_affected() > 0)
+}
+
+/// Every (client id, erased at) the key store holds a tombstone for.
+pub async fn tombstones(
+    connection: &impl ConnectionTrait,
+) -> Result<Vec<(String, i64)>, KeystoreError> {
+    let rows = connection
+        .query_all_raw(statement(
+            connection,
+            "SELECT client_id, erased_at FROM key_tombstones ORDER BY client_id",
+            Vec::new(),
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect()
 }
 
 /// Re-wraps every data key not wrapped by the current KEK; answers how many. After it,
@@ -219,10 +269,11 @@ mod tests {
         assert_eq!(loaded.open(NOTE, &sealed)?, b"wants to be a vet");
 
         // Erasure: the key is gone, and with it every copy of the ciphertext.
-        assert!(destroy(&db, "client-1").await?);
-        assert!(!destroy(&db, "client-1").await?);
+        assert!(destroy(&db, "client-1", 1).await?);
+        assert!(!destroy(&db, "client-1", 1).await?);
         assert!(load(&db, &second, "client-1").await?.is_none());
         assert!(load(&db, &second, "client-2").await?.is_some());
+        assert_eq!(tombstones(&db).await?, vec![("client-1".to_owned(), 1)]);
         Ok(())
     }
 

@@ -29,7 +29,7 @@ use careers_proto::careers::{
 };
 use serde::Deserialize;
 
-use crate::{listings, registry};
+use crate::{clients, listings, registry};
 use serde_json::{Value, json};
 use tonic::{Code, transport::Channel};
 
@@ -51,6 +51,7 @@ pub struct ApiState {
     pub internal: IdentitySigner,
     pub occupations: Channel,
     pub lmi: Channel,
+    pub casenotes: Channel,
     /// `submissions.max_json_bytes`.
     pub max_json_bytes: usize,
 }
@@ -78,6 +79,44 @@ pub fn routes(state: ApiState) -> Router {
             "/v1/lmi/sscs/{id}",
             get(registry::get_one).put(registry::replace),
         )
+        .route("/v1/clients", get(clients::list).post(clients::create))
+        .route(
+            "/v1/clients/{id}",
+            get(clients::get_one)
+                .patch(clients::update)
+                .delete(clients::erase),
+        )
+        .route(
+            "/v1/clients/{id}/notes",
+            get(clients::list_notes).post(clients::record_note),
+        )
+        .route(
+            "/v1/clients/{id}/notes/{note_id}/amendments",
+            post(clients::amend_note),
+        )
+        .route(
+            "/v1/clients/{id}/interactions",
+            get(clients::list_interactions).post(clients::record_interaction),
+        )
+        .route(
+            "/v1/clients/{id}/consents",
+            get(clients::list_consents).post(clients::record_consent),
+        )
+        .route(
+            "/v1/clients/{id}/referrals",
+            get(clients::list_referrals).post(clients::request_referral),
+        )
+        .route("/v1/clients/{id}/export", get(clients::export))
+        .route("/v1/clients/{id}/gatsby", get(clients::client_gatsby))
+        .route(
+            "/v1/clients/{id}/transfers",
+            post(clients::request_transfer),
+        )
+        .route("/v1/transfers", get(clients::list_transfers))
+        .route("/v1/transfers/{id}/accept", post(clients::accept_transfer))
+        .route("/v1/schools/{urn}/gatsby", get(clients::school_gatsby))
+        .route("/v1/audit", get(clients::audit))
+        .route("/v1/audit/verify", post(clients::verify_audit))
         .route("/v1/lmi/submissions/{id}", get(submission_by_id))
         .route("/v1/lmi/submissions/{id}/delta", get(submission_delta))
         // The body is read by the handler: JSON capped, CSV streamed without a cap.

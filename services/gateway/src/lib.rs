@@ -10,6 +10,7 @@
 
 pub mod api;
 mod catalogue;
+mod clients;
 mod listings;
 mod registry;
 mod search;
@@ -248,7 +249,9 @@ impl App {
                 .find(|upstream| upstream.name == name)
                 .map(|upstream| upstream.channel.clone())
         };
-        let (Some(occupations), Some(lmi)) = (channel("occupations"), channel("lmi")) else {
+        let (Some(occupations), Some(lmi), Some(casenotes)) =
+            (channel("occupations"), channel("lmi"), channel("casenotes"))
+        else {
             return Err(GatewayError::Serve("upstreams missing".into()));
         };
         let api = api::ApiState {
@@ -256,6 +259,7 @@ impl App {
             internal,
             occupations,
             lmi,
+            casenotes,
             max_json_bytes: settings.submissions.max_json_bytes,
         };
         Ok(Self {

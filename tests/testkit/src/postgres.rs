@@ -122,7 +122,8 @@ impl Drop for PgCluster {
 }
 
 /// Where `initdb` and `pg_ctl` of the pinned major version are.
-fn bin_dir() -> anyhow::Result<PathBuf> {
+/// The pinned PostgreSQL's programs (`CAREERS_PG_BIN`, else the Debian package's).
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
     let dir = match std::env::var("CAREERS_PG_BIN") {
         Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => PathBuf::from(format!("/usr/lib/postgresql/{MAJOR_VERSION}/bin")),
@@ -305,6 +306,22 @@ fn database_url(admin_url: &str, database: &str) -> String {
         Some(query) => format!("{server}/{database}?{query}"),
         None => format!("{server}/{database}"),
     }
+}
+
+/// `pg_dump` of the database at `url`, as plain SQL: what a backup holds.
+pub fn dump(url: &str) -> anyhow::Result<Vec<u8>> {
+    let output = Command::new(bin_dir()?.join("pg_dump"))
+        .arg(format!("--dbname={url}"))
+        .stdin(Stdio::null())
+        .output()
+        .context("running pg_dump")?;
+    if !output.status.success() {
+        bail!(
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(output.stdout)
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ pub struct RunningService {
     pub signer: IdentitySigner,
     /// Keeps the JWKS file the service reads.
     _keys: std::sync::Arc<TestKeys>,
+    /// Keeps casenotes' throwaway secrets and key store.
+    _secrets: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), AppError>>,
 }
@@ -92,6 +94,11 @@ pub async fn spawn_trusting<S: Service>(
         keys.jwks_path.display().to_string(),
     );
     let signer = keys.signer.clone();
+    let secrets = if S::NAME == "casenotes" {
+        Some(casenotes_secrets(&mut environment, &variable)?)
+    } else {
+        None
+    };
     for (key, value) in overrides {
         environment.insert(variable(key), (*value).to_owned());
     }
@@ -114,10 +121,38 @@ pub async fn spawn_trusting<S: Service>(
     Ok(RunningService {
         port,
         signer,
+        _secrets: secrets,
         _keys: keys.clone(),
         stop: Some(stop),
         task,
     })
+}
+
+/// Throwaway case-notes secrets (a KEK and an audit key, as files) and a SQLite key store
+/// beside them, unless the test's overrides name its own.
+fn casenotes_secrets(
+    environment: &mut HashMap<String, String>,
+    variable: &impl Fn(&str) -> String,
+) -> anyhow::Result<tempfile::TempDir> {
+    use base64::Engine;
+    let dir = tempfile::tempdir()?;
+    let random = || {
+        let mut bytes = Vec::with_capacity(32);
+        bytes.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
+        bytes.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let kek = dir.path().join("kek");
+    let audit = dir.path().join("audit.key");
+    std::fs::write(&kek, format!("test-kek:{}", random()))?;
+    std::fs::write(&audit, random())?;
+    environment.insert(variable("crypto.kek_path"), kek.display().to_string());
+    environment.insert(variable("audit.key_path"), audit.display().to_string());
+    environment.insert(
+        variable("keystore.url"),
+        format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display()),
+    );
+    Ok(dir)
 }
 
 impl RunningService {

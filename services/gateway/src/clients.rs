@@ -1,0 +1,571 @@
+//! Case notes over HTTP (`adviser`, `supervisor`; the service scopes everything to the
+//! caller's organisation). The casenotes messages are the JSON: a body is parsed straight
+//! into the request message (unknown fields refused) and the answer written as it is.
+
+use std::future::Future;
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use careers_proto::careers::casenotes::v1::{
+    self as api, casenotes_service_client::CasenotesServiceClient,
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+use tonic::transport::Channel;
+
+use crate::{
+    api::{ApiState, Problem, authenticate, upstream_request},
+    listings::{PageQuery, query},
+};
+
+type Client = CasenotesServiceClient<Channel>;
+
+/// Calls casenotes as the authenticated caller.
+async fn call<Req, Resp, Fut>(
+    state: &ApiState,
+    headers: &HeaderMap,
+    message: Req,
+    method: impl FnOnce(Client, tonic::Request<Req>) -> Fut,
+) -> Result<Resp, Problem>
+where
+    Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    let caller = authenticate(state, headers)?;
+    let request = upstream_request(state, &caller, message)?;
+    Ok(method(
+        CasenotesServiceClient::new(state.casenotes.clone()),
+        request,
+    )
+    .await?
+    .into_inner())
+}
+
+/// The body as the request message; a 400 naming the problem otherwise.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not the expected JSON object: {error}"),
+        )
+    })
+}
+
+fn json<T: Serialize>(status: StatusCode, message: &T) -> Response {
+    let mut value = serde_json::to_value(message).unwrap_or(Value::Null);
+    // An empty cursor means the last page: `null`, as every listing says it.
+    if let Some(cursor) = value.get_mut("next_cursor")
+        && cursor.as_str() == Some("")
+    {
+        *cursor = Value::Null;
+    }
+    (status, Json(value)).into_response()
+}
+
+fn client_response(status: StatusCode, client: Option<api::Client>) -> Response {
+    let version = client.as_ref().map(|client| client.version);
+    let mut response = json(status, &client);
+    if let Some(Ok(etag)) = version.map(|version| HeaderValue::from_str(&format!("\"{version}\"")))
+    {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let message: api::CreateClientRequest = body(&bytes)?;
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.create_client(request).await },
+    )
+    .await?;
+    Ok(client_response(StatusCode::CREATED, answer.client))
+}
+
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    parameters: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let parameters = query(parameters)?;
+    let message = api::ListClientsRequest {
+        limit: parameters.limit,
+        cursor: parameters.cursor,
+    };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.list_clients(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+pub(crate) async fn get_one(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Result<Response, Problem> {
+    let answer = call(
+        &state,
+        &headers,
+        api::GetClientRequest { client_id },
+        |mut client, request| async move { client.get_client(request).await },
+    )
+    .await?;
+    Ok(client_response(StatusCode::OK, answer.client))
+}
+
+/// `PATCH /v1/clients/{id}`: a JSON merge patch (RFC 7396) at `If-Match`; `null` clears
+/// an optional field.
+pub(crate) async fn update(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    authenticate(&state, &headers)?;
+    let expected_version = match headers.get(header::IF_MATCH) {
+        None => {
+            return Err(Problem::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "if_match_required",
+                "send If-Match with the ETag you read",
+            ));
+        }
+        Some(value) => value
+            .to_str()
+            .ok()
+            .map(|text| text.trim().trim_start_matches("W/").trim_matches('"'))
+            .and_then(|text| text.parse::<i64>().ok())
+            .filter(|version| *version > 0)
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "validation_failed",
+                    "If-Match must be the ETag the client was read with, for example \"3\"",
+                )
+            })?,
+    };
+    let patch: serde_json::Map<String, Value> = body(&bytes)?;
+    let mut message = api::UpdateClientRequest {
+        client_id,
+        expected_version,
+        ..api::UpdateClientRequest::default()
+    };
+    let mut problems = Vec::new();
+    for (field, value) in patch {
+        let text = match &value {
+            Value::String(text) => Some(text.clone()),
+            Value::Null => None,
+            _ if field == "priority_groups" => None,
+            _ => {
+                problems.push((field.clone(), "must be a string or null".to_owned()));
+                continue;
+            }
+        };
+        match (field.as_str(), text) {
+            ("name", Some(text)) => message.name = Some(text),
+            ("date_of_birth", Some(text)) => message.date_of_birth = Some(text),
+            ("stage", Some(text)) => message.stage = Some(text),
+            ("email", Some(text)) => message.email = Some(text),
+            ("phone", Some(text)) => message.phone = Some(text),
+            ("uln", Some(text)) => message.uln = Some(text),
+            ("postcode_district", Some(text)) => message.postcode_district = Some(text),
+            ("school_urn", Some(text)) => message.school_urn = Some(text),
+            ("email" | "phone" | "uln" | "postcode_district" | "school_urn", None) => {
+                message.clear.push(field.clone());
+            }
+            ("priority_groups", _) => match serde_json::from_value::<Vec<String>>(value) {
+                Ok(groups) => {
+                    message.priority_groups = groups;
+                    message.replace_priority_groups = true;
+                }
+                Err(_) => problems.push((field.clone(), "must be a list of codes".to_owned())),
+            },
+            ("name" | "date_of_birth" | "stage", None) => {
+                problems.push((
+                    field.clone(),
+                    "is required and cannot be cleared".to_owned(),
+                ));
+            }
+            _ => problems.push((
+                field.clone(),
+                "is not a field a client record can change".to_owned(),
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Problem::invalid_fields(problems));
+    }
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.update_client(request).await },
+    )
+    .await?;
+    Ok(client_response(StatusCode::OK, answer.client))
+}
+
+pub(crate) async fn erase(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Result<Response, Problem> {
+    call(
+        &state,
+        &headers,
+        api::EraseClientRequest { client_id },
+        |mut client, request| async move { client.erase_client(request).await },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TextBody {
+    text: String,
+}
+
+pub(crate) async fn record_note(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let TextBody { text } = body(&bytes)?;
+    let answer = call(
+        &state,
+        &headers,
+        api::RecordNoteRequest { client_id, text },
+        |mut client, request| async move { client.record_note(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::CREATED, &answer.note))
+}
+
+pub(crate) async fn amend_note(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((client_id, note_id)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let TextBody { text } = body(&bytes)?;
+    let message = api::AmendNoteRequest {
+        client_id,
+        note_id,
+        text,
+    };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.amend_note(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::CREATED, &answer.note))
+}
+
+pub(crate) async fn list_notes(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Result<Response, Problem> {
+    let answer = call(
+        &state,
+        &headers,
+        api::ListNotesRequest { client_id },
+        |mut client, request| async move { client.list_notes(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+pub(crate) async fn record_interaction(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let message = api::RecordInteractionRequest {
+        client_id,
+        ..body(&bytes)?
+    };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.record_interaction(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::CREATED, &answer.interaction))
+}
+
+pub(crate) async fn list_interactions(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Result<Response, Problem> {
+    let answer = call(
+        &state,
+        &headers,
+        api::ListInteractionsRequest { client_id },
+        |mut client, request| async move { client.list_interactions(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+pub(crate) async fn record_consent(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let message = api::RecordConsentRequest {
+        client_id,
+        ..body(&bytes)?
+    };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.record_consent(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::CREATED, &answer.consent))
+}
+
+pub(crate) async fn list_consents(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Result<Response, Problem> {
+    let answer = call(
+        &state,
+        &headers,
+        api::ListConsentsRequest { client_id },
+        |mut client, request| async move { client.list_consents(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+pub(crate) async fn request_referral(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let message = api::RequestReferralRequest {
+        client_id,
+        ..body(&bytes)?
+    };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.request_referral(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::CREATED, &answer.referral))
+}
+
+pub(crate) async fn list_referrals(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Result<Response, Problem> {
+    let answer = call(
+        &state,
+        &headers,
+        api::ListReferralsRequest { client_id },
+        |mut client, request| async move { client.list_referrals(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+pub(crate) async fn export(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Result<Response, Problem> {
+    let answer = call(
+        &state,
+        &headers,
+        api::ExportClientRequest { client_id },
+        |mut client, request| async move { client.export_client(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+pub(crate) async fn client_gatsby(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Result<Response, Problem> {
+    let answer = call(
+        &state,
+        &headers,
+        api::GetClientGatsbyRequest { client_id },
+        |mut client, request| async move { client.get_client_gatsby(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SchoolGatsbyQuery {
+    #[serde(default)]
+    academic_year: i32,
+}
+
+pub(crate) async fn school_gatsby(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(urn): Path<String>,
+    parameters: Result<Query<SchoolGatsbyQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let parameters = query(parameters)?;
+    let message = api::GetSchoolGatsbyRequest {
+        urn,
+        academic_year: parameters.academic_year,
+    };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.get_school_gatsby(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    limit: u32,
+}
+
+pub(crate) async fn audit(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    parameters: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let parameters = query(parameters)?;
+    let message = api::ListAuditEntriesRequest {
+        client_id: parameters.client_id,
+        limit: parameters.limit,
+        cursor: parameters.cursor,
+    };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.list_audit_entries(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+pub(crate) async fn verify_audit(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let answer = call(
+        &state,
+        &headers,
+        api::VerifyAuditRequest {},
+        |mut client, request| async move { client.verify_audit(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransferBody {
+    to_org: String,
+}
+
+pub(crate) async fn request_transfer(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let TransferBody { to_org } = body(&bytes)?;
+    let answer = call(
+        &state,
+        &headers,
+        api::RequestTransferRequest { client_id, to_org },
+        |mut client, request| async move { client.request_transfer(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::CREATED, &answer.transfer))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransfersQuery {
+    #[serde(default)]
+    direction: String,
+}
+
+pub(crate) async fn list_transfers(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    parameters: Result<Query<TransfersQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let parameters = query(parameters)?;
+    let direction = if parameters.direction.is_empty() {
+        "incoming".to_owned()
+    } else {
+        parameters.direction
+    };
+    let answer = call(
+        &state,
+        &headers,
+        api::ListTransfersRequest { direction },
+        |mut client, request| async move { client.list_transfers(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+pub(crate) async fn accept_transfer(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(transfer_id): Path<String>,
+) -> Result<Response, Problem> {
+    let answer = call(
+        &state,
+        &headers,
+        api::AcceptTransferRequest { transfer_id },
+        |mut client, request| async move { client.accept_transfer(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer.transfer))
+}
