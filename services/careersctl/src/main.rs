@@ -6,7 +6,10 @@
 //! - `careersctl dev`: the whole system on this machine (what `make run` starts).
 //! - `careersctl token --role R …`: a development bearer token, alone on the last line.
 //! - `careersctl lmi push FILE`: an SSC's CSV or JSON file through the gateway.
+//! - `careersctl audit verify [--org O]`: check case notes' audit chains; exit 1 if broken.
+//! - `careersctl keys rewrap`: re-wrap case notes' data keys under the newest KEK.
 
+mod casenotes;
 mod dev;
 mod keys;
 mod ons_seed;
@@ -70,6 +73,12 @@ enum Command {
     /// Labour market information.
     #[command(subcommand)]
     Lmi(LmiCommand),
+    /// Case notes' audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Case notes' key-encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Run the whole system locally: nats-server, every service on SQLite, the seeds.
     Dev {
         /// Where the stores, NATS data and logs live; kept between runs.
@@ -108,6 +117,23 @@ enum LmiCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify the HMAC chain of every organisation (or one) against its head; prints a
+    /// line per organisation and exits 1 when any is broken, naming the first bad entry.
+    Verify {
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Re-wrap every data key not wrapped by the first KEK of casenotes.crypto; afterwards
+    /// the older KEKs can be removed from the secret.
+    Rewrap,
+}
+
+#[derive(Debug, Subcommand)]
 enum DlqCommand {
     /// List dead letters, oldest first.
     List {
@@ -132,6 +158,8 @@ struct Settings {
     inbox: InboxSettings,
     #[serde(default)]
     databases: Databases,
+    #[serde(default)]
+    casenotes: casenotes::CasenotesSettings,
 }
 
 /// Each service's store, for the commands that change a projection.
@@ -217,11 +245,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         };
         return dev::run(data, &nats_server, &ports).await;
     }
+    match &cli.command {
+        Command::Audit(AuditCommand::Verify { org }) => {
+            if casenotes::verify(&settings.casenotes, org.as_deref()).await? {
+                return Ok(());
+            }
+            anyhow::bail!("an audit chain is broken; see above");
+        }
+        Command::Keys(KeysCommand::Rewrap) => {
+            let rewrapped = casenotes::rewrap(&settings.casenotes).await?;
+            println!("{rewrapped} data keys re-wrapped under the newest KEK");
+            return Ok(());
+        }
+        _ => {}
+    }
     let jetstream = provision::connect_now(&settings.nats, "careersctl")
         .await
         .with_context(|| format!("connecting to NATS at {}", settings.nats.url))?;
     match cli.command {
-        Command::Dev { .. } | Command::Token { .. } | Command::Lmi(_) => {}
+        Command::Dev { .. }
+        | Command::Token { .. }
+        | Command::Lmi(_)
+        | Command::Audit(_)
+        | Command::Keys(_) => {}
         Command::Replay { durable } => replay(&settings, &jetstream, &durable).await?,
         Command::Dlq(command) => match command {
             DlqCommand::List { durable } => {

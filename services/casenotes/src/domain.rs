@@ -392,6 +392,59 @@ pub fn check_referral(
     }
 }
 
+/// Where an action stands.
+pub const ACTION_STATUSES: [&str; 4] = ["not_started", "in_progress", "done", "dropped"];
+/// The most actions a plan holds.
+pub const MAX_ACTIONS: usize = 50;
+const MAX_GOAL_CHARS: usize = 1_000;
+
+/// One action as submitted: (goal, due date, status, SOC codes).
+pub type NewAction<'a> = (&'a str, &'a str, &'a str, &'a [String]);
+
+/// Checks a plan's actions; `known` says whether a SOC code is in the catalogue.
+pub fn check_actions(
+    actions: &[NewAction<'_>],
+    known: impl Fn(&str) -> bool,
+) -> Result<(), Vec<(&'static str, String)>> {
+    let mut problems = Vec::new();
+    if actions.len() > MAX_ACTIONS {
+        problems.push(("actions", format!("at most {MAX_ACTIONS} actions")));
+    }
+    for (index, (goal, due_date, status, soc_codes)) in actions.iter().enumerate() {
+        let at = |problem: String| ("actions", format!("action {}: {problem}", index + 1));
+        if goal.trim().is_empty() {
+            problems.push(at("give the goal".to_owned()));
+        } else if goal.chars().count() > MAX_GOAL_CHARS {
+            problems.push(at(format!(
+                "the goal is at most {MAX_GOAL_CHARS} characters"
+            )));
+        }
+        if NaiveDate::parse_from_str(due_date, "%Y-%m-%d").is_err() {
+            problems.push(at(format!(
+                "due_date {due_date:?} is not a date (YYYY-MM-DD)"
+            )));
+        }
+        if !ACTION_STATUSES.contains(status) {
+            problems.push(at(format!(
+                "status {status:?} is not one of {}",
+                ACTION_STATUSES.join(", ")
+            )));
+        }
+        for code in *soc_codes {
+            if !known(code) {
+                problems.push(at(format!(
+                    "SOC code {code:?} is not an occupation in the catalogue"
+                )));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,10 @@
-//! casenotes' event handlers: Gatsby encounters from ambassadors' `EngagementCompleted`.
+//! casenotes' event handlers: Gatsby encounters from ambassadors' `EngagementCompleted`,
+//! and the catalogue's SOC codes from `OccupationUpserted` (action plans name them).
 
 use careers_eventbus::{ConsumerSpec, Envelope, Event, Handler, HandlerError, catalogue};
-use careers_proto::careers::ambassadors::events::v1::EngagementCompleted;
+use careers_proto::careers::{
+    ambassadors::events::v1::EngagementCompleted, occupations::events::v1::OccupationUpserted,
+};
 use chrono::NaiveDate;
 use sea_orm::{DatabaseTransaction, DbErr};
 
@@ -73,5 +76,48 @@ impl Handler for Engagements {
 
     async fn reset(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
         store::clear_engagement_encounters(txn).await
+    }
+}
+
+/// The durable consumer that keeps casenotes' projection of the catalogue.
+pub fn occupations_consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        durable: "casenotes_occupations".into(),
+        stream: catalogue::OCCUPATIONS,
+        subjects: vec![OccupationUpserted::SUBJECT.into()],
+    }
+}
+
+/// Applies occupation snapshots, newer versions only.
+#[derive(Debug, Clone, Default)]
+pub struct KnownOccupations;
+
+impl Handler for KnownOccupations {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let snapshot: OccupationUpserted = event.decode().map_err(|error| {
+            HandlerError::Rejected(format!("undecodable OccupationUpserted: {error}"))
+        })?;
+        let code = &snapshot.soc_code;
+        if !(code.len() == 4
+            && code.bytes().all(|byte| byte.is_ascii_digit())
+            && !code.starts_with('0'))
+        {
+            return Err(HandlerError::Rejected(format!(
+                "malformed SOC code {code:?}"
+            )));
+        }
+        let version = i64::try_from(snapshot.version).map_err(|_| {
+            HandlerError::Rejected(format!("version {} out of range", snapshot.version))
+        })?;
+        store::apply_occupation(txn, code, version).await?;
+        Ok(())
+    }
+
+    async fn reset(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+        store::clear_occupations(txn).await
     }
 }

@@ -638,6 +638,16 @@ impl Handlers {
                 .map(audit_message)
                 .collect(),
             exported_at: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+            action_plan: Some(self.plan_message(
+                client_id,
+                store::plan(&self.db, client_id).await?,
+                &key,
+            )?),
+            transfers: store::transfers_of_client(&self.db, client_id)
+                .await?
+                .into_iter()
+                .map(transfer_message)
+                .collect(),
         })
     }
 
@@ -700,6 +710,88 @@ impl Handlers {
             accepted_at: Some(now),
             ..transfer
         }))
+    }
+}
+
+impl Handlers {
+    fn plan_message(
+        &self,
+        client_id: &str,
+        row: Option<store::PlanRow>,
+        key: &DataKey,
+    ) -> Result<api::ActionPlan, CasenotesError> {
+        let Some(row) = row else {
+            return Ok(api::ActionPlan {
+                client_id: client_id.to_owned(),
+                ..api::ActionPlan::default()
+            });
+        };
+        let json = key.open(plan_cell(client_id), &row.actions)?;
+        let actions: Vec<api::Action> = serde_json::from_slice(&json)
+            .map_err(|error| CasenotesError::Corrupt(error.to_string()))?;
+        Ok(api::ActionPlan {
+            client_id: row.client_id,
+            actions,
+            version: row.version,
+            updated_at: Some(instant(row.updated_at)),
+            updated_by: Some(row.updated_by),
+        })
+    }
+
+    async fn put_plan(
+        &self,
+        actor: &Actor,
+        request: api::PutActionPlanRequest,
+    ) -> Result<api::ActionPlan, CasenotesError> {
+        let codes: Vec<String> = request
+            .actions
+            .iter()
+            .flat_map(|action| action.soc_codes.iter().cloned())
+            .collect();
+        let known = store::known_occupations(&self.db, &codes).await?;
+        let actions: Vec<domain::NewAction<'_>> = request
+            .actions
+            .iter()
+            .map(|action| {
+                (
+                    action.goal.as_str(),
+                    action.due_date.as_str(),
+                    action.status.as_str(),
+                    action.soc_codes.as_slice(),
+                )
+            })
+            .collect();
+        domain::check_actions(&actions, |code| known.contains(code))
+            .map_err(CasenotesError::Invalid)?;
+        let (row, key) = self.open(actor, &request.client_id).await?;
+        let held = store::plan(&self.db, &row.id).await?;
+        let held_version = held.as_ref().map_or(0, |plan| plan.version);
+        if request.expected_version != 0 && request.expected_version != held_version {
+            return Err(CasenotesError::VersionConflict(request.expected_version));
+        }
+        let json = serde_json::to_vec(&request.actions)
+            .map_err(|error| CasenotesError::Corrupt(error.to_string()))?;
+        let plan = store::PlanRow {
+            client_id: row.id.clone(),
+            version: held_version + 1,
+            actions: key.seal(plan_cell(&row.id), &json)?,
+            updated_at: micros(Utc::now()),
+            updated_by: actor.sub.clone(),
+        };
+        if !store::put_plan(&self.db, &plan).await? {
+            return Err(CasenotesError::VersionConflict(held_version));
+        }
+        self.audit(actor, "action_plan.put", "guidance", &[&row.id])
+            .await?;
+        self.plan_message(&row.id, Some(plan), &key)
+    }
+}
+
+fn plan_cell(client_id: &str) -> Cell<'_> {
+    Cell {
+        table: "action_plans",
+        row: client_id,
+        column: "actions",
     }
 }
 
@@ -1256,6 +1348,35 @@ impl CasenotesService for Handlers {
             .map(transfer_message)
             .collect();
         Ok(Response::new(api::ListTransfersResponse { items }))
+    }
+
+    async fn get_action_plan(
+        &self,
+        request: Request<api::GetActionPlanRequest>,
+    ) -> Answer<api::GetActionPlanResponse> {
+        let actor = self.actor(&request).await?;
+        let client_id = &request.get_ref().client_id;
+        let (row, key) = self.open(&actor, client_id).await?;
+        let held = store::plan(&self.db, &row.id)
+            .await
+            .map_err(CasenotesError::from)?;
+        let plan = self.plan_message(&row.id, held, &key)?;
+        self.audit(&actor, "action_plan.read", "guidance", &[&row.id])
+            .await?;
+        Ok(Response::new(api::GetActionPlanResponse {
+            plan: Some(plan),
+        }))
+    }
+
+    async fn put_action_plan(
+        &self,
+        request: Request<api::PutActionPlanRequest>,
+    ) -> Answer<api::PutActionPlanResponse> {
+        let actor = self.actor(&request).await?;
+        let plan = self.put_plan(&actor, request.into_inner()).await?;
+        Ok(Response::new(api::PutActionPlanResponse {
+            plan: Some(plan),
+        }))
     }
 
     async fn accept_transfer(

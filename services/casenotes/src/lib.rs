@@ -9,7 +9,8 @@
 //! - [`audit`]: the HMAC-chained audit trail, verified entry by entry.
 //! - [`audit_log`]: its store, appended with group commit under a row lock per chain.
 //! - [`erasure`]: erasure, tombstones re-applied at start, the retention sweeper.
-//! - [`events`]: Gatsby encounters from ambassadors' `EngagementCompleted`.
+//! - [`events`]: Gatsby encounters from ambassadors' `EngagementCompleted`; the SOC codes
+//!   of the catalogue from `OccupationUpserted`, for action plans.
 //! - [`settings`]: the service's settings and the secrets they point at.
 
 pub mod audit;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
         let mut migrations = careers_eventbus::migration::migrations();
         migrations.push(Box::new(audit_log::CreateAuditTrail));
         migrations.push(Box::new(store::CreateClientRecords));
+        migrations.push(Box::new(store::CreateActionPlans));
         migrations
     }
 }
@@ -99,6 +101,7 @@ impl Service for Casenotes {
         .await
         .map_err(service_error)?;
         bus.consume(events::engagements_consumer(), events::Engagements);
+        bus.consume(events::occupations_consumer(), events::KnownOccupations);
         let handlers = grpc::Handlers {
             db: context.db.clone(),
             keys,

@@ -648,6 +648,20 @@ pub async fn transfers(
     .await
 }
 
+/// Every transfer of one client, oldest first.
+pub async fn transfers_of_client(
+    connection: &impl ConnectionTrait,
+    client_id: &str,
+) -> Result<Vec<TransferRow>, DbErr> {
+    all(
+        connection,
+        &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE client_id = $1 ORDER BY id"),
+        vec![client_id.into()],
+        transfer_row,
+    )
+    .await
+}
+
 pub async fn transfer(
     connection: &impl ConnectionTrait,
     id: &str,
@@ -839,6 +853,117 @@ pub async fn audit_of_client(
     .await
 }
 
+/// A client's action plan: the sealed JSON of its actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRow {
+    pub client_id: String,
+    pub version: i64,
+    pub actions: Vec<u8>,
+    pub updated_at: i64,
+    pub updated_by: String,
+}
+
+pub async fn plan(
+    connection: &impl ConnectionTrait,
+    client_id: &str,
+) -> Result<Option<PlanRow>, DbErr> {
+    Ok(all(
+        connection,
+        "SELECT client_id, version, actions, updated_at, updated_by FROM action_plans \
+         WHERE client_id = $1",
+        vec![client_id.into()],
+        |row| {
+            Ok(PlanRow {
+                client_id: row.try_get_by_index(0)?,
+                version: row.try_get_by_index(1)?,
+                actions: row.try_get_by_index(2)?,
+                updated_at: row.try_get_by_index(3)?,
+                updated_by: row.try_get_by_index(4)?,
+            })
+        },
+    )
+    .await?
+    .pop())
+}
+
+/// Writes `plan` if the held one is at `plan.version - 1` (none held counts as 0);
+/// answers whether it was.
+pub async fn put_plan(connection: &impl ConnectionTrait, plan: &PlanRow) -> Result<bool, DbErr> {
+    let written = if plan.version == 1 {
+        execute(
+            connection,
+            "INSERT INTO action_plans (client_id, version, actions, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id) DO NOTHING",
+            vec![
+                plan.client_id.clone().into(),
+                plan.version.into(),
+                plan.actions.clone().into(),
+                plan.updated_at.into(),
+                plan.updated_by.clone().into(),
+            ],
+        )
+        .await?
+    } else {
+        execute(
+            connection,
+            "UPDATE action_plans SET version = $1, actions = $2, updated_at = $3, updated_by = $4 \
+             WHERE client_id = $5 AND version = $6",
+            vec![
+                plan.version.into(),
+                plan.actions.clone().into(),
+                plan.updated_at.into(),
+                plan.updated_by.clone().into(),
+                plan.client_id.clone().into(),
+                (plan.version - 1).into(),
+            ],
+        )
+        .await?
+    };
+    Ok(written == 1)
+}
+
+/// casenotes' own projection of the catalogue: applies a snapshot if newer.
+pub async fn apply_occupation(
+    connection: &impl ConnectionTrait,
+    soc_code: &str,
+    version: i64,
+) -> Result<(), DbErr> {
+    execute(
+        connection,
+        "INSERT INTO known_occupations (soc_code, version) VALUES ($1, $2) \
+         ON CONFLICT (soc_code) DO UPDATE SET version = excluded.version \
+         WHERE excluded.version > known_occupations.version",
+        vec![soc_code.into(), version.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Which of `codes` the catalogue holds.
+pub async fn known_occupations(
+    connection: &impl ConnectionTrait,
+    codes: &[String],
+) -> Result<std::collections::HashSet<String>, DbErr> {
+    let mut known = std::collections::HashSet::new();
+    for code in codes {
+        let found = all(
+            connection,
+            "SELECT soc_code FROM known_occupations WHERE soc_code = $1",
+            vec![code.clone().into()],
+            |row| row.try_get_by_index::<String>(0),
+        )
+        .await?;
+        known.extend(found);
+    }
+    Ok(known)
+}
+
+pub async fn clear_occupations(connection: &impl ConnectionTrait) -> Result<(), DbErr> {
+    execute(connection, "DELETE FROM known_occupations", Vec::new())
+        .await
+        .map(|_| ())
+}
+
 /// The client record tables.
 #[derive(Debug)]
 pub struct CreateClientRecords;
@@ -910,6 +1035,42 @@ impl MigrationTrait for CreateClientRecords {
              first_seen BIGINT NOT NULL, PRIMARY KEY (org, sub))"
                 .to_owned(),
             "CREATE INDEX IF NOT EXISTS audit_entries_by_client ON audit_entries (client_id)"
+                .to_owned(),
+        ] {
+            db.execute_unprepared(&sql).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Action plans, and casenotes' projection of the catalogue their SOC codes are checked
+/// against.
+#[derive(Debug)]
+pub struct CreateActionPlans;
+
+impl MigrationName for CreateActionPlans {
+    fn name(&self) -> &str {
+        "m20261124_003005_casenotes_action_plans"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateActionPlans {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        let bytes = if db.get_database_backend() == DatabaseBackend::Postgres {
+            "BYTEA"
+        } else {
+            "BLOB"
+        };
+        for sql in [
+            format!(
+                "CREATE TABLE IF NOT EXISTS action_plans (client_id TEXT PRIMARY KEY, \
+                 version BIGINT NOT NULL, actions {bytes} NOT NULL, updated_at BIGINT NOT NULL, \
+                 updated_by TEXT NOT NULL)"
+            ),
+            "CREATE TABLE IF NOT EXISTS known_occupations (soc_code TEXT PRIMARY KEY, \
+             version BIGINT NOT NULL)"
                 .to_owned(),
         ] {
             db.execute_unprepared(&sql).await?;

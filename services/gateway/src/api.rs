@@ -106,6 +106,10 @@ pub fn routes(state: ApiState) -> Router {
             "/v1/clients/{id}/referrals",
             get(clients::list_referrals).post(clients::request_referral),
         )
+        .route(
+            "/v1/clients/{id}/action-plan",
+            get(clients::action_plan).put(clients::put_action_plan),
+        )
         .route("/v1/clients/{id}/export", get(clients::export))
         .route("/v1/clients/{id}/gatsby", get(clients::client_gatsby))
         .route(

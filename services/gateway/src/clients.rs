@@ -569,3 +569,74 @@ pub(crate) async fn accept_transfer(
     .await?;
     Ok(json(StatusCode::OK, &answer.transfer))
 }
+
+pub(crate) async fn action_plan(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Result<Response, Problem> {
+    let answer = call(
+        &state,
+        &headers,
+        api::GetActionPlanRequest { client_id },
+        |mut client, request| async move { client.get_action_plan(request).await },
+    )
+    .await?;
+    Ok(plan_response(answer.plan))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanBody {
+    actions: Vec<api::Action>,
+}
+
+/// `PUT /v1/clients/{id}/action-plan` `{"actions":[{"goal","due_date","status","soc_codes"}]}`;
+/// `If-Match` optional (without it the plan is replaced whatever its version).
+pub(crate) async fn put_action_plan(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let PlanBody { actions } = body(&bytes)?;
+    let expected_version = match headers.get(header::IF_MATCH) {
+        None => 0,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .map(|text| text.trim().trim_start_matches("W/").trim_matches('"'))
+            .and_then(|text| text.parse::<i64>().ok())
+            .filter(|version| *version >= 0)
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "validation_failed",
+                    "If-Match must be the ETag the plan was read with, for example \"3\"",
+                )
+            })?,
+    };
+    let message = api::PutActionPlanRequest {
+        client_id,
+        actions,
+        expected_version,
+    };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.put_action_plan(request).await },
+    )
+    .await?;
+    Ok(plan_response(answer.plan))
+}
+
+fn plan_response(plan: Option<api::ActionPlan>) -> Response {
+    let version = plan.as_ref().map(|plan| plan.version);
+    let mut response = json(StatusCode::OK, &plan);
+    if let Some(Ok(etag)) = version.map(|version| HeaderValue::from_str(&format!("\"{version}\"")))
+    {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}

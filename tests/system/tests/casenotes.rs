@@ -295,6 +295,43 @@ async fn case_notes_over_http() -> anyhow::Result<()> {
         (200, &json!(1))
     );
 
+    // The action plan: empty at first; SOC codes must be in the catalogue (none here).
+    let (status, plan, etag) = gateway
+        .send(&adviser, "GET", &format!("{client}/action-plan"), None, &[])
+        .await?;
+    assert_eq!(
+        (status, &plan["version"], etag.as_deref()),
+        (200, &json!(0), Some("\"0\""))
+    );
+    let actions = json!({"actions": [{"goal": "Try a taster day", "due_date": "2026-12-01",
+                                      "status": "not_started", "soc_codes": ["2122"]}]});
+    let (status, problem, _) = gateway
+        .send(
+            &adviser,
+            "PUT",
+            &format!("{client}/action-plan"),
+            Some(actions),
+            &[],
+        )
+        .await?;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (400, Some("validation_failed")),
+        "{problem}"
+    );
+    let actions = json!({"actions": [{"goal": "Try a taster day", "due_date": "2026-12-01",
+                                      "status": "not_started", "soc_codes": []}]});
+    let (status, plan, etag) = gateway
+        .send(
+            &adviser,
+            "PUT",
+            &format!("{client}/action-plan"),
+            Some(actions),
+            &[("If-Match", "\"0\"")],
+        )
+        .await?;
+    assert_eq!((status, etag.as_deref()), (200, Some("\"1\"")), "{plan}");
+
     // Audit: supervisors only; verify holds.
     assert_eq!(
         gateway

@@ -166,9 +166,10 @@ async fn csv_input(occupations_url: String, lmi_url: String) -> anyhow::Result<(
                 .contains(mentions),
             "{name}: {problem}"
         );
-        // lmi deletes what it staged once it sees the stream end badly, just after the 400.
+        // lmi deletes what it staged once it sees the stream end badly, just after the 400
+        // (seconds later on a loaded 2-core machine: one run here took over 5 s).
         let mut now = recorded().await?;
-        for _ in 0..50 {
+        for _ in 0..200 {
             if now == before {
                 break;
             }

@@ -6,6 +6,7 @@ use async_nats::jetstream;
 use careers_eventbus::{catalogue, envelope, provision, settings::NatsSettings};
 use careers_testkit::nats::NatsServer;
 
+mod audit;
 mod dev;
 mod replay;
 

@@ -154,6 +154,34 @@ async fn every_client_operation(
             ),
         ),
         (
+            "plan",
+            failure(
+                client
+                    .get_action_plan(s.adviser(org, api::GetActionPlanRequest { client_id: id() })?)
+                    .await,
+            ),
+        ),
+        (
+            "put plan",
+            failure(
+                client
+                    .put_action_plan(s.adviser(
+                        org,
+                        api::PutActionPlanRequest {
+                            client_id: id(),
+                            actions: vec![api::Action {
+                                goal: "Visit an engineering firm".into(),
+                                due_date: "2026-12-01".into(),
+                                status: "not_started".into(),
+                                soc_codes: Vec::new(),
+                            }],
+                            expected_version: 0,
+                        },
+                    )?)
+                    .await,
+            ),
+        ),
+        (
             "export",
             failure(
                 client

@@ -4,7 +4,7 @@
 use careers_eventbus::testing::count;
 use careers_proto::careers::casenotes::v1 as api;
 use chrono::{Days, Utc};
-use sea_orm::Database;
+use sea_orm::{ConnectionTrait, Database};
 use tonic::Code;
 
 use crate::{Secrets, Service, Stores, failure, new_client};
@@ -452,7 +452,68 @@ async fn bad_input(stores: Stores) -> anyhow::Result<()> {
         (Code::InvalidArgument, "bad_cursor".into())
     );
 
+    // Action plans: SOC codes must be in casenotes' projection of the catalogue.
+    db.execute_unprepared("INSERT INTO known_occupations (soc_code, version) VALUES ('2122', 1)")
+        .await?;
+    let action = |soc: &str, status: &str, due: &str| api::Action {
+        goal: "Shadow a mechanical engineer".into(),
+        due_date: due.into(),
+        status: status.into(),
+        soc_codes: vec![soc.into()],
+    };
+    let plans = [
+        ("unknown soc", action("9999", "not_started", "2026-12-01")),
+        ("status", action("2122", "finished", "2026-12-01")),
+        ("due date", action("2122", "done", "soon")),
+    ];
+    for (case, action) in plans {
+        let request = service.adviser(
+            org,
+            api::PutActionPlanRequest {
+                client_id: client_id.clone(),
+                actions: vec![action],
+                expected_version: 0,
+            },
+        )?;
+        assert_eq!(
+            failure(service.client.put_action_plan(request).await),
+            invalid,
+            "{case}"
+        );
+    }
+
     assert_eq!(rows().await?, before, "a refused request wrote something");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM action_plans").await?, 0);
+
+    let mut client = service.client.clone();
+    let put = |expected_version: i64| {
+        service.adviser(
+            org,
+            api::PutActionPlanRequest {
+                client_id: client_id.clone(),
+                actions: vec![action("2122", "in_progress", "2026-12-01")],
+                expected_version,
+            },
+        )
+    };
+    let plan = client
+        .put_action_plan(put(0)?)
+        .await?
+        .into_inner()
+        .plan
+        .ok_or_else(|| anyhow::anyhow!("no plan"))?;
+    assert_eq!((plan.version, plan.actions.len()), (1, 1));
+    assert_eq!(
+        failure(client.put_action_plan(put(7)?).await),
+        (Code::Aborted, "version_conflict".into())
+    );
+    let plan = client
+        .put_action_plan(put(1)?)
+        .await?
+        .into_inner()
+        .plan
+        .ok_or_else(|| anyhow::anyhow!("no plan"))?;
+    assert_eq!(plan.version, 2);
 
     // A good update moves the version on.
     let update = service.adviser(
