@@ -22,12 +22,12 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     audit::AuditKey,
-    audit_log::{self, AuditLog, Record},
-    crypto::{Cell, DataKey, Keyring},
+    audit_log::{self, Record},
+    crypto::Cell,
     domain::{self, NewClient},
     erasure,
     error::CasenotesError,
-    keystore,
+    protection::{AuditSink, KeySource, Sealer},
     store::{self, ClientRow},
 };
 
@@ -38,10 +38,11 @@ const MAX_LIMIT: u32 = 100;
 #[derive(Debug, Clone)]
 pub struct Handlers {
     pub db: DatabaseConnection,
-    /// The key store's own connection.
+    /// The key store's own connection, for erasure.
     pub keys: DatabaseConnection,
-    pub keyring: Arc<Keyring>,
-    pub audit: AuditLog,
+    /// Clients' data keys.
+    pub vault: Arc<dyn KeySource>,
+    pub audit: Arc<dyn AuditSink>,
     pub audit_key: Arc<AuditKey>,
     pub cursors: Cursors,
     pub waker: RelayWaker,
@@ -198,11 +199,13 @@ impl Handlers {
         &self,
         actor: &Actor,
         client_id: &str,
-    ) -> Result<(ClientRow, DataKey), CasenotesError> {
+    ) -> Result<(ClientRow, Sealer), CasenotesError> {
         let row = store::client(&self.db, &actor.org, client_id)
             .await?
             .ok_or(CasenotesError::NotFound("client"))?;
-        let key = keystore::load(&self.keys, &self.keyring, client_id)
+        let key = self
+            .vault
+            .load(client_id)
             .await?
             .ok_or(CasenotesError::NotFound("client"))?;
         Ok((row, key))
@@ -210,7 +213,7 @@ impl Handlers {
 
     fn seal_personal(
         &self,
-        key: &DataKey,
+        key: &Sealer,
         client_id: &str,
         personal: &Personal,
     ) -> Result<Vec<u8>, CasenotesError> {
@@ -219,11 +222,7 @@ impl Handlers {
         Ok(key.seal(personal_cell(client_id), &json)?)
     }
 
-    fn client_message(
-        &self,
-        row: &ClientRow,
-        key: &DataKey,
-    ) -> Result<api::Client, CasenotesError> {
+    fn client_message(&self, row: &ClientRow, key: &Sealer) -> Result<api::Client, CasenotesError> {
         let json = key.open(personal_cell(&row.id), &row.personal)?;
         let personal: Personal = serde_json::from_slice(&json)
             .map_err(|error| CasenotesError::Corrupt(error.to_string()))?;
@@ -245,7 +244,7 @@ impl Handlers {
         })
     }
 
-    fn personal_of(&self, row: &ClientRow, key: &DataKey) -> Result<Personal, CasenotesError> {
+    fn personal_of(&self, row: &ClientRow, key: &Sealer) -> Result<Personal, CasenotesError> {
         let json = key.open(personal_cell(&row.id), &row.personal)?;
         serde_json::from_slice(&json).map_err(|error| CasenotesError::Corrupt(error.to_string()))
     }
@@ -253,7 +252,7 @@ impl Handlers {
     fn note_message(
         &self,
         note: &store::NoteRow,
-        key: &DataKey,
+        key: &Sealer,
     ) -> Result<api::Note, CasenotesError> {
         let text = key.open(note_cell(&note.id), &note.text)?;
         Ok(api::Note {
@@ -291,7 +290,7 @@ impl Handlers {
         let client = valid.client;
         let id = new_id();
         // The key first, in its own store: a client row never exists without its key.
-        let key = keystore::create(&self.keys, &self.keyring, &id).await?;
+        let key = self.vault.create(&id).await?;
         let personal = Personal {
             name: client.name,
             date_of_birth: client.date_of_birth,
@@ -718,7 +717,7 @@ impl Handlers {
         &self,
         client_id: &str,
         row: Option<store::PlanRow>,
-        key: &DataKey,
+        key: &Sealer,
     ) -> Result<api::ActionPlan, CasenotesError> {
         let Some(row) = row else {
             return Ok(api::ActionPlan {
@@ -935,7 +934,9 @@ impl CasenotesService for Handlers {
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
             // A client erased between the page and its key is left out.
-            if let Some(key) = keystore::load(&self.keys, &self.keyring, &row.id)
+            if let Some(key) = self
+                .vault
+                .load(&row.id)
                 .await
                 .map_err(CasenotesError::from)?
             {

@@ -11,6 +11,7 @@
 //! - [`erasure`]: erasure, tombstones re-applied at start, the retention sweeper.
 //! - [`events`]: Gatsby encounters from ambassadors' `EngagementCompleted`; the SOC codes
 //!   of the catalogue from `OccupationUpserted`, for action plans.
+//! - [`protection`]: the seam to the key store and the audit log.
 //! - [`settings`]: the service's settings and the secrets they point at.
 
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod keystore;
+pub mod protection;
 pub mod settings;
 pub mod store;
 
@@ -102,11 +104,24 @@ impl Service for Casenotes {
         .map_err(service_error)?;
         bus.consume(events::engagements_consumer(), events::Engagements);
         bus.consume(events::occupations_consumer(), events::KnownOccupations);
+        let protection = &settings.protection;
+        let vault = protection.keys.clone().unwrap_or_else(|| {
+            Arc::new(protection::Keystore {
+                db: keys.clone(),
+                keyring,
+            })
+        });
+        let audit = protection.audit.clone().unwrap_or_else(|| {
+            Arc::new(audit_log::AuditLog::start(
+                context.db.clone(),
+                audit_key.clone(),
+            ))
+        });
         let handlers = grpc::Handlers {
             db: context.db.clone(),
             keys,
-            keyring,
-            audit: audit_log::AuditLog::start(context.db.clone(), audit_key.clone()),
+            vault,
+            audit,
             audit_key,
             cursors: context.cursors.clone(),
             waker: bus.waker(),

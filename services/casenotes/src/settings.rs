@@ -29,6 +29,9 @@ pub struct CasenotesSettings {
     pub notes: NoteSettings,
     #[serde(default)]
     pub retention: RetentionSettings,
+    /// Set only by code (the benchmark's unprotected baseline); never by configuration.
+    #[serde(skip)]
+    pub protection: crate::protection::Protection,
 }
 
 impl CasenotesSettings {

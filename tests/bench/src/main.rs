@@ -8,9 +8,12 @@
 //! - `first_flow` and `tracing`: the first flow's goals, in [`flow`].
 //! - `ingest`: a 200,000-row CSV submission beside PostgreSQL COPY, in [`ingest`].
 //! - `search`: occupation search beside PostgreSQL full-text search, in [`search`].
+//! - `casenotes`: note writes and reads with encryption and audit beside both off, in
+//!   [`casenotes`].
 //!
 //! `BENCH_SECONDS` shortens the timed runs (default 60).
 
+mod casenotes;
 mod flow;
 mod ingest;
 mod recorder;
@@ -53,13 +56,14 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|value| value.parse().ok())
         .unwrap_or(60);
     let samples = recorder::install();
-    const BENCHES: [&str; 6] = [
+    const BENCHES: [&str; 7] = [
         "propagation",
         "outbox",
         "first_flow",
         "tracing",
         "ingest",
         "search",
+        "casenotes",
     ];
     if let Some(name) = &only
         && !BENCHES.contains(&name.as_str())
@@ -77,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
             "tracing" => flow::tracing(seconds).await?,
             "ingest" => ingest::ingest().await?,
             "search" => search::search(seconds).await?,
+            "casenotes" => casenotes::casenotes(seconds).await?,
             _ => {}
         }
     }

@@ -73,7 +73,7 @@ fn query_set(quality: &[(String, Vec<String>)]) -> anyhow::Result<Vec<String>> {
 
 /// Runs `call` over `queries` round robin from `workers` tasks for `seconds`; returns
 /// (queries a second, sorted latencies in seconds).
-async fn drive<F, Fut>(
+pub(crate) async fn drive<F, Fut>(
     queries: Arc<Vec<String>>,
     workers: usize,
     seconds: u64,
@@ -110,7 +110,7 @@ where
     Ok((latencies.len() as f64 / elapsed, latencies))
 }
 
-fn line(label: &str, workers: usize, rate: f64, latencies: &[f64]) -> String {
+pub(crate) fn line(label: &str, workers: usize, rate: f64, latencies: &[f64]) -> String {
     format!(
         "{label} c{workers}: {rate:.0} q/s, p50 {}, p99 {}",
         millis(percentile(latencies, 0.5)),

@@ -71,6 +71,17 @@ pub async fn spawn_trusting<S: Service>(
     overrides: &[(&str, &str)],
     keys: &std::sync::Arc<TestKeys>,
 ) -> anyhow::Result<RunningService> {
+    spawn_adjusted::<S>(database_url, overrides, keys, |_| {}).await
+}
+
+/// Like [`spawn_trusting`], with `adjust` applied to the loaded settings before the build:
+/// for what code may set and configuration may not (a benchmark's baseline parts).
+pub async fn spawn_adjusted<S: Service>(
+    database_url: &str,
+    overrides: &[(&str, &str)],
+    keys: &std::sync::Arc<TestKeys>,
+    adjust: impl FnOnce(&mut careers_platform::Settings<S::Settings>),
+) -> anyhow::Result<RunningService> {
     let prefix = format!("CAREERS_{}", S::NAME.to_ascii_uppercase());
     let variable = |key: &str| format!("{prefix}__{}", key.replace('.', "__").to_ascii_uppercase());
     let mut environment: HashMap<String, String> = [
@@ -102,7 +113,7 @@ pub async fn spawn_trusting<S: Service>(
     for (key, value) in overrides {
         environment.insert(variable(key), (*value).to_owned());
     }
-    let settings = settings::load::<S::Settings>(
+    let mut settings = settings::load::<S::Settings>(
         S::NAME,
         Sources {
             defaults: S::DEFAULTS,
@@ -110,6 +121,7 @@ pub async fn spawn_trusting<S: Service>(
             environment,
         },
     )?;
+    adjust(&mut settings);
     let app = App::<S>::build(settings)
         .await
         .with_context(|| format!("building {}", S::NAME))?;
