@@ -241,23 +241,6 @@ pub(crate) struct TextBody {
     text: String,
 }
 
-pub(crate) async fn record_note(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(client_id): Path<String>,
-    bytes: Bytes,
-) -> Result<Response, Problem> {
-    let TextBody { text } = body(&bytes)?;
-    let answer = call(
-        &state,
-        &headers,
-        api::RecordNoteRequest { client_id, text },
-        |mut client, request| async move { client.record_note(request).await },
-    )
-    .await?;
-    Ok(json(StatusCode::CREATED, &answer.note))
-}
-
 pub(crate) async fn amend_note(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -280,154 +263,61 @@ pub(crate) async fn amend_note(
     Ok(json(StatusCode::CREATED, &answer.note))
 }
 
-pub(crate) async fn list_notes(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(client_id): Path<String>,
-) -> Result<Response, Problem> {
-    let answer = call(
-        &state,
-        &headers,
-        api::ListNotesRequest { client_id },
-        |mut client, request| async move { client.list_notes(request).await },
-    )
-    .await?;
-    Ok(json(StatusCode::OK, &answer))
+/// `GET /v1/clients/{id}/…`: the path's client into the request, the answer as JSON.
+macro_rules! read_of_client {
+    ($($name:ident: $request:ident => $method:ident;)*) => {$(
+        pub(crate) async fn $name(
+            State(state): State<ApiState>,
+            headers: HeaderMap,
+            Path(client_id): Path<String>,
+        ) -> Result<Response, Problem> {
+            let message = api::$request { client_id };
+            let answer = call(&state, &headers, message, |mut client, request| async move {
+                client.$method(request).await
+            })
+            .await?;
+            Ok(json(StatusCode::OK, &answer))
+        }
+    )*};
 }
 
-pub(crate) async fn record_interaction(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(client_id): Path<String>,
-    bytes: Bytes,
-) -> Result<Response, Problem> {
-    let message = api::RecordInteractionRequest {
-        client_id,
-        ..body(&bytes)?
-    };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.record_interaction(request).await },
-    )
-    .await?;
-    Ok(json(StatusCode::CREATED, &answer.interaction))
+read_of_client! {
+    list_notes: ListNotesRequest => list_notes;
+    list_interactions: ListInteractionsRequest => list_interactions;
+    list_consents: ListConsentsRequest => list_consents;
+    list_referrals: ListReferralsRequest => list_referrals;
+    export: ExportClientRequest => export_client;
+    client_gatsby: GetClientGatsbyRequest => get_client_gatsby;
 }
 
-pub(crate) async fn list_interactions(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(client_id): Path<String>,
-) -> Result<Response, Problem> {
-    let answer = call(
-        &state,
-        &headers,
-        api::ListInteractionsRequest { client_id },
-        |mut client, request| async move { client.list_interactions(request).await },
-    )
-    .await?;
-    Ok(json(StatusCode::OK, &answer))
+/// `POST /v1/clients/{id}/…`: the body as the request message with the path's client,
+/// 201 with what was recorded.
+macro_rules! record_for_client {
+    ($($name:ident: $request:ident => $method:ident . $field:ident;)*) => {$(
+        pub(crate) async fn $name(
+            State(state): State<ApiState>,
+            headers: HeaderMap,
+            Path(client_id): Path<String>,
+            bytes: Bytes,
+        ) -> Result<Response, Problem> {
+            let message = api::$request {
+                client_id,
+                ..body(&bytes)?
+            };
+            let answer = call(&state, &headers, message, |mut client, request| async move {
+                client.$method(request).await
+            })
+            .await?;
+            Ok(json(StatusCode::CREATED, &answer.$field))
+        }
+    )*};
 }
 
-pub(crate) async fn record_consent(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(client_id): Path<String>,
-    bytes: Bytes,
-) -> Result<Response, Problem> {
-    let message = api::RecordConsentRequest {
-        client_id,
-        ..body(&bytes)?
-    };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.record_consent(request).await },
-    )
-    .await?;
-    Ok(json(StatusCode::CREATED, &answer.consent))
-}
-
-pub(crate) async fn list_consents(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(client_id): Path<String>,
-) -> Result<Response, Problem> {
-    let answer = call(
-        &state,
-        &headers,
-        api::ListConsentsRequest { client_id },
-        |mut client, request| async move { client.list_consents(request).await },
-    )
-    .await?;
-    Ok(json(StatusCode::OK, &answer))
-}
-
-pub(crate) async fn request_referral(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(client_id): Path<String>,
-    bytes: Bytes,
-) -> Result<Response, Problem> {
-    let message = api::RequestReferralRequest {
-        client_id,
-        ..body(&bytes)?
-    };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.request_referral(request).await },
-    )
-    .await?;
-    Ok(json(StatusCode::CREATED, &answer.referral))
-}
-
-pub(crate) async fn list_referrals(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(client_id): Path<String>,
-) -> Result<Response, Problem> {
-    let answer = call(
-        &state,
-        &headers,
-        api::ListReferralsRequest { client_id },
-        |mut client, request| async move { client.list_referrals(request).await },
-    )
-    .await?;
-    Ok(json(StatusCode::OK, &answer))
-}
-
-pub(crate) async fn export(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(client_id): Path<String>,
-) -> Result<Response, Problem> {
-    let answer = call(
-        &state,
-        &headers,
-        api::ExportClientRequest { client_id },
-        |mut client, request| async move { client.export_client(request).await },
-    )
-    .await?;
-    Ok(json(StatusCode::OK, &answer))
-}
-
-pub(crate) async fn client_gatsby(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(client_id): Path<String>,
-) -> Result<Response, Problem> {
-    let answer = call(
-        &state,
-        &headers,
-        api::GetClientGatsbyRequest { client_id },
-        |mut client, request| async move { client.get_client_gatsby(request).await },
-    )
-    .await?;
-    Ok(json(StatusCode::OK, &answer))
+record_for_client! {
+    record_note: RecordNoteRequest => record_note.note;
+    record_interaction: RecordInteractionRequest => record_interaction.interaction;
+    record_consent: RecordConsentRequest => record_consent.consent;
+    request_referral: RequestReferralRequest => request_referral.referral;
 }
 
 #[derive(Debug, Deserialize)]
