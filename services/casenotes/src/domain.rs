@@ -445,6 +445,48 @@ pub fn check_actions(
     }
 }
 
+/// Destinations a client can reach.
+pub const OUTCOME_TYPES: [&str; 8] = [
+    "employment",
+    "apprenticeship",
+    "further_education",
+    "higher_education",
+    "training",
+    "volunteering",
+    "not_in_education_employment_or_training",
+    "other",
+];
+
+/// Checks an outcome: a real date, not in the future; a known type; a catalogue SOC code.
+pub fn check_outcome(
+    on: &str,
+    kind: &str,
+    soc_code: Option<&str>,
+    known: impl Fn(&str) -> bool,
+    today: NaiveDate,
+) -> Result<NaiveDate, Vec<(&'static str, String)>> {
+    let mut problems = Vec::new();
+    let parsed = date("date", on, &mut problems);
+    if let Some(parsed) = parsed
+        && parsed > today
+    {
+        problems.push(("date", "is in the future".to_owned()));
+    }
+    one_of("type", kind, &OUTCOME_TYPES, &mut problems);
+    if let Some(code) = soc_code
+        && !known(code)
+    {
+        problems.push((
+            "soc_code",
+            format!("{code:?} is not an occupation in the catalogue"),
+        ));
+    }
+    match parsed {
+        Some(parsed) if problems.is_empty() => Ok(parsed),
+        _ => Err(problems),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -642,6 +642,11 @@ impl Handlers {
                 store::plan(&self.db, client_id).await?,
                 &key,
             )?),
+            outcomes: store::outcomes(&self.db, client_id)
+                .await?
+                .into_iter()
+                .map(outcome_message)
+                .collect(),
             transfers: store::transfers_of_client(&self.db, client_id)
                 .await?
                 .into_iter()
@@ -791,6 +796,18 @@ fn plan_cell(client_id: &str) -> Cell<'_> {
         table: "action_plans",
         row: client_id,
         column: "actions",
+    }
+}
+
+fn outcome_message(row: store::OutcomeRow) -> api::Outcome {
+    api::Outcome {
+        id: row.id,
+        client_id: row.client_id,
+        date: row.date,
+        r#type: row.kind,
+        soc_code: row.soc_code,
+        recorded_by: row.recorded_by,
+        recorded_at: instant(row.recorded_at),
     }
 }
 
@@ -1378,6 +1395,70 @@ impl CasenotesService for Handlers {
         Ok(Response::new(api::PutActionPlanResponse {
             plan: Some(plan),
         }))
+    }
+
+    async fn record_outcome(
+        &self,
+        request: Request<api::RecordOutcomeRequest>,
+    ) -> Answer<api::RecordOutcomeResponse> {
+        let actor = self.actor(&request).await?;
+        let request = request.into_inner();
+        let codes: Vec<String> = request.soc_code.iter().cloned().collect();
+        let known = store::known_occupations(&self.db, &codes)
+            .await
+            .map_err(CasenotesError::from)?;
+        let now = Utc::now();
+        let date = domain::check_outcome(
+            &request.date,
+            &request.r#type,
+            request.soc_code.as_deref(),
+            |code| known.contains(code),
+            now.date_naive(),
+        )
+        .map_err(CasenotesError::Invalid)?;
+        let (row, _) = self.open(&actor, &request.client_id).await?;
+        let outcome = store::OutcomeRow {
+            id: new_id(),
+            client_id: row.id.clone(),
+            date: date.to_string(),
+            kind: request.r#type,
+            soc_code: request.soc_code,
+            recorded_by: actor.sub.clone(),
+            recorded_at: micros(now),
+        };
+        let txn = careers_eventbus::begin_write(&self.db)
+            .await
+            .map_err(CasenotesError::from)?;
+        store::insert_outcome(&txn, &outcome)
+            .await
+            .map_err(CasenotesError::from)?;
+        store::touch(&txn, &row.id, &outcome.date)
+            .await
+            .map_err(CasenotesError::from)?;
+        txn.commit().await.map_err(CasenotesError::from)?;
+        self.audit(&actor, "outcome.create", "guidance", &[&row.id])
+            .await?;
+        Ok(Response::new(api::RecordOutcomeResponse {
+            outcome: Some(outcome_message(outcome)),
+        }))
+    }
+
+    async fn list_outcomes(
+        &self,
+        request: Request<api::ListOutcomesRequest>,
+    ) -> Answer<api::ListOutcomesResponse> {
+        let actor = self.actor(&request).await?;
+        let client_id = &request.get_ref().client_id;
+        self.open(&actor, client_id).await?;
+        let items = store::outcomes(&self.db, client_id)
+            .await
+            .map_err(CasenotesError::from)?
+            .into_iter()
+            .map(outcome_message)
+            .collect();
+        self.audit(&actor, "outcome.list", "guidance", &[client_id])
+            .await?;
+        Ok(Response::new(api::ListOutcomesResponse { items }))
     }
 
     async fn accept_transfer(

@@ -964,6 +964,64 @@ pub async fn clear_occupations(connection: &impl ConnectionTrait) -> Result<(), 
         .map(|_| ())
 }
 
+/// An outcome: codes and a date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeRow {
+    pub id: String,
+    pub client_id: String,
+    pub date: String,
+    pub kind: String,
+    pub soc_code: Option<String>,
+    pub recorded_by: String,
+    pub recorded_at: i64,
+}
+
+pub async fn insert_outcome(
+    connection: &impl ConnectionTrait,
+    outcome: &OutcomeRow,
+) -> Result<(), DbErr> {
+    execute(
+        connection,
+        "INSERT INTO outcomes (id, client_id, date, kind, soc_code, recorded_by, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        vec![
+            outcome.id.clone().into(),
+            outcome.client_id.clone().into(),
+            outcome.date.clone().into(),
+            outcome.kind.clone().into(),
+            outcome.soc_code.clone().into(),
+            outcome.recorded_by.clone().into(),
+            outcome.recorded_at.into(),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn outcomes(
+    connection: &impl ConnectionTrait,
+    client_id: &str,
+) -> Result<Vec<OutcomeRow>, DbErr> {
+    all(
+        connection,
+        "SELECT id, client_id, date, kind, soc_code, recorded_by, recorded_at FROM outcomes \
+         WHERE client_id = $1 ORDER BY date, id",
+        vec![client_id.into()],
+        |row| {
+            Ok(OutcomeRow {
+                id: row.try_get_by_index(0)?,
+                client_id: row.try_get_by_index(1)?,
+                date: row.try_get_by_index(2)?,
+                kind: row.try_get_by_index(3)?,
+                soc_code: row.try_get_by_index(4)?,
+                recorded_by: row.try_get_by_index(5)?,
+                recorded_at: row.try_get_by_index(6)?,
+            })
+        },
+    )
+    .await
+}
+
 /// The client record tables.
 #[derive(Debug)]
 pub struct CreateClientRecords;
@@ -1043,8 +1101,8 @@ impl MigrationTrait for CreateClientRecords {
     }
 }
 
-/// Action plans, and casenotes' projection of the catalogue their SOC codes are checked
-/// against.
+/// Action plans and outcomes, and casenotes' projection of the catalogue their SOC codes
+/// are checked against.
 #[derive(Debug)]
 pub struct CreateActionPlans;
 
@@ -1072,6 +1130,11 @@ impl MigrationTrait for CreateActionPlans {
             "CREATE TABLE IF NOT EXISTS known_occupations (soc_code TEXT PRIMARY KEY, \
              version BIGINT NOT NULL)"
                 .to_owned(),
+            "CREATE TABLE IF NOT EXISTS outcomes (id TEXT PRIMARY KEY, client_id TEXT NOT NULL, \
+             date TEXT NOT NULL, kind TEXT NOT NULL, soc_code TEXT, recorded_by TEXT NOT NULL, \
+             recorded_at BIGINT NOT NULL)"
+                .to_owned(),
+            "CREATE INDEX IF NOT EXISTS outcomes_by_client ON outcomes (client_id)".to_owned(),
         ] {
             db.execute_unprepared(&sql).await?;
         }

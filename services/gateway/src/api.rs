@@ -110,6 +110,10 @@ pub fn routes(state: ApiState) -> Router {
             "/v1/clients/{id}/action-plan",
             get(clients::action_plan).put(clients::put_action_plan),
         )
+        .route(
+            "/v1/clients/{id}/outcomes",
+            get(clients::list_outcomes).post(clients::record_outcome),
+        )
         .route("/v1/clients/{id}/export", get(clients::export))
         .route("/v1/clients/{id}/gatsby", get(clients::client_gatsby))
         .route(

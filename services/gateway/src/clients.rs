@@ -288,6 +288,7 @@ read_of_client! {
     list_referrals: ListReferralsRequest => list_referrals;
     export: ExportClientRequest => export_client;
     client_gatsby: GetClientGatsbyRequest => get_client_gatsby;
+    list_outcomes: ListOutcomesRequest => list_outcomes;
 }
 
 /// `POST /v1/clients/{id}/…`: the body as the request message with the path's client,
@@ -318,6 +319,7 @@ record_for_client! {
     record_interaction: RecordInteractionRequest => record_interaction.interaction;
     record_consent: RecordConsentRequest => record_consent.consent;
     request_referral: RequestReferralRequest => request_referral.referral;
+    record_outcome: RecordOutcomeRequest => record_outcome.outcome;
 }
 
 #[derive(Debug, Deserialize)]

@@ -295,6 +295,29 @@ async fn case_notes_over_http() -> anyhow::Result<()> {
         (200, &json!(1))
     );
 
+    let outcome = json!({"date": "2025-09-01", "type": "further_education"});
+    let (status, recorded, _) = gateway
+        .send(
+            &adviser,
+            "POST",
+            &format!("{client}/outcomes"),
+            Some(outcome),
+            &[],
+        )
+        .await?;
+    assert_eq!(
+        (status, recorded["type"].as_str()),
+        (201, Some("further_education")),
+        "{recorded}"
+    );
+    let (status, outcomes, _) = gateway
+        .send(&adviser, "GET", &format!("{client}/outcomes"), None, &[])
+        .await?;
+    assert_eq!(
+        (status, outcomes["items"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+
     // The action plan: empty at first; SOC codes must be in the catalogue (none here).
     let (status, plan, etag) = gateway
         .send(&adviser, "GET", &format!("{client}/action-plan"), None, &[])

@@ -154,6 +154,30 @@ async fn every_client_operation(
             ),
         ),
         (
+            "outcome",
+            failure(
+                client
+                    .record_outcome(s.adviser(
+                        org,
+                        api::RecordOutcomeRequest {
+                            client_id: id(),
+                            date: "2025-09-01".into(),
+                            r#type: "apprenticeship".into(),
+                            soc_code: None,
+                        },
+                    )?)
+                    .await,
+            ),
+        ),
+        (
+            "outcomes",
+            failure(
+                client
+                    .list_outcomes(s.adviser(org, api::ListOutcomesRequest { client_id: id() })?)
+                    .await,
+            ),
+        ),
+        (
             "plan",
             failure(
                 client

@@ -62,24 +62,7 @@ async fn a_completed_engagement_becomes_an_encounter_for_the_client_and_the_scho
         .ok_or_else(|| anyhow::anyhow!("no referral"))?;
 
     // The ambassadors side: its own store and outbox, published by its relay.
-    let producer = TestSqlite::new()?;
-    let producer_db = Database::connect(producer.url.as_str()).await?;
-    careers_eventbus::testing::Migrator::up(&producer_db, None).await?;
-    let stop = CancellationToken::new();
-    let bus = Eventbus::for_service(
-        "ambassadors",
-        producer_db.clone(),
-        catalogue::AMBASSADORS,
-        &EventSettings {
-            nats: NatsSettings {
-                url: nats_url.clone(),
-                ..NatsSettings::default()
-            },
-            ..EventSettings::default()
-        },
-        stop.clone(),
-    )
-    .await?;
+    let ambassadors = Producer::start(&nats_url, "ambassadors", catalogue::AMBASSADORS).await?;
     let completed_on = Utc::now().date_naive().to_string();
     let event = EngagementCompleted {
         engagement_id: "eng-1".into(),
@@ -90,13 +73,10 @@ async fn a_completed_engagement_becomes_an_encounter_for_the_client_and_the_scho
         client_id: String::new(),
         activity_type: "workplace_visit".into(),
     };
-    // Twice, as a duplicate delivery would: counted once.
+    // Twice, as a producer that retried would send it (two event ids): counted once.
     for _ in 0..2 {
-        let txn = careers_eventbus::begin_write(&producer_db).await?;
-        careers_eventbus::enqueue(&txn, "eng-1", 1, &event).await?;
-        txn.commit().await?;
+        ambassadors.publish("eng-1", 1, &event).await?;
     }
-    bus.waker().wake();
 
     let gatsby = |service: &Service| {
         service.adviser(
@@ -187,7 +167,113 @@ async fn a_completed_engagement_becomes_an_encounter_for_the_client_and_the_scho
         .map(|count| (count.benchmark, count.encounters))
         .collect();
     assert_eq!(counts, [(5, 0), (6, 1), (8, 1)]);
-    stop.cancel();
+    ambassadors.stop.cancel();
+    service.stop().await
+}
+
+/// Another service's store, outbox and relay on the test's nats-server.
+struct Producer {
+    db: sea_orm::DatabaseConnection,
+    bus: Eventbus,
+    stop: CancellationToken,
+    _store: TestSqlite,
+}
+
+impl Producer {
+    async fn start(
+        nats_url: &str,
+        service: &str,
+        stream: catalogue::StreamName,
+    ) -> anyhow::Result<Self> {
+        let store = TestSqlite::new()?;
+        let db = Database::connect(store.url.as_str()).await?;
+        careers_eventbus::testing::Migrator::up(&db, None).await?;
+        let stop = CancellationToken::new();
+        let bus = Eventbus::for_service(
+            service,
+            db.clone(),
+            stream,
+            &EventSettings {
+                nats: NatsSettings {
+                    url: nats_url.to_owned(),
+                    ..NatsSettings::default()
+                },
+                ..EventSettings::default()
+            },
+            stop.clone(),
+        )
+        .await?;
+        Ok(Self {
+            db,
+            bus,
+            stop,
+            _store: store,
+        })
+    }
+
+    /// Commits `event` to the outbox and wakes the relay.
+    async fn publish<E: careers_eventbus::Event>(
+        &self,
+        key: &str,
+        version: i64,
+        event: &E,
+    ) -> anyhow::Result<()> {
+        let txn = careers_eventbus::begin_write(&self.db).await?;
+        careers_eventbus::enqueue(&txn, key, version, event).await?;
+        txn.commit().await?;
+        self.bus.waker().wake();
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_catalogue_projection_follows_occupation_upserted() -> anyhow::Result<()> {
+    let nats = NatsServer::start()?;
+    let nats_url = nats.url();
+    let stores = Stores::sqlite()?;
+    let secrets = Secrets::new()?;
+    let mut service =
+        Service::start_with(&stores, &secrets, &[("nats.url", nats_url.as_str())]).await?;
+    let org = "org-plans";
+    let client_id = service.create_client(org, "Plan Maker").await?;
+    let plan = |service: &Service| {
+        service.adviser(
+            org,
+            api::PutActionPlanRequest {
+                client_id: client_id.clone(),
+                actions: vec![api::Action {
+                    goal: "Meet a software developer".into(),
+                    due_date: "2027-01-15".into(),
+                    status: "not_started".into(),
+                    soc_codes: vec!["2134".into()],
+                }],
+                expected_version: 0,
+            },
+        )
+    };
+    // Not in the catalogue yet.
+    let refused = service.client.put_action_plan(plan(&service)?).await;
+    assert_eq!(crate::failure(refused).0, tonic::Code::InvalidArgument);
+    let occupations = Producer::start(&nats_url, "occupations", catalogue::OCCUPATIONS).await?;
+    let upserted = careers_proto::careers::occupations::events::v1::OccupationUpserted {
+        soc_code: "2134".into(),
+        version: 1,
+        title: "Programmers and software development professionals".into(),
+        ..Default::default()
+    };
+    occupations.publish("2134", 1, &upserted).await?;
+    let client = service.client.clone();
+    eventually(
+        Duration::from_secs(20),
+        "the SOC code reaches casenotes",
+        || {
+            let request = plan(&service);
+            let mut client = client.clone();
+            async move { Ok(client.put_action_plan(request?).await.is_ok()) }
+        },
+    )
+    .await?;
+    occupations.stop.cancel();
     service.stop().await
 }
 

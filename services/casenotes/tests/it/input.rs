@@ -482,8 +482,42 @@ async fn bad_input(stores: Stores) -> anyhow::Result<()> {
         );
     }
 
+    let outcomes = [
+        ("future", tomorrow.as_str(), "employment", None),
+        ("type", "2025-07-01", "retired", None),
+        ("unknown soc", "2025-07-01", "employment", Some("9999")),
+        ("malformed soc", "2025-07-01", "employment", Some("21")),
+    ];
+    for (case, date, kind, soc_code) in outcomes {
+        let request = service.adviser(
+            org,
+            api::RecordOutcomeRequest {
+                client_id: client_id.clone(),
+                date: date.into(),
+                r#type: kind.into(),
+                soc_code: soc_code.map(str::to_owned),
+            },
+        )?;
+        assert_eq!(
+            failure(service.client.record_outcome(request).await),
+            invalid,
+            "{case}"
+        );
+    }
+
     assert_eq!(rows().await?, before, "a refused request wrote something");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM action_plans").await?, 0);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM outcomes").await?, 0);
+    let outcome = service.adviser(
+        org,
+        api::RecordOutcomeRequest {
+            client_id: client_id.clone(),
+            date: "2025-07-01".into(),
+            r#type: "apprenticeship".into(),
+            soc_code: Some("2122".into()),
+        },
+    )?;
+    service.client.record_outcome(outcome).await?;
 
     let mut client = service.client.clone();
     let put = |expected_version: i64| {
