@@ -232,6 +232,11 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
     assert!(printed.contains(r#""rule":"soc_code_known""#), "{printed}");
     // The second call shows the figure on the occupation (the first answered 201 moments before).
     assert!(printed.contains(r#""value":54669.0"#), "{printed}");
+    // The adviser's note, sealed in the store, read back as written.
+    assert!(
+        printed.contains(r#""text":"Interested in electrical engineering apprenticeships.""#),
+        "{printed}"
+    );
 
     let pid = stack.id().ok_or_else(|| anyhow::anyhow!("no pid"))?;
     Command::new("kill")

@@ -368,17 +368,29 @@ async fn access_is_scoped(stores: Stores) -> anyhow::Result<()> {
         // Everything answers, the supervisor's erase (last) included.
         assert_eq!(outcome.0, Code::Ok, "org-a {operation}: {outcome:?}");
     }
-    // Erased: gone for its own organisation too.
-    let after = service
-        .client
-        .get_client(service.adviser(
-            "org-a",
-            api::GetClientRequest {
-                client_id: client_id.clone(),
-            },
-        )?)
-        .await;
-    assert_eq!(failure(after), (Code::NotFound, "not_found".into()));
+    // Erased: every operation is NOT_FOUND for its own organisation too.
+    for (operation, outcome) in
+        every_client_operation(&mut service, "org-a", &client_id, &note.id).await?
+    {
+        assert_eq!(
+            outcome,
+            (Code::NotFound, "not_found".into()),
+            "after erasure {operation}"
+        );
+    }
+
+    // The organisations and advisers were recorded the first time a token named them.
+    let db = sea_orm::Database::connect(stores.main.as_str()).await?;
+    let count = |sql: &'static str| careers_eventbus::testing::count(&db, sql);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM organisations WHERE org IN ('org-a', 'org-b')").await?,
+        2
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM advisers WHERE sub = 'adviser@org-b' AND org = 'org-b'")
+            .await?,
+        1
+    );
 
     // Transfers: the receiving supervisor accepts; the client then belongs to org-b only.
     let moving = service.create_client("org-a", "Ben Ode").await?;
