@@ -19,12 +19,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out_dir.join("careers_descriptor.bin"), fds.encode_to_vec())?;
 
-    // The casenotes API is strings, lists and messages only, so its JSON over the gateway
-    // is the messages themselves: field names as in the proto, absent fields defaulted,
-    // unknown ones refused.
+    // The casenotes and ambassadors APIs are scalars, lists and messages only (no enums,
+    // no oneofs), so their JSON over the gateway is the messages themselves: field names as
+    // in the proto, absent fields defaulted, unknown ones refused.
     tonic_prost_build::configure()
         .message_attribute(
             ".careers.casenotes.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default, deny_unknown_fields)]",
+        )
+        .message_attribute(
+            ".careers.ambassadors.v1",
             "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default, deny_unknown_fields)]",
         )
         .include_file("careers.rs")

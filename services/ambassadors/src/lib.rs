@@ -1,20 +1,43 @@
-//! The ambassadors service: the STEM Ambassador register, requests and matching.
+//! The ambassadors service: the STEM Ambassador register, activity requests and matching.
 //!
-//! Its gRPC operations arrive with their issues; today it runs on the shared platform,
-//! migrates its store (the event backbone's outbox and inbox), runs the relay of its
-//! outbox to its stream and answers health and reflection.
+//! - [`grpc`]: the `careers.ambassadors.v1.AmbassadorsService` handlers and their roles.
+//! - [`domain`]: what a valid ambassador and request are; rows to messages and to the
+//!   matcher's inputs.
+//! - [`matching`]: the hard rules, the score, the optimal assignment (a minimum-cost
+//!   flow), the diversity pass and the greedy baseline, as a pure module.
+//! - [`runs`]: a matching run under the matching lock, writing proposed engagements.
+//! - [`store`]: the register, requests, runs, engagements, the catalogue projection.
+//! - [`events`]: the catalogue's unit groups from `OccupationUpserted`.
+//! - [`geo`]: postcode district centroids and schools from the real files in `seeds/`.
+//! - [`synthetic`]: the seeded synthetic register (seeds and `make bench`).
 
-use careers_eventbus::{Eventbus, catalogue, settings::EventSettings};
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod geo;
+pub mod grpc;
+pub mod matching;
+pub mod runs;
+pub mod seed;
+pub mod settings;
+pub mod store;
+pub mod synthetic;
+
+use std::{path::Path, sync::Arc};
+
+use careers_eventbus::{Eventbus, catalogue};
 use careers_platform::{AppError, Context, Service};
+use careers_proto::careers::ambassadors::v1::ambassadors_service_server::AmbassadorsServiceServer;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::DatabaseConnection;
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 use tonic::service::Routes;
+
+pub use settings::AmbassadorsSettings;
 
 /// The ambassadors service, as the platform runs it.
 #[derive(Debug)]
 pub struct Ambassadors;
-
-/// Settings of the ambassadors service beyond the platform's sections.
-pub type AmbassadorsSettings = EventSettings;
 
 /// The ambassadors store's schema.
 #[derive(Debug)]
@@ -22,8 +45,24 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        careers_eventbus::migration::migrations()
+        let mut migrations = careers_eventbus::migration::migrations();
+        migrations.push(Box::new(store::CreateRegister));
+        migrations
     }
+}
+
+pub(crate) fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+pub(crate) fn rfc3339(micros: i64) -> String {
+    DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn service_error(error: impl std::fmt::Display) -> AppError {
+    AppError::Service(error.to_string())
 }
 
 impl Service for Ambassadors {
@@ -35,18 +74,38 @@ impl Service for Ambassadors {
     type Migrator = Migrator;
 
     async fn routes(context: &Context<Self::Settings>) -> Result<Routes, AppError> {
-        // The relay runs for as long as the service; no consumers yet, so nothing to
-        // catch up with.
-        Eventbus::for_service(
+        let settings = &context.settings.service;
+        let places = geo::Places::load(&settings.places.dir).map_err(service_error)?;
+        let mut bus = Eventbus::for_service(
             Self::NAME,
             context.db.clone(),
             catalogue::AMBASSADORS,
-            &context.settings.service,
+            &settings.events(),
             context.stop.clone(),
         )
         .await
-        .map_err(|error| AppError::Service(error.to_string()))?;
-        context.readiness.set_caught_up().await;
-        Ok(Routes::builder().routes())
+        .map_err(service_error)?;
+        bus.consume(events::occupations_consumer(), events::KnownOccupations);
+        let handlers = grpc::Handlers {
+            db: context.db.clone(),
+            places: Arc::new(places),
+            cursors: context.cursors.clone(),
+            waker: bus.waker(),
+            matching: matching::Options {
+                diversity_budget: settings.matching.diversity_budget,
+            },
+        };
+        let timeout = context.settings.platform.readiness.catch_up_timeout;
+        context
+            .readiness
+            .set_caught_up_when(async move { bus.caught_up(timeout).await });
+        Ok(Routes::new(AmbassadorsServiceServer::with_interceptor(
+            handlers,
+            context.identity.interceptor(),
+        )))
+    }
+
+    async fn seed(db: &DatabaseConnection, dir: &Path) -> Result<String, AppError> {
+        seed::seed(db, dir).await.map_err(AppError::Service)
     }
 }

@@ -156,8 +156,9 @@ pub async fn run(data: &Path, nats_server: &Path, ports: &Ports) -> anyhow::Resu
         .with_context(|| format!("starting {}", nats_server.display()))?;
     children.push(("nats-server", nats));
 
-    // Seeds first, so the services start with them: the catalogue, the SSC registry.
-    for service in ["occupations", "lmi"] {
+    // Seeds first, so the services start with them: the catalogue, the SSC registry, the
+    // synthetic ambassador register.
+    for service in ["occupations", "lmi", "ambassadors"] {
         let seeded = service_command(&binaries, service, data, ports)
             .args(["seed", "--dir", "seeds"])
             .stdout(Stdio::piped())

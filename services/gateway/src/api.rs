@@ -52,6 +52,7 @@ pub struct ApiState {
     pub occupations: Channel,
     pub lmi: Channel,
     pub casenotes: Channel,
+    pub ambassadors: Channel,
     /// `submissions.max_json_bytes`.
     pub max_json_bytes: usize,
 }
@@ -125,6 +126,24 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/schools/{urn}/gatsby", get(clients::school_gatsby))
         .route("/v1/audit", get(clients::audit))
         .route("/v1/audit/verify", post(clients::verify_audit))
+        .route(
+            "/v1/ambassadors",
+            get(crate::register::list).post(crate::register::register),
+        )
+        .route(
+            "/v1/ambassadors/{id}",
+            get(crate::register::get_one).delete(crate::register::erase),
+        )
+        .route(
+            "/v1/activity-requests",
+            get(crate::register::list_requests).post(crate::register::create_request),
+        )
+        .route(
+            "/v1/activity-requests/{id}",
+            get(crate::register::get_request),
+        )
+        .route("/v1/matching/runs", post(crate::register::start_run))
+        .route("/v1/matching/runs/{id}", get(crate::register::get_run))
         .route("/v1/lmi/submissions/{id}", get(submission_by_id))
         .route("/v1/lmi/submissions/{id}/delta", get(submission_delta))
         // The body is read by the handler: JSON capped, CSV streamed without a cap.

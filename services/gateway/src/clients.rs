@@ -5,7 +5,6 @@
 use std::future::Future;
 
 use axum::{
-    Json,
     body::Bytes,
     extract::{Path, Query, State, rejection::QueryRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
@@ -14,13 +13,14 @@ use axum::{
 use careers_proto::careers::casenotes::v1::{
     self as api, casenotes_service_client::CasenotesServiceClient,
 };
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::Deserialize;
 use serde_json::Value;
 use tonic::transport::Channel;
 
 use crate::{
-    api::{ApiState, Problem, authenticate, upstream_request},
+    api::{ApiState, Problem, authenticate},
     listings::{PageQuery, query},
+    upstream::{self, body, json},
 };
 
 type Client = CasenotesServiceClient<Channel>;
@@ -35,36 +35,8 @@ async fn call<Req, Resp, Fut>(
 where
     Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
 {
-    let caller = authenticate(state, headers)?;
-    let request = upstream_request(state, &caller, message)?;
-    Ok(method(
-        CasenotesServiceClient::new(state.casenotes.clone()),
-        request,
-    )
-    .await?
-    .into_inner())
-}
-
-/// The body as the request message; a 400 naming the problem otherwise.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
-    serde_json::from_slice(bytes).map_err(|error| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body is not the expected JSON object: {error}"),
-        )
-    })
-}
-
-fn json<T: Serialize>(status: StatusCode, message: &T) -> Response {
-    let mut value = serde_json::to_value(message).unwrap_or(Value::Null);
-    // An empty cursor means the last page: `null`, as every listing says it.
-    if let Some(cursor) = value.get_mut("next_cursor")
-        && cursor.as_str() == Some("")
-    {
-        *cursor = Value::Null;
-    }
-    (status, Json(value)).into_response()
+    let client = CasenotesServiceClient::new(state.casenotes.clone());
+    upstream::call(state, headers, client, message, method).await
 }
 
 fn client_response(status: StatusCode, client: Option<api::Client>) -> Response {

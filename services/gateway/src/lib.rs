@@ -12,8 +12,10 @@ pub mod api;
 mod catalogue;
 mod clients;
 mod listings;
+mod register;
 mod registry;
 mod search;
+mod upstream;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -249,9 +251,12 @@ impl App {
                 .find(|upstream| upstream.name == name)
                 .map(|upstream| upstream.channel.clone())
         };
-        let (Some(occupations), Some(lmi), Some(casenotes)) =
-            (channel("occupations"), channel("lmi"), channel("casenotes"))
-        else {
+        let (Some(occupations), Some(lmi), Some(casenotes), Some(ambassadors)) = (
+            channel("occupations"),
+            channel("lmi"),
+            channel("casenotes"),
+            channel("ambassadors"),
+        ) else {
             return Err(GatewayError::Serve("upstreams missing".into()));
         };
         let api = api::ApiState {
@@ -260,6 +265,7 @@ impl App {
             occupations,
             lmi,
             casenotes,
+            ambassadors,
             max_json_bytes: settings.submissions.max_json_bytes,
         };
         Ok(Self {

@@ -28,6 +28,14 @@ pub fn invalid_fields(message: impl Into<String>, fields: &[(&str, String)]) -> 
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
+/// INVALID_ARGUMENT with a code of its own (`dbs_expired`), the field still named.
+pub fn invalid_field(reason: &str, field: &str, message: impl Into<String>) -> Status {
+    let message = message.into();
+    let mut details = ErrorDetails::with_error_info(reason, DOMAIN, HashMap::new());
+    details.add_bad_request_violation(field, message.clone());
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
 /// INTERNAL without detail; the cause is logged once here and never sent.
 pub fn internal(cause: &dyn std::fmt::Display) -> Status {
     tracing::error!(error = %cause, "internal error");

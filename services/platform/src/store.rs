@@ -158,3 +158,44 @@ mod tests {
         );
     }
 }
+
+/// Raw SQL with `$n` placeholders (sea-orm rewrites them for SQLite), for stores whose
+/// queries are clearer written out than built.
+pub mod sql {
+    use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
+
+    pub fn statement(
+        connection: &impl ConnectionTrait,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Statement {
+        Statement::from_sql_and_values(connection.get_database_backend(), sql, values)
+    }
+
+    /// Runs a statement; the rows it affected.
+    pub async fn execute(
+        connection: &impl ConnectionTrait,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<u64, DbErr> {
+        Ok(connection
+            .execute_raw(statement(connection, sql, values))
+            .await?
+            .rows_affected())
+    }
+
+    /// Runs a query and reads every row with `row`.
+    pub async fn all<T>(
+        connection: &impl ConnectionTrait,
+        sql: &str,
+        values: Vec<Value>,
+        row: impl Fn(&QueryResult) -> Result<T, DbErr>,
+    ) -> Result<Vec<T>, DbErr> {
+        connection
+            .query_all_raw(statement(connection, sql, values))
+            .await?
+            .iter()
+            .map(row)
+            .collect()
+    }
+}

@@ -10,12 +10,14 @@
 //! - `search`: occupation search beside PostgreSQL full-text search, in [`search`].
 //! - `casenotes`: note writes and reads with encryption and audit beside both off, in
 //!   [`casenotes`].
+//! - `matching`: the optimal ambassador matcher beside the greedy baseline, in [`matching`].
 //!
 //! `BENCH_SECONDS` shortens the timed runs (default 60).
 
 mod casenotes;
 mod flow;
 mod ingest;
+mod matching;
 mod recorder;
 mod search;
 
@@ -56,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|value| value.parse().ok())
         .unwrap_or(60);
     let samples = recorder::install();
-    const BENCHES: [&str; 7] = [
+    const BENCHES: [&str; 8] = [
         "propagation",
         "outbox",
         "first_flow",
@@ -64,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         "ingest",
         "search",
         "casenotes",
+        "matching",
     ];
     if let Some(name) = &only
         && !BENCHES.contains(&name.as_str())
@@ -82,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
             "ingest" => ingest::ingest().await?,
             "search" => search::search(seconds).await?,
             "casenotes" => casenotes::casenotes(seconds).await?,
+            "matching" => matching::matching()?,
             _ => {}
         }
     }

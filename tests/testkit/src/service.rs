@@ -105,6 +105,13 @@ pub async fn spawn_adjusted<S: Service>(
         keys.jwks_path.display().to_string(),
     );
     let signer = keys.signer.clone();
+    if S::NAME == "ambassadors" {
+        // Its places (postcode districts, schools) are read from the repository's seeds.
+        environment.insert(
+            variable("places.dir"),
+            crate::repository_root().join("seeds").display().to_string(),
+        );
+    }
     let secrets = if S::NAME == "casenotes" {
         Some(casenotes_secrets(&mut environment, &variable)?)
     } else {

@@ -1,0 +1,698 @@
+//! The register's rules: what a valid ambassador and a valid activity request are, and
+//! how stored rows become the API's messages and the matcher's inputs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use careers_proto::careers::ambassadors::v1 as api;
+use chrono::{Datelike, Months, NaiveDate};
+
+use crate::{
+    error::AmbassadorsError,
+    geo::{Places, Point},
+    matching,
+    store::{AmbassadorRow, RequestRow},
+};
+
+/// Subjects requests ask for and ambassadors offer.
+pub const SUBJECTS: [&str; 8] = [
+    "maths",
+    "physics",
+    "chemistry",
+    "biology",
+    "computing",
+    "design_technology",
+    "engineering",
+    "careers",
+];
+
+/// Activity types; the same words casenotes' referrals carry.
+pub const ACTIVITY_TYPES: [&str; 6] = [
+    "talk",
+    "workshop",
+    "careers_fair",
+    "mentoring",
+    "workplace_visit",
+    "mock_interview",
+];
+
+const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// STEM disciplines a request may prefer (or a SOC 2020 sub-major group code).
+const DISCIPLINES: [&str; 5] = [
+    "science",
+    "engineering",
+    "technology",
+    "mathematics",
+    "health",
+];
+
+/// A DBS check counts for three years.
+const DBS_VALID_MONTHS: u32 = 36;
+
+/// The longest window a request may give.
+const MAX_WINDOW_DAYS: i64 = 366;
+
+fn date(
+    field: &'static str,
+    value: &str,
+    problems: &mut Vec<(&'static str, String)>,
+) -> Option<NaiveDate> {
+    match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        Ok(date) => Some(date),
+        Err(_) => {
+            problems.push((field, format!("{value:?} is not a date (YYYY-MM-DD)")));
+            None
+        }
+    }
+}
+
+fn words(
+    field: &'static str,
+    values: &[String],
+    vocabulary: &[&str],
+    required: bool,
+    problems: &mut Vec<(&'static str, String)>,
+) -> BTreeSet<String> {
+    if required && values.is_empty() {
+        problems.push((
+            field,
+            format!("give at least one of: {}", vocabulary.join(", ")),
+        ));
+    }
+    for value in values {
+        if !vocabulary.contains(&value.as_str()) {
+            problems.push((
+                field,
+                format!("{value:?} is not one of: {}", vocabulary.join(", ")),
+            ));
+        }
+    }
+    values.iter().cloned().collect()
+}
+
+fn text(field: &'static str, value: &str, max: usize, problems: &mut Vec<(&'static str, String)>) {
+    if value.trim().is_empty() {
+        problems.push((field, "must not be empty".to_owned()));
+    } else if value.chars().count() > max {
+        problems.push((field, format!("at most {max} characters")));
+    }
+}
+
+fn free_list(field: &'static str, values: &[String], problems: &mut Vec<(&'static str, String)>) {
+    if values.len() > 20 {
+        problems.push((field, "at most 20 entries".to_owned()));
+    }
+    for value in values {
+        text(field, value, 100, problems);
+    }
+}
+
+fn soc_code_is_well_formed(code: &str) -> bool {
+    code.len() == 4 && code.bytes().all(|byte| byte.is_ascii_digit()) && !code.starts_with('0')
+}
+
+fn json(values: &impl serde::Serialize) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Checks a registration against the register's rules and the places and catalogue it
+/// names; `today` decides whether the DBS check is still valid.
+pub fn new_ambassador(
+    message: &api::RegisterAmbassadorRequest,
+    places: &Places,
+    known_occupation: bool,
+    today: NaiveDate,
+    id: String,
+    created_at: i64,
+) -> Result<AmbassadorRow, AmbassadorsError> {
+    let mut problems = Vec::new();
+    text("name", &message.name, 200, &mut problems);
+    text("employer", &message.employer, 200, &mut problems);
+    if !soc_code_is_well_formed(&message.soc_code) {
+        problems.push((
+            "soc_code",
+            format!(
+                "{:?} is not a SOC 2020 unit group code (four digits)",
+                message.soc_code
+            ),
+        ));
+    }
+    words(
+        "subjects",
+        &message.subjects,
+        &SUBJECTS,
+        true,
+        &mut problems,
+    );
+    free_list("expertise", &message.expertise, &mut problems);
+    free_list("training", &message.training, &mut problems);
+    if !(1.0..=200.0).contains(&message.travel_radius_km) {
+        problems.push(("travel_radius_km", "from 1 to 200 km".to_owned()));
+    }
+    if !(1..=20).contains(&message.monthly_capacity) {
+        problems.push((
+            "monthly_capacity",
+            "from 1 to 20 engagements a month".to_owned(),
+        ));
+    }
+    let availability = message.availability.clone().unwrap_or_default();
+    words(
+        "availability.weekdays",
+        &availability.weekdays,
+        &WEEKDAYS,
+        true,
+        &mut problems,
+    );
+    if availability.ranges.is_empty() {
+        problems.push((
+            "availability.ranges",
+            "give at least one date range".to_owned(),
+        ));
+    }
+    let mut empty_range = false;
+    for range in &availability.ranges {
+        let from = date("availability.ranges", &range.from, &mut problems);
+        let to = date("availability.ranges", &range.to, &mut problems);
+        if let (Some(from), Some(to)) = (from, to) {
+            empty_range |= to < from;
+        }
+    }
+    let checked_on = date("dbs_checked_on", &message.dbs_checked_on, &mut problems);
+    if checked_on.is_some_and(|checked| checked > today) {
+        problems.push(("dbs_checked_on", "is in the future".to_owned()));
+    }
+    if !problems.is_empty() {
+        return Err(AmbassadorsError::Invalid(problems));
+    }
+    if empty_range {
+        return Err(AmbassadorsError::Rejected {
+            code: "empty_window",
+            field: "availability.ranges",
+            message: "a range ends before it starts".to_owned(),
+        });
+    }
+    let Some(district) = places.district(&message.postcode_district) else {
+        return Err(AmbassadorsError::Rejected {
+            code: "unknown_postcode_district",
+            field: "postcode_district",
+            message: format!(
+                "{:?} is not a UK postcode district (the outward code, such as M1 or SW1A)",
+                message.postcode_district
+            ),
+        });
+    };
+    if !known_occupation {
+        return Err(AmbassadorsError::Rejected {
+            code: "unknown_soc_code",
+            field: "soc_code",
+            message: format!("{} is not a unit group of the catalogue", message.soc_code),
+        });
+    }
+    let expires = checked_on
+        .and_then(|checked| checked.checked_add_months(Months::new(DBS_VALID_MONTHS)))
+        .unwrap_or(today);
+    if expires <= today {
+        return Err(AmbassadorsError::Rejected {
+            code: "dbs_expired",
+            field: "dbs_checked_on",
+            message: format!("the DBS check expired on {expires}; register after a new check"),
+        });
+    }
+    Ok(AmbassadorRow {
+        id,
+        name: message.name.trim().to_owned(),
+        employer: message.employer.trim().to_owned(),
+        soc_code: message.soc_code.clone(),
+        subjects: json(&message.subjects.iter().collect::<BTreeSet<_>>()),
+        expertise: json(&message.expertise),
+        training: json(&message.training),
+        postcode_district: message.postcode_district.trim().to_ascii_uppercase(),
+        latitude: district.centroid.latitude,
+        longitude: district.centroid.longitude,
+        district_terminated: district.terminated,
+        travel_radius_km: message.travel_radius_km,
+        availability: json(&availability),
+        monthly_capacity: i64::from(message.monthly_capacity),
+        dbs_checked_on: message.dbs_checked_on.clone(),
+        dbs_expires_on: expires.to_string(),
+        synthetic: false,
+        erased: false,
+        created_at,
+    })
+}
+
+/// Checks a request; `school_contact` is the caller's URN when a school asks for itself.
+pub fn new_request(
+    message: &api::CreateActivityRequestRequest,
+    places: &Places,
+    today: NaiveDate,
+    id: String,
+    created_at: i64,
+) -> Result<RequestRow, AmbassadorsError> {
+    let mut problems = Vec::new();
+    let urn = &message.school_urn;
+    if !(urn.len() == 6 && urn.bytes().all(|byte| byte.is_ascii_digit())) {
+        problems.push(("school_urn", format!("{urn:?} is not a URN (six digits)")));
+    }
+    if !ACTIVITY_TYPES.contains(&message.activity_type.as_str()) {
+        problems.push((
+            "activity_type",
+            format!(
+                "{:?} is not one of: {}",
+                message.activity_type,
+                ACTIVITY_TYPES.join(", ")
+            ),
+        ));
+    }
+    words(
+        "subjects",
+        &message.subjects,
+        &SUBJECTS,
+        false,
+        &mut problems,
+    );
+    if !(message.year_group == 0 || (7..=13).contains(&message.year_group)) {
+        problems.push((
+            "year_group",
+            "7 to 13, or 0 for a college or adult audience".to_owned(),
+        ));
+    }
+    if !(1..=2000).contains(&message.audience_size) {
+        problems.push(("audience_size", "from 1 to 2,000".to_owned()));
+    }
+    if !(1..=10).contains(&message.ambassadors_wanted) {
+        problems.push(("ambassadors_wanted", "from 1 to 10".to_owned()));
+    }
+    let sector = message.preferred_sector.as_str();
+    if !(sector.is_empty()
+        || DISCIPLINES.contains(&sector)
+        || (sector.len() == 2 && sector.bytes().all(|byte| byte.is_ascii_digit())))
+    {
+        problems.push((
+            "preferred_sector",
+            format!(
+                "{sector:?} is neither a STEM discipline ({}) nor a SOC 2020 sub-major group",
+                DISCIPLINES.join(", ")
+            ),
+        ));
+    }
+    let window = message.window.clone().unwrap_or_default();
+    let from = date("window.from", &window.from, &mut problems);
+    let to = date("window.to", &window.to, &mut problems);
+    if !problems.is_empty() {
+        return Err(AmbassadorsError::Invalid(problems));
+    }
+    let (Some(from), Some(to)) = (from, to) else {
+        return Err(AmbassadorsError::Invalid(vec![(
+            "window",
+            "give from and to".to_owned(),
+        )]));
+    };
+    if to < from || to < today {
+        return Err(AmbassadorsError::Rejected {
+            code: "empty_window",
+            field: "window",
+            message: if to < from {
+                format!("the window ends ({to}) before it starts ({from})")
+            } else {
+                format!("the window ended on {to}")
+            },
+        });
+    }
+    if (to - from).num_days() >= MAX_WINDOW_DAYS {
+        return Err(AmbassadorsError::Invalid(vec![(
+            "window",
+            format!("at most {MAX_WINDOW_DAYS} days"),
+        )]));
+    }
+    let Some(school) = places.school(urn) else {
+        return Err(AmbassadorsError::Rejected {
+            code: "unknown_school",
+            field: "school_urn",
+            message: format!("{urn} is not an open school or college in the DfE list"),
+        });
+    };
+    let Some(location) = school.location else {
+        return Err(AmbassadorsError::Rejected {
+            code: "school_location_unknown",
+            field: "school_urn",
+            message: format!(
+                "{} ({urn}) has no postcode with coordinates, so nobody can be matched by distance",
+                school.name
+            ),
+        });
+    };
+    Ok(RequestRow {
+        id,
+        school_urn: urn.clone(),
+        school_name: school.name.clone(),
+        latitude: location.latitude,
+        longitude: location.longitude,
+        activity_type: message.activity_type.clone(),
+        subjects: json(&message.subjects.iter().collect::<BTreeSet<_>>()),
+        year_group: i64::from(message.year_group),
+        audience_size: i64::from(message.audience_size),
+        window_from: from.max(today).to_string(),
+        window_to: to.to_string(),
+        ambassadors_wanted: i64::from(message.ambassadors_wanted),
+        preferred_sector: message.preferred_sector.clone(),
+        wants_diversity: message.wants_diversity,
+        status: "open".to_owned(),
+        referral_id: None,
+        client_id: None,
+        created_at,
+    })
+}
+
+fn list(text: &str) -> Result<Vec<String>, AmbassadorsError> {
+    serde_json::from_str(text).map_err(|error| AmbassadorsError::Corrupt(error.to_string()))
+}
+
+/// The API's view of a stored ambassador.
+pub fn ambassador_message(
+    row: &AmbassadorRow,
+    occupation: Option<(String, String)>,
+    today: NaiveDate,
+) -> Result<api::Ambassador, AmbassadorsError> {
+    let availability: api::Availability = if row.erased {
+        api::Availability::default()
+    } else {
+        serde_json::from_str(&row.availability)
+            .map_err(|error| AmbassadorsError::Corrupt(error.to_string()))?
+    };
+    let expired = NaiveDate::parse_from_str(&row.dbs_expires_on, "%Y-%m-%d")
+        .map(|expires| expires <= today)
+        .unwrap_or(true);
+    let (sector, stem_discipline) = occupation.unwrap_or_default();
+    Ok(api::Ambassador {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        employer: row.employer.clone(),
+        soc_code: row.soc_code.clone(),
+        sector,
+        stem_discipline,
+        subjects: list(&row.subjects)?,
+        expertise: list(&row.expertise)?,
+        postcode_district: row.postcode_district.clone(),
+        postcode_district_terminated: row.district_terminated,
+        travel_radius_km: row.travel_radius_km,
+        availability: Some(availability),
+        monthly_capacity: u32::try_from(row.monthly_capacity).unwrap_or(0),
+        dbs_checked_on: row.dbs_checked_on.clone(),
+        dbs_expires_on: row.dbs_expires_on.clone(),
+        dbs_status: if expired { "expired" } else { "valid" }.to_owned(),
+        training: list(&row.training)?,
+        created_at: crate::rfc3339(row.created_at),
+        synthetic: row.synthetic,
+        erased: row.erased,
+        attribution: crate::geo::ATTRIBUTION.to_owned(),
+    })
+}
+
+/// The API's view of a stored request.
+pub fn request_message(row: &RequestRow) -> Result<api::ActivityRequest, AmbassadorsError> {
+    Ok(api::ActivityRequest {
+        id: row.id.clone(),
+        school_urn: row.school_urn.clone(),
+        school_name: row.school_name.clone(),
+        activity_type: row.activity_type.clone(),
+        subjects: list(&row.subjects)?,
+        year_group: u32::try_from(row.year_group).unwrap_or(0),
+        audience_size: u32::try_from(row.audience_size).unwrap_or(0),
+        window: Some(api::DateRange {
+            from: row.window_from.clone(),
+            to: row.window_to.clone(),
+        }),
+        ambassadors_wanted: u32::try_from(row.ambassadors_wanted).unwrap_or(0),
+        preferred_sector: row.preferred_sector.clone(),
+        wants_diversity: row.wants_diversity,
+        status: row.status.clone(),
+        created_at: crate::rfc3339(row.created_at),
+        referral_id: row.referral_id.clone().unwrap_or_default(),
+        attribution: crate::geo::ATTRIBUTION.to_owned(),
+    })
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, AmbassadorsError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| AmbassadorsError::Corrupt(format!("{text:?} is not a date")))
+}
+
+/// The matcher's view of a stored ambassador, with what it already holds per month.
+pub fn ambassador_for_matching(
+    row: &AmbassadorRow,
+    sectors: BTreeSet<String>,
+    booked: BTreeMap<matching::Month, u32>,
+) -> Result<matching::Ambassador, AmbassadorsError> {
+    let availability: api::Availability = serde_json::from_str(&row.availability)
+        .map_err(|error| AmbassadorsError::Corrupt(error.to_string()))?;
+    let weekdays = availability
+        .weekdays
+        .iter()
+        .filter_map(|day| WEEKDAYS.iter().position(|name| name == day))
+        .fold(0_u8, |bits, index| bits | (1 << index));
+    let ranges = availability
+        .ranges
+        .iter()
+        .map(|range| Ok((parse_date(&range.from)?, parse_date(&range.to)?)))
+        .collect::<Result<Vec<_>, AmbassadorsError>>()?;
+    Ok(matching::Ambassador {
+        id: uuid_of(&row.id)?,
+        location: Point {
+            latitude: row.latitude,
+            longitude: row.longitude,
+        },
+        travel_radius_km: row.travel_radius_km,
+        dbs_expires_on: Some(parse_date(&row.dbs_expires_on)?),
+        availability: matching::Availability { weekdays, ranges },
+        monthly_capacity: u32::try_from(row.monthly_capacity).unwrap_or(0),
+        booked,
+        subjects: list(&row.subjects)?.into_iter().collect(),
+        sectors,
+        // Shortage comes from LMI's events, which ambassadors does not consume yet.
+        in_shortage: false,
+        // Role-model attributes are not held yet (they need encryption at rest).
+        attributes: BTreeSet::new(),
+    })
+}
+
+/// The matcher's view of a stored request with `slots` still open.
+pub fn request_for_matching(
+    row: &RequestRow,
+    slots: u32,
+    school_encounters: u32,
+    today: NaiveDate,
+) -> Result<matching::Request, AmbassadorsError> {
+    Ok(matching::Request {
+        id: uuid_of(&row.id)?,
+        location: Point {
+            latitude: row.latitude,
+            longitude: row.longitude,
+        },
+        window: (
+            parse_date(&row.window_from)?.max(today),
+            parse_date(&row.window_to)?,
+        ),
+        slots,
+        subjects: list(&row.subjects)?.into_iter().collect(),
+        sector: Some(row.preferred_sector.clone()).filter(|sector| !sector.is_empty()),
+        school_encounters,
+        wants_diversity: row.wants_diversity,
+    })
+}
+
+/// Parses an id minted by this service.
+pub fn uuid_of(id: &str) -> Result<uuid::Uuid, AmbassadorsError> {
+    uuid::Uuid::parse_str(id)
+        .map_err(|_| AmbassadorsError::Corrupt(format!("{id:?} is not a UUID")))
+}
+
+/// 1 September of the academic year `date` falls in.
+pub fn academic_year_start(date: NaiveDate) -> NaiveDate {
+    let year = if date.month() >= 9 {
+        date.year()
+    } else {
+        date.year() - 1
+    };
+    NaiveDate::from_ymd_opt(year, 9, 1).unwrap_or(date)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn places() -> Places {
+        match Places::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds")) {
+            Ok(places) => places,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2027, 1, 4).unwrap_or_default()
+    }
+
+    fn registration() -> api::RegisterAmbassadorRequest {
+        api::RegisterAmbassadorRequest {
+            name: "Ada Example".into(),
+            employer: "Example Engineering Ltd".into(),
+            soc_code: "2122".into(),
+            subjects: vec!["physics".into(), "engineering".into()],
+            expertise: vec!["bridges".into()],
+            postcode_district: "m1".into(),
+            travel_radius_km: 25.0,
+            availability: Some(api::Availability {
+                weekdays: vec!["tuesday".into(), "thursday".into()],
+                ranges: vec![api::DateRange {
+                    from: "2027-01-01".into(),
+                    to: "2027-07-31".into(),
+                }],
+            }),
+            monthly_capacity: 2,
+            dbs_checked_on: "2025-06-01".into(),
+            training: vec!["safeguarding".into()],
+        }
+    }
+
+    fn code(result: Result<impl std::fmt::Debug, AmbassadorsError>) -> String {
+        match result {
+            Err(AmbassadorsError::Rejected { code, .. }) => code.to_owned(),
+            Err(AmbassadorsError::Invalid(fields)) => format!("invalid {fields:?}"),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_registration_is_checked_against_places_catalogue_and_dbs() {
+        let places = places();
+        let register = |message: &api::RegisterAmbassadorRequest, known: bool| {
+            new_ambassador(message, &places, known, today(), "a".into(), 0)
+        };
+        let Ok(row) = register(&registration(), true) else {
+            panic!("a good registration was refused");
+        };
+        assert_eq!(row.postcode_district, "M1");
+        assert_eq!(row.dbs_expires_on, "2028-06-01");
+        assert!(!row.district_terminated);
+        assert_eq!(code(register(&registration(), false)), "unknown_soc_code");
+        let elsewhere = api::RegisterAmbassadorRequest {
+            postcode_district: "ZZ99".into(),
+            ..registration()
+        };
+        assert_eq!(
+            code(register(&elsewhere, true)),
+            "unknown_postcode_district"
+        );
+        let retired = api::RegisterAmbassadorRequest {
+            postcode_district: "AB1".into(),
+            ..registration()
+        };
+        assert!(register(&retired, true).is_ok_and(|row| row.district_terminated));
+        let lapsed = api::RegisterAmbassadorRequest {
+            dbs_checked_on: "2023-12-01".into(),
+            ..registration()
+        };
+        assert_eq!(code(register(&lapsed, true)), "dbs_expired");
+        let backwards = api::RegisterAmbassadorRequest {
+            availability: Some(api::Availability {
+                weekdays: vec!["monday".into()],
+                ranges: vec![api::DateRange {
+                    from: "2027-03-01".into(),
+                    to: "2027-02-01".into(),
+                }],
+            }),
+            ..registration()
+        };
+        assert_eq!(code(register(&backwards, true)), "empty_window");
+        let sloppy = api::RegisterAmbassadorRequest {
+            name: " ".into(),
+            soc_code: "21".into(),
+            subjects: vec!["alchemy".into()],
+            ..registration()
+        };
+        let found = code(register(&sloppy, true));
+        for field in ["name", "soc_code", "subjects"] {
+            assert!(found.contains(field), "{field}: {found}");
+        }
+    }
+
+    fn asking() -> api::CreateActivityRequestRequest {
+        api::CreateActivityRequestRequest {
+            school_urn: "100000".into(),
+            activity_type: "talk".into(),
+            subjects: vec!["physics".into()],
+            year_group: 9,
+            audience_size: 60,
+            window: Some(api::DateRange {
+                from: "2027-02-01".into(),
+                to: "2027-02-26".into(),
+            }),
+            ambassadors_wanted: 2,
+            preferred_sector: "engineering".into(),
+            wants_diversity: true,
+        }
+    }
+
+    #[test]
+    fn a_request_needs_a_located_school_and_a_window() {
+        let places = places();
+        let create = |message: &api::CreateActivityRequestRequest| {
+            new_request(message, &places, today(), "r".into(), 0)
+        };
+        let Ok(row) = create(&asking()) else {
+            panic!("a good request was refused");
+        };
+        assert_eq!(row.school_name, "The Aldgate School");
+        assert_eq!(row.status, "open");
+        let unknown = api::CreateActivityRequestRequest {
+            school_urn: "999999".into(),
+            ..asking()
+        };
+        assert_eq!(code(create(&unknown)), "unknown_school");
+        let unlocated = places
+            .schools()
+            .into_iter()
+            .find(|school| school.location.is_none())
+            .map(|school| school.urn.clone())
+            .unwrap_or_default();
+        let nowhere = api::CreateActivityRequestRequest {
+            school_urn: unlocated,
+            ..asking()
+        };
+        assert_eq!(code(create(&nowhere)), "school_location_unknown");
+        let empty = api::CreateActivityRequestRequest {
+            window: Some(api::DateRange {
+                from: "2027-02-10".into(),
+                to: "2027-02-09".into(),
+            }),
+            ..asking()
+        };
+        assert_eq!(code(create(&empty)), "empty_window");
+        let past = api::CreateActivityRequestRequest {
+            window: Some(api::DateRange {
+                from: "2026-11-01".into(),
+                to: "2026-11-30".into(),
+            }),
+            ..asking()
+        };
+        assert_eq!(code(create(&past)), "empty_window");
+    }
+
+    #[test]
+    fn academic_years_start_in_september() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default();
+        assert_eq!(academic_year_start(day(2027, 1, 4)), day(2026, 9, 1));
+        assert_eq!(academic_year_start(day(2026, 9, 1)), day(2026, 9, 1));
+        assert_eq!(academic_year_start(day(2026, 8, 31)), day(2025, 9, 1));
+    }
+}

@@ -1,0 +1,55 @@
+//! Everything that can go wrong in ambassadors, mapped once to a status.
+
+use careers_platform::status;
+use sea_orm::DbErr;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmbassadorsError {
+    #[error("{0}")]
+    Forbidden(String),
+    /// An unknown id and one the caller may not see read the same.
+    #[error("no {0} with that id")]
+    NotFound(&'static str),
+    #[error("{}", .0.iter().map(|(field, problem)| format!("{field}: {problem}")).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<(&'static str, String)>),
+    /// A well-formed value the register cannot use, with the contract's code for it.
+    #[error("{field}: {message}")]
+    Rejected {
+        code: &'static str,
+        field: &'static str,
+        message: String,
+    },
+    #[error("the cursor is not one this listing issued; start again without it")]
+    BadCursor,
+    #[error("store: {0}")]
+    Store(#[from] DbErr),
+    #[error("events: {0}")]
+    Events(#[from] careers_eventbus::EventbusError),
+    #[error("stored record unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl From<AmbassadorsError> for Status {
+    fn from(error: AmbassadorsError) -> Self {
+        let message = error.to_string();
+        match &error {
+            AmbassadorsError::Forbidden(_) => {
+                status::status(Code::PermissionDenied, "forbidden", message)
+            }
+            AmbassadorsError::NotFound(_) => status::status(Code::NotFound, "not_found", message),
+            AmbassadorsError::Invalid(fields) => status::invalid_fields(message, fields),
+            AmbassadorsError::Rejected {
+                code,
+                field,
+                message,
+            } => status::invalid_field(code, field, message.clone()),
+            AmbassadorsError::BadCursor => {
+                status::status(Code::InvalidArgument, "bad_cursor", message)
+            }
+            AmbassadorsError::Store(_)
+            | AmbassadorsError::Events(_)
+            | AmbassadorsError::Corrupt(_) => status::internal(&error),
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The `careers.ambassadors.v1.AmbassadorsService` handlers. The service enforces the
+//! roles itself from the gateway's identity token: `ambassador_coordinator` does
+//! everything; an `ambassador` reads its own record (another's is NOT_FOUND); a
+//! `school_contact` makes and reads its own URN's requests (another's is NOT_FOUND).
+
+use std::sync::Arc;
+
+use careers_eventbus::RelayWaker;
+use careers_platform::{cursor::Cursors, identity};
+use careers_proto::careers::ambassadors::v1::{
+    self as api, ambassadors_service_server::AmbassadorsService,
+};
+use chrono::{NaiveDate, Utc};
+use sea_orm::DatabaseConnection;
+use tonic::{Request, Response, Status};
+
+use crate::{domain, error::AmbassadorsError, geo::Places, matching, micros, runs, store};
+
+type Answer<T> = Result<Response<T>, Status>;
+
+const DEFAULT_LIMIT: u32 = 20;
+const MAX_LIMIT: u32 = 100;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct Handlers {
+    pub db: DatabaseConnection,
+    pub places: Arc<Places>,
+    pub cursors: Cursors,
+    pub waker: RelayWaker,
+    pub matching: matching::Options,
+}
+
+/// Who is calling, as far as the register cares.
+#[derive(Debug)]
+enum Caller {
+    Coordinator,
+    Ambassador(String),
+    School(String),
+}
+
+const COORDINATOR: &str = "ambassador_coordinator";
+
+fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    let identity = identity::caller(request)?;
+    if identity.has_role(COORDINATOR) {
+        return Ok(Caller::Coordinator);
+    }
+    if identity.has_role("school_contact") {
+        return match identity.org.clone().filter(|org| !org.is_empty()) {
+            Some(urn) => Ok(Caller::School(urn)),
+            None => Err(AmbassadorsError::Forbidden(
+                "a school contact's token names its school (claim `org`, the URN)".to_owned(),
+            )
+            .into()),
+        };
+    }
+    if identity.has_role("ambassador") {
+        return Ok(Caller::Ambassador(identity.sub.clone()));
+    }
+    Err(AmbassadorsError::Forbidden(
+        "the ambassador register is for ambassador coordinators, school contacts and ambassadors"
+            .to_owned(),
+    )
+    .into())
+}
+
+fn coordinator_only<T>(request: &Request<T>, what: &str) -> Result<(), Status> {
+    match caller(request)? {
+        Caller::Coordinator => Ok(()),
+        _ => Err(
+            AmbassadorsError::Forbidden(format!("{what} is for ambassador coordinators")).into(),
+        ),
+    }
+}
+
+fn page_limit(limit: u32) -> Result<u64, AmbassadorsError> {
+    match limit {
+        0 => Ok(DEFAULT_LIMIT.into()),
+        limit if limit <= MAX_LIMIT => Ok(limit.into()),
+        limit => Err(AmbassadorsError::Invalid(vec![(
+            "limit",
+            format!("{limit} is over the maximum of {MAX_LIMIT}"),
+        )])),
+    }
+}
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+impl Handlers {
+    fn after(&self, scope: &str, cursor: &str) -> Result<String, AmbassadorsError> {
+        if cursor.is_empty() {
+            return Ok(String::new());
+        }
+        self.cursors
+            .decode(scope, cursor)
+            .map_err(|_| AmbassadorsError::BadCursor)
+    }
+
+    fn next_cursor(&self, scope: &str, more: bool, last: Option<&str>) -> String {
+        match (more, last) {
+            (true, Some(last)) => self.cursors.encode(scope, &last),
+            _ => String::new(),
+        }
+    }
+
+    async fn ambassador_message(
+        &self,
+        row: &store::AmbassadorRow,
+    ) -> Result<api::Ambassador, AmbassadorsError> {
+        let occupation = store::occupation(&self.db, &row.soc_code).await?;
+        domain::ambassador_message(row, occupation, today())
+    }
+
+    /// The request, if the caller may see it; NOT_FOUND otherwise, like an unknown id.
+    async fn visible_request(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<store::RequestRow, AmbassadorsError> {
+        let row = store::request(&self.db, id)
+            .await?
+            .ok_or(AmbassadorsError::NotFound("activity request"))?;
+        match caller {
+            Caller::Coordinator => Ok(row),
+            Caller::School(urn) if *urn == row.school_urn => Ok(row),
+            _ => Err(AmbassadorsError::NotFound("activity request")),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AmbassadorsService for Handlers {
+    async fn register_ambassador(
+        &self,
+        request: Request<api::RegisterAmbassadorRequest>,
+    ) -> Answer<api::RegisterAmbassadorResponse> {
+        coordinator_only(&request, "registering ambassadors")?;
+        let message = request.into_inner();
+        let known = store::occupation(&self.db, &message.soc_code)
+            .await
+            .map_err(AmbassadorsError::from)?
+            .is_some();
+        let row = domain::new_ambassador(
+            &message,
+            &self.places,
+            known,
+            today(),
+            new_id(),
+            micros(Utc::now()),
+        )?;
+        store::insert_ambassador(&self.db, &row)
+            .await
+            .map_err(AmbassadorsError::from)?;
+        Ok(Response::new(api::RegisterAmbassadorResponse {
+            ambassador: Some(self.ambassador_message(&row).await?),
+        }))
+    }
+
+    async fn get_ambassador(
+        &self,
+        request: Request<api::GetAmbassadorRequest>,
+    ) -> Answer<api::GetAmbassadorResponse> {
+        let caller = caller(&request)?;
+        let id = request.into_inner().id;
+        match &caller {
+            Caller::Coordinator => {}
+            Caller::Ambassador(own) if *own == id => {}
+            Caller::Ambassador(_) => return Err(AmbassadorsError::NotFound("ambassador").into()),
+            Caller::School(_) => {
+                return Err(AmbassadorsError::Forbidden(
+                    "ambassadors' records are for coordinators and the ambassador".to_owned(),
+                )
+                .into());
+            }
+        }
+        let row = store::ambassador(&self.db, &id)
+            .await
+            .map_err(AmbassadorsError::from)?
+            .ok_or(AmbassadorsError::NotFound("ambassador"))?;
+        Ok(Response::new(api::GetAmbassadorResponse {
+            ambassador: Some(self.ambassador_message(&row).await?),
+        }))
+    }
+
+    async fn list_ambassadors(
+        &self,
+        request: Request<api::ListAmbassadorsRequest>,
+    ) -> Answer<api::ListAmbassadorsResponse> {
+        coordinator_only(&request, "the register")?;
+        let message = request.into_inner();
+        let limit = page_limit(message.limit)?;
+        let after = self.after("ambassadors", &message.cursor)?;
+        let mut rows = store::ambassadors_page(&self.db, &after, limit + 1)
+            .await
+            .map_err(AmbassadorsError::from)?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(self.ambassador_message(row).await?);
+        }
+        Ok(Response::new(api::ListAmbassadorsResponse {
+            next_cursor: self.next_cursor(
+                "ambassadors",
+                more,
+                rows.last().map(|row| row.id.as_str()),
+            ),
+            items,
+        }))
+    }
+
+    async fn erase_ambassador(
+        &self,
+        request: Request<api::EraseAmbassadorRequest>,
+    ) -> Answer<api::EraseAmbassadorResponse> {
+        coordinator_only(&request, "erasing ambassadors")?;
+        let id = request.into_inner().id;
+        if !store::erase_ambassador(&self.db, &id)
+            .await
+            .map_err(AmbassadorsError::from)?
+        {
+            return Err(AmbassadorsError::NotFound("ambassador").into());
+        }
+        Ok(Response::new(api::EraseAmbassadorResponse {}))
+    }
+
+    async fn create_activity_request(
+        &self,
+        request: Request<api::CreateActivityRequestRequest>,
+    ) -> Answer<api::CreateActivityRequestResponse> {
+        let caller = caller(&request)?;
+        let message = request.into_inner();
+        match &caller {
+            Caller::Coordinator => {}
+            Caller::School(urn) if *urn == message.school_urn => {}
+            Caller::School(urn) => {
+                return Err(AmbassadorsError::Forbidden(format!(
+                    "a school contact asks for its own school ({urn}) only"
+                ))
+                .into());
+            }
+            Caller::Ambassador(_) => {
+                return Err(AmbassadorsError::Forbidden(
+                    "activity requests come from schools, colleges and coordinators".to_owned(),
+                )
+                .into());
+            }
+        }
+        let row = domain::new_request(
+            &message,
+            &self.places,
+            today(),
+            new_id(),
+            micros(Utc::now()),
+        )?;
+        store::insert_request(&self.db, &row)
+            .await
+            .map_err(AmbassadorsError::from)?;
+        Ok(Response::new(api::CreateActivityRequestResponse {
+            request: Some(domain::request_message(&row)?),
+        }))
+    }
+
+    async fn get_activity_request(
+        &self,
+        request: Request<api::GetActivityRequestRequest>,
+    ) -> Answer<api::GetActivityRequestResponse> {
+        let caller = caller(&request)?;
+        let row = self
+            .visible_request(&caller, &request.into_inner().id)
+            .await?;
+        Ok(Response::new(api::GetActivityRequestResponse {
+            request: Some(domain::request_message(&row)?),
+        }))
+    }
+
+    async fn list_activity_requests(
+        &self,
+        request: Request<api::ListActivityRequestsRequest>,
+    ) -> Answer<api::ListActivityRequestsResponse> {
+        let caller = caller(&request)?;
+        let school = match &caller {
+            Caller::Coordinator => None,
+            Caller::School(urn) => Some(urn.as_str()),
+            Caller::Ambassador(_) => {
+                return Err(AmbassadorsError::Forbidden(
+                    "activity requests are for schools and coordinators".to_owned(),
+                )
+                .into());
+            }
+        };
+        let message = request.into_inner();
+        let limit = page_limit(message.limit)?;
+        let after = self.after("activity_requests", &message.cursor)?;
+        let mut rows = store::requests_page(&self.db, school, &after, limit + 1)
+            .await
+            .map_err(AmbassadorsError::from)?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        Ok(Response::new(api::ListActivityRequestsResponse {
+            next_cursor: self.next_cursor(
+                "activity_requests",
+                more,
+                rows.last().map(|row| row.id.as_str()),
+            ),
+            items: rows
+                .iter()
+                .map(domain::request_message)
+                .collect::<Result<_, _>>()?,
+        }))
+    }
+
+    async fn start_matching_run(
+        &self,
+        request: Request<api::StartMatchingRunRequest>,
+    ) -> Answer<api::StartMatchingRunResponse> {
+        coordinator_only(&request, "matching")?;
+        let id = new_id();
+        store::insert_run(&self.db, &id, micros(Utc::now()))
+            .await
+            .map_err(AmbassadorsError::from)?;
+        let handlers = self.clone();
+        let run_id = id.clone();
+        // The run outlives the call; its failure is recorded on the run.
+        tokio::spawn(async move {
+            let _ = runs::execute(
+                &handlers.db,
+                &handlers.waker,
+                &run_id,
+                today(),
+                handlers.matching,
+            )
+            .await;
+        });
+        Ok(Response::new(api::StartMatchingRunResponse {
+            id,
+            status: "running".into(),
+        }))
+    }
+
+    async fn get_matching_run(
+        &self,
+        request: Request<api::GetMatchingRunRequest>,
+    ) -> Answer<api::GetMatchingRunResponse> {
+        coordinator_only(&request, "matching")?;
+        let id = request.into_inner().id;
+        Ok(Response::new(runs::run_message(&self.db, &id).await?))
+    }
+}

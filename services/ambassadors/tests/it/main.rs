@@ -1,0 +1,518 @@
+//! The ambassadors service through its gRPC API, on SQLite and PostgreSQL, as the
+//! gateway calls it: the statuses of bad input, the roles, and matching runs.
+
+use std::{sync::Arc, time::Duration};
+
+use careers_ambassadors::{Ambassadors, Migrator, store};
+use careers_platform::identity::Identity;
+use careers_proto::careers::ambassadors::v1::{
+    self as api, ambassadors_service_client::AmbassadorsServiceClient,
+};
+use careers_testkit::{
+    postgres, repository_root,
+    service::{RunningService, TestKeys, spawn_trusting},
+    sqlite::TestSqlite,
+};
+use chrono::{Days, Utc};
+use sea_orm::Database;
+use sea_orm_migration::MigratorTrait;
+use tonic::{Code, Request, transport::Channel};
+use tonic_types::StatusExt;
+
+/// A running ambassadors service on one store, and a client of it.
+struct Service {
+    running: RunningService,
+    client: AmbassadorsServiceClient<Channel>,
+    keys: Arc<TestKeys>,
+}
+
+impl Service {
+    async fn start(url: &str) -> anyhow::Result<Self> {
+        // The catalogue's projection, as OccupationUpserted would leave it.
+        let db = Database::connect(url).await?;
+        Migrator::up(&db, None).await?;
+        for (code, sub_major, discipline) in
+            [("2122", "21", "engineering"), ("2134", "21", "technology")]
+        {
+            store::apply_occupation(&db, code, 1, sub_major, discipline).await?;
+        }
+        db.close().await?;
+        let keys = Arc::new(TestKeys::new()?);
+        let running = spawn_trusting::<Ambassadors>(url, &[], &keys).await?;
+        let client = AmbassadorsServiceClient::new(
+            Channel::from_shared(format!("http://127.0.0.1:{}", running.port))?.connect_lazy(),
+        );
+        Ok(Self {
+            running,
+            client,
+            keys,
+        })
+    }
+
+    fn as_<T>(
+        &self,
+        sub: &str,
+        roles: &[&str],
+        org: Option<&str>,
+        message: T,
+    ) -> anyhow::Result<Request<T>> {
+        let token = self.keys.signer.sign(&Identity {
+            sub: sub.to_owned(),
+            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+            org: org.map(str::to_owned),
+            ssc: None,
+        })?;
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert(careers_platform::identity::METADATA_KEY, token.parse()?);
+        Ok(request)
+    }
+
+    fn coordinator<T>(&self, message: T) -> anyhow::Result<Request<T>> {
+        self.as_("coordinator-1", &["ambassador_coordinator"], None, message)
+    }
+
+    async fn register(
+        &mut self,
+        message: api::RegisterAmbassadorRequest,
+    ) -> anyhow::Result<String> {
+        let request = self.coordinator(message)?;
+        let answer = self.client.register_ambassador(request).await?.into_inner();
+        Ok(answer
+            .ambassador
+            .map(|ambassador| ambassador.id)
+            .unwrap_or_default())
+    }
+
+    async fn ask(&mut self, message: api::CreateActivityRequestRequest) -> anyhow::Result<String> {
+        let request = self.coordinator(message)?;
+        let answer = self
+            .client
+            .create_activity_request(request)
+            .await?
+            .into_inner();
+        Ok(answer.request.map(|request| request.id).unwrap_or_default())
+    }
+
+    async fn finished(&mut self, id: &str) -> anyhow::Result<api::GetMatchingRunResponse> {
+        for _ in 0..200 {
+            let request = self.coordinator(api::GetMatchingRunRequest { id: id.to_owned() })?;
+            let run = self.client.get_matching_run(request).await?.into_inner();
+            if run.status != "running" {
+                return Ok(run);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("run {id} still running after 10 s")
+    }
+}
+
+fn date(days_from_now: u64) -> String {
+    Utc::now()
+        .date_naive()
+        .checked_add_days(Days::new(days_from_now))
+        .map(|date| date.to_string())
+        .unwrap_or_default()
+}
+
+/// A week inside one calendar month (capacity is per month), a month or two ahead.
+fn one_month_window() -> api::DateRange {
+    use chrono::Datelike;
+    let today = Utc::now().date_naive();
+    let start = today
+        .with_day(1)
+        .and_then(|first| first.checked_add_months(chrono::Months::new(2)))
+        .and_then(|first| first.checked_add_days(Days::new(7)))
+        .unwrap_or(today);
+    let end = start.checked_add_days(Days::new(6)).unwrap_or(start);
+    api::DateRange {
+        from: start.to_string(),
+        to: end.to_string(),
+    }
+}
+
+/// Manchester: M1's centroid, and a secondary school a few km away.
+const NEAR_SCHOOL: &str = "105574";
+
+fn registration() -> api::RegisterAmbassadorRequest {
+    api::RegisterAmbassadorRequest {
+        name: "Ada Example".into(),
+        employer: "Example Engineering Ltd".into(),
+        soc_code: "2122".into(),
+        subjects: vec!["physics".into()],
+        expertise: vec![],
+        postcode_district: "M1".into(),
+        travel_radius_km: 30.0,
+        availability: Some(api::Availability {
+            weekdays: ["monday", "tuesday", "wednesday", "thursday", "friday"]
+                .map(str::to_owned)
+                .to_vec(),
+            ranges: vec![api::DateRange {
+                from: date(0),
+                to: date(200),
+            }],
+        }),
+        monthly_capacity: 1,
+        dbs_checked_on: date(0)
+            .parse::<chrono::NaiveDate>()
+            .ok()
+            .and_then(|today| today.checked_sub_days(Days::new(100)))
+            .map(|day| day.to_string())
+            .unwrap_or_default(),
+        training: vec!["safeguarding".into()],
+    }
+}
+
+fn asking(urn: &str) -> api::CreateActivityRequestRequest {
+    api::CreateActivityRequestRequest {
+        school_urn: urn.into(),
+        activity_type: "talk".into(),
+        subjects: vec!["physics".into()],
+        year_group: 9,
+        audience_size: 60,
+        window: Some(one_month_window()),
+        ambassadors_wanted: 1,
+        preferred_sector: String::new(),
+        wants_diversity: false,
+    }
+}
+
+fn failure<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (Code, String) {
+    match result {
+        Ok(answer) => (Code::Ok, format!("{answer:?}")),
+        Err(status) => (
+            status.code(),
+            status
+                .get_details_error_info()
+                .map(|info| info.reason)
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+async fn bad_input_and_roles(url: &str) -> anyhow::Result<()> {
+    let mut service = Service::start(url).await?;
+    let invalid = |code: &str| (Code::InvalidArgument, code.to_owned());
+    let cases = [
+        (
+            api::RegisterAmbassadorRequest {
+                soc_code: "9999".into(),
+                ..registration()
+            },
+            "unknown_soc_code",
+        ),
+        (
+            api::RegisterAmbassadorRequest {
+                soc_code: "12".into(),
+                ..registration()
+            },
+            "validation_failed",
+        ),
+        (
+            api::RegisterAmbassadorRequest {
+                postcode_district: "QQ1".into(),
+                ..registration()
+            },
+            "unknown_postcode_district",
+        ),
+        (
+            api::RegisterAmbassadorRequest {
+                dbs_checked_on: "2020-01-01".into(),
+                ..registration()
+            },
+            "dbs_expired",
+        ),
+        (
+            api::RegisterAmbassadorRequest {
+                availability: Some(api::Availability {
+                    weekdays: vec!["monday".into()],
+                    ranges: vec![api::DateRange {
+                        from: date(10),
+                        to: date(5),
+                    }],
+                }),
+                ..registration()
+            },
+            "empty_window",
+        ),
+    ];
+    for (message, code) in cases {
+        let request = service.coordinator(message)?;
+        assert_eq!(
+            failure(service.client.register_ambassador(request).await),
+            invalid(code)
+        );
+    }
+    let unlocated = careers_ambassadors::geo::Places::load(&repository_root().join("seeds"))?
+        .schools()
+        .into_iter()
+        .find(|school| school.location.is_none())
+        .map(|school| school.urn.clone())
+        .unwrap_or_default();
+    let cases = [
+        (asking("999999"), "unknown_school"),
+        (asking(&unlocated), "school_location_unknown"),
+        (
+            api::CreateActivityRequestRequest {
+                window: Some(api::DateRange {
+                    from: date(20),
+                    to: date(14),
+                }),
+                ..asking(NEAR_SCHOOL)
+            },
+            "empty_window",
+        ),
+    ];
+    for (message, code) in cases {
+        let request = service.coordinator(message)?;
+        assert_eq!(
+            failure(service.client.create_activity_request(request).await),
+            invalid(code)
+        );
+    }
+
+    // Roles: a school contact asks for its own school only and sees only its own requests;
+    // an ambassador reads its own record only; an adviser has no business here.
+    let own = service.register(registration()).await?;
+    let other = service.register(registration()).await?;
+    let request = service.as_(
+        &own,
+        &["ambassador"],
+        None,
+        api::GetAmbassadorRequest { id: own.clone() },
+    )?;
+    let read = service.client.get_ambassador(request).await?.into_inner();
+    let ambassador = read.ambassador.unwrap_or_default();
+    assert_eq!(
+        (
+            ambassador.sector.as_str(),
+            ambassador.stem_discipline.as_str()
+        ),
+        ("21", "engineering")
+    );
+    assert_eq!(ambassador.dbs_status, "valid");
+    let request = service.as_(
+        &own,
+        &["ambassador"],
+        None,
+        api::GetAmbassadorRequest { id: other },
+    )?;
+    assert_eq!(
+        failure(service.client.get_ambassador(request).await).0,
+        Code::NotFound
+    );
+    let contact = |urn: &str| Some(urn.to_owned());
+    let request = service.as_(
+        "head@school",
+        &["school_contact"],
+        contact(NEAR_SCHOOL).as_deref(),
+        asking("100000"),
+    )?;
+    assert_eq!(
+        failure(service.client.create_activity_request(request).await).0,
+        Code::PermissionDenied
+    );
+    let request = service.as_(
+        "head@school",
+        &["school_contact"],
+        Some(NEAR_SCHOOL),
+        asking(NEAR_SCHOOL),
+    )?;
+    let mine = service
+        .client
+        .create_activity_request(request)
+        .await?
+        .into_inner()
+        .request
+        .unwrap_or_default();
+    let theirs = service.ask(asking("100000")).await?;
+    let request = service.as_(
+        "head@school",
+        &["school_contact"],
+        Some(NEAR_SCHOOL),
+        api::GetActivityRequestRequest { id: theirs },
+    )?;
+    assert_eq!(
+        failure(service.client.get_activity_request(request).await).0,
+        Code::NotFound
+    );
+    let request = service.as_(
+        "head@school",
+        &["school_contact"],
+        Some(NEAR_SCHOOL),
+        api::ListActivityRequestsRequest::default(),
+    )?;
+    let listed = service
+        .client
+        .list_activity_requests(request)
+        .await?
+        .into_inner();
+    assert_eq!(
+        listed
+            .items
+            .iter()
+            .map(|item| item.id.clone())
+            .collect::<Vec<_>>(),
+        vec![mine.id]
+    );
+    let request = service.as_(
+        "adviser-1",
+        &["adviser"],
+        Some("college-1"),
+        api::ListAmbassadorsRequest::default(),
+    )?;
+    assert_eq!(
+        failure(service.client.list_ambassadors(request).await).0,
+        Code::PermissionDenied
+    );
+    let request = service.as_(
+        "head@school",
+        &["school_contact"],
+        Some(NEAR_SCHOOL),
+        api::StartMatchingRunRequest {},
+    )?;
+    assert_eq!(
+        failure(service.client.start_matching_run(request).await).0,
+        Code::PermissionDenied
+    );
+
+    // Erasure keeps the id and drops the person.
+    let request = service.coordinator(api::EraseAmbassadorRequest { id: own.clone() })?;
+    service.client.erase_ambassador(request).await?;
+    let request = service.coordinator(api::GetAmbassadorRequest { id: own.clone() })?;
+    let erased = service
+        .client
+        .get_ambassador(request)
+        .await?
+        .into_inner()
+        .ambassador
+        .unwrap_or_default();
+    assert!(
+        erased.erased && erased.name.is_empty() && erased.employer.is_empty(),
+        "{erased:?}"
+    );
+    let request = service.coordinator(api::EraseAmbassadorRequest { id: own })?;
+    assert_eq!(
+        failure(service.client.erase_ambassador(request).await).0,
+        Code::NotFound
+    );
+    service.running.shutdown().await
+}
+
+#[tokio::test]
+async fn bad_input_and_roles_on_sqlite() -> anyhow::Result<()> {
+    let store = TestSqlite::new()?;
+    bad_input_and_roles(&store.url).await
+}
+
+#[tokio::test]
+async fn bad_input_and_roles_on_postgres() -> anyhow::Result<()> {
+    let store = postgres::empty_database().await?;
+    bad_input_and_roles(&store.url).await
+}
+
+/// Two ambassadors with one engagement a month each, three requests in one month: the
+/// third is unmatched and says why; a request nobody can reach says out_of_range; two
+/// runs at once never book an ambassador twice.
+async fn runs_match_and_never_double_book(url: &str) -> anyhow::Result<()> {
+    let mut service = Service::start(url).await?;
+    let first = service.register(registration()).await?;
+    let second = service.register(registration()).await?;
+    let mut requests = Vec::new();
+    for _ in 0..3 {
+        requests.push(service.ask(asking(NEAR_SCHOOL)).await?);
+    }
+    // Kendal, Cumbria: far beyond a 30 km radius from Manchester.
+    let far = service.ask(asking("136526")).await?;
+    let request = service.coordinator(api::StartMatchingRunRequest {})?;
+    let one = service
+        .client
+        .start_matching_run(request)
+        .await?
+        .into_inner()
+        .id;
+    let request = service.coordinator(api::StartMatchingRunRequest {})?;
+    let two = service
+        .client
+        .start_matching_run(request)
+        .await?
+        .into_inner()
+        .id;
+    let (one, two) = (service.finished(&one).await?, service.finished(&two).await?);
+    assert_eq!(
+        (one.status.as_str(), two.status.as_str()),
+        ("done", "done"),
+        "{one:?} {two:?}"
+    );
+    let matches: Vec<&api::RunMatch> = one.matches.iter().chain(&two.matches).collect();
+    assert_eq!(matches.len(), 2, "{one:?} {two:?}");
+    let mut people: Vec<&str> = matches
+        .iter()
+        .map(|found| found.ambassador_id.as_str())
+        .collect();
+    people.sort_unstable();
+    let mut expected = vec![first.as_str(), second.as_str()];
+    expected.sort_unstable();
+    assert_eq!(
+        people, expected,
+        "each ambassador once, whichever run took them"
+    );
+    for found in &matches {
+        let terms = found.terms.unwrap_or_default();
+        assert!(terms.base > 0 && terms.distance > 0, "{found:?}");
+        assert!(requests.contains(&found.request_id));
+    }
+    let blocked = |run: &api::GetMatchingRunResponse, id: &str| {
+        run.unmatched
+            .iter()
+            .find(|unmatched| unmatched.request_id == id)
+            .map(|unmatched| unmatched.blocked_by.clone())
+    };
+    // Whichever run came second saw no capacity left for anyone in range.
+    let (earlier, later) = if one.matches.len() == 2 {
+        (&one, &two)
+    } else {
+        (&two, &one)
+    };
+    assert_eq!(earlier.matches.len(), 2, "{one:?} {two:?}");
+    assert_eq!(
+        blocked(earlier, &far),
+        Some(vec!["out_of_range".to_owned()])
+    );
+    let left = requests
+        .iter()
+        .find(|id| !matches.iter().any(|found| found.request_id == **id))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        blocked(earlier, &left),
+        Some(vec!["matched_elsewhere".to_owned()])
+    );
+    assert_eq!(blocked(later, &left), Some(vec!["no_capacity".to_owned()]));
+    // Matched requests are no longer open.
+    let request = service.coordinator(api::GetActivityRequestRequest {
+        id: matches[0].request_id.clone(),
+    })?;
+    let matched = service
+        .client
+        .get_activity_request(request)
+        .await?
+        .into_inner()
+        .request
+        .unwrap_or_default();
+    assert_eq!(matched.status, "matched");
+    service.running.shutdown().await
+}
+
+#[tokio::test]
+async fn runs_match_and_never_double_book_on_sqlite() -> anyhow::Result<()> {
+    let store = TestSqlite::new()?;
+    runs_match_and_never_double_book(&store.url).await
+}
+
+#[tokio::test]
+async fn runs_match_and_never_double_book_on_postgres() -> anyhow::Result<()> {
+    let store = postgres::empty_database().await?;
+    runs_match_and_never_double_book(&store.url).await
+}

@@ -1,0 +1,189 @@
+//! STEM Ambassadors over HTTP: the register, activity requests and matching runs. The
+//! service enforces the roles (`ambassador_coordinator`; a `school_contact` for its own
+//! URN; an `ambassador` for its own record); its messages are the JSON.
+
+use std::future::Future;
+
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use careers_proto::careers::ambassadors::v1::{
+    self as api, ambassadors_service_client::AmbassadorsServiceClient,
+};
+use tonic::transport::Channel;
+
+use crate::{
+    api::{ApiState, Problem},
+    listings::{PageQuery, query},
+    upstream::{self, body, json},
+};
+
+type Client = AmbassadorsServiceClient<Channel>;
+
+/// Calls ambassadors as the authenticated caller.
+async fn call<Req, Resp, Fut>(
+    state: &ApiState,
+    headers: &HeaderMap,
+    message: Req,
+    method: impl FnOnce(Client, tonic::Request<Req>) -> Fut,
+) -> Result<Resp, Problem>
+where
+    Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    let client = AmbassadorsServiceClient::new(state.ambassadors.clone());
+    upstream::call(state, headers, client, message, method).await
+}
+
+pub(crate) async fn register(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let message: api::RegisterAmbassadorRequest = body(&bytes)?;
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.register_ambassador(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::CREATED, &answer.ambassador))
+}
+
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    parameters: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let parameters = query(parameters)?;
+    let message = api::ListAmbassadorsRequest {
+        limit: parameters.limit,
+        cursor: parameters.cursor,
+    };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.list_ambassadors(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+pub(crate) async fn get_one(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let message = api::GetAmbassadorRequest { id };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.get_ambassador(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer.ambassador))
+}
+
+pub(crate) async fn erase(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let message = api::EraseAmbassadorRequest { id };
+    call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.erase_ambassador(request).await },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn create_request(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let message: api::CreateActivityRequestRequest = body(&bytes)?;
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.create_activity_request(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::CREATED, &answer.request))
+}
+
+pub(crate) async fn list_requests(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    parameters: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let parameters = query(parameters)?;
+    let message = api::ListActivityRequestsRequest {
+        limit: parameters.limit,
+        cursor: parameters.cursor,
+    };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.list_activity_requests(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+pub(crate) async fn get_request(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let message = api::GetActivityRequestRequest { id };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.get_activity_request(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer.request))
+}
+
+/// `POST /v1/matching/runs`: 202, the run goes on; its body is ignored.
+pub(crate) async fn start_run(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let answer = call(
+        &state,
+        &headers,
+        api::StartMatchingRunRequest {},
+        |mut client, request| async move { client.start_matching_run(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::ACCEPTED, &answer))
+}
+
+pub(crate) async fn get_run(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let message = api::GetMatchingRunRequest { id };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.get_matching_run(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
