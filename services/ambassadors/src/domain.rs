@@ -372,6 +372,71 @@ pub fn new_request(
     })
 }
 
+/// The request a casenotes referral becomes (its id and time set by the caller): one
+/// ambassador, for the client's school if it has coordinates, else at the centroid of the
+/// client's postcode district. An error says why the referral cannot be placed.
+pub fn referred_request(
+    referral: &careers_proto::careers::casenotes::events::v1::ReferralRequested,
+    places: &Places,
+    today: NaiveDate,
+) -> Result<RequestRow, String> {
+    let school = places
+        .school(&referral.school_urn)
+        .and_then(|school| school.location.map(|location| (school, location)));
+    let (school_urn, school_name, location) = match school {
+        Some((school, location)) => (school.urn.clone(), school.name.clone(), location),
+        None => match places.district(&referral.postcode_district) {
+            Some(district) => (String::new(), String::new(), district.centroid),
+            None => {
+                return Err(format!(
+                    "referral {}: neither school {:?} nor postcode district {:?} can be located",
+                    referral.referral_id, referral.school_urn, referral.postcode_district
+                ));
+            }
+        },
+    };
+    let parse = |text: &str| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
+    let from = parse(&referral.earliest).unwrap_or(today).max(today);
+    let to = parse(&referral.latest)
+        .filter(|to| *to >= from)
+        .unwrap_or_else(|| from.checked_add_days(chrono::Days::new(55)).unwrap_or(from));
+    let activity_type = if ACTIVITY_TYPES.contains(&referral.activity_type.as_str()) {
+        referral.activity_type.clone()
+    } else {
+        "mentoring".to_owned()
+    };
+    let subjects: BTreeSet<&String> = referral
+        .subjects
+        .iter()
+        .filter(|subject| SUBJECTS.contains(&subject.as_str()))
+        .collect();
+    let year_group = referral
+        .stage
+        .strip_prefix("school_year_")
+        .and_then(|year| year.parse::<i64>().ok())
+        .unwrap_or(0);
+    Ok(RequestRow {
+        id: String::new(),
+        school_urn,
+        school_name,
+        latitude: location.latitude,
+        longitude: location.longitude,
+        activity_type,
+        subjects: json(&subjects),
+        year_group,
+        audience_size: 1,
+        window_from: from.to_string(),
+        window_to: to.to_string(),
+        ambassadors_wanted: 1,
+        preferred_sector: String::new(),
+        wants_diversity: false,
+        status: "open".to_owned(),
+        referral_id: Some(referral.referral_id.clone()),
+        client_id: Some(referral.client_id.clone()),
+        created_at: 0,
+    })
+}
+
 fn list(text: &str) -> Result<Vec<String>, AmbassadorsError> {
     serde_json::from_str(text).map_err(|error| AmbassadorsError::Corrupt(error.to_string()))
 }

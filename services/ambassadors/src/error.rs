@@ -20,6 +20,8 @@ pub enum AmbassadorsError {
         field: &'static str,
         message: String,
     },
+    #[error("{0}")]
+    InvalidTransition(String),
     #[error("the cursor is not one this listing issued; start again without it")]
     BadCursor,
     #[error("store: {0}")]
@@ -44,6 +46,9 @@ impl From<AmbassadorsError> for Status {
                 field,
                 message,
             } => status::invalid_field(code, field, message.clone()),
+            AmbassadorsError::InvalidTransition(_) => {
+                status::status(Code::FailedPrecondition, "invalid_transition", message)
+            }
             AmbassadorsError::BadCursor => {
                 status::status(Code::InvalidArgument, "bad_cursor", message)
             }

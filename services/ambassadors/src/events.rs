@@ -1,11 +1,18 @@
 //! ambassadors' event handlers: the catalogue's unit groups from `OccupationUpserted`, so
-//! a registration's SOC code is checked and its sector and STEM discipline known.
+//! a registration's SOC code is checked and its sector and STEM discipline known;
+//! casenotes' referrals as activity requests; erased clients forgotten.
+
+use std::sync::Arc;
 
 use careers_eventbus::{ConsumerSpec, Envelope, Event, Handler, HandlerError, catalogue};
-use careers_proto::careers::occupations::events::v1::OccupationUpserted;
+use careers_proto::careers::{
+    casenotes::events::v1::{ClientErased, ReferralRequested},
+    occupations::events::v1::OccupationUpserted,
+};
+use chrono::Utc;
 use sea_orm::{DatabaseTransaction, DbErr};
 
-use crate::store;
+use crate::{domain, geo::Places, micros, store};
 
 /// The durable consumer that keeps ambassadors' projection of the catalogue.
 pub fn occupations_consumer() -> ConsumerSpec {
@@ -54,5 +61,96 @@ impl Handler for KnownOccupations {
 
     async fn reset(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
         store::clear_occupations(txn).await
+    }
+}
+
+/// The durable consumer that turns casenotes' referrals into activity requests.
+pub fn referrals_consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        durable: "ambassadors_referrals".into(),
+        stream: catalogue::CASENOTES,
+        subjects: vec![ReferralRequested::SUBJECT.into()],
+    }
+}
+
+/// A referral for a STEM Ambassador encounter becomes an open request for one
+/// ambassador, located by the client's school or else by their postcode district.
+#[derive(Debug, Clone)]
+pub struct Referrals {
+    pub places: Arc<Places>,
+}
+
+impl Handler for Referrals {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let referral: ReferralRequested = event.decode().map_err(|error| {
+            HandlerError::Rejected(format!("undecodable ReferralRequested: {error}"))
+        })?;
+        if referral.referral_id.is_empty() || referral.client_id.is_empty() {
+            return Err(HandlerError::Rejected(
+                "a referral without its ids".to_owned(),
+            ));
+        }
+        if store::request_of_referral(txn, &referral.referral_id).await? {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let row = domain::referred_request(&referral, &self.places, now.date_naive())
+            .map_err(HandlerError::Rejected)?;
+        store::insert_request(
+            txn,
+            &store::RequestRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                created_at: micros(now),
+                ..row
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, _txn: &DatabaseTransaction) -> Result<(), DbErr> {
+        // Requests are the register's own records, not a projection: a replay only adds
+        // the referrals not yet seen.
+        Ok(())
+    }
+}
+
+/// The durable consumer that forgets erased clients.
+pub fn erasures_consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        durable: "ambassadors_erasures".into(),
+        stream: catalogue::CASENOTES,
+        subjects: vec![ClientErased::SUBJECT.into()],
+    }
+}
+
+/// Removes every link to an erased client.
+#[derive(Debug, Clone, Default)]
+pub struct Erasures;
+
+impl Handler for Erasures {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let erased: ClientErased = event.decode().map_err(|error| {
+            HandlerError::Rejected(format!("undecodable ClientErased: {error}"))
+        })?;
+        if erased.client_id.is_empty() {
+            return Err(HandlerError::Rejected(
+                "ClientErased without a client_id".to_owned(),
+            ));
+        }
+        store::forget_client(txn, &erased.client_id).await?;
+        Ok(())
+    }
+
+    async fn reset(&self, _txn: &DatabaseTransaction) -> Result<(), DbErr> {
+        Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! roles itself from the gateway's identity token: `ambassador_coordinator` does
 //! everything; an `ambassador` reads its own record (another's is NOT_FOUND); a
 //! `school_contact` makes and reads its own URN's requests (another's is NOT_FOUND).
+//! Engagements: see [`crate::engagements`].
 
 use std::sync::Arc;
 
@@ -14,7 +15,13 @@ use chrono::{NaiveDate, Utc};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::{domain, error::AmbassadorsError, geo::Places, matching, micros, runs, store};
+use crate::{
+    domain,
+    engagements::{self, Action, Actor},
+    error::AmbassadorsError,
+    geo::Places,
+    matching, micros, runs, store,
+};
 
 type Answer<T> = Result<Response<T>, Status>;
 
@@ -31,24 +38,16 @@ pub struct Handlers {
     pub matching: matching::Options,
 }
 
-/// Who is calling, as far as the register cares.
-#[derive(Debug)]
-enum Caller {
-    Coordinator,
-    Ambassador(String),
-    School(String),
-}
-
 const COORDINATOR: &str = "ambassador_coordinator";
 
-fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+fn caller<T>(request: &Request<T>) -> Result<Actor, Status> {
     let identity = identity::caller(request)?;
     if identity.has_role(COORDINATOR) {
-        return Ok(Caller::Coordinator);
+        return Ok(Actor::Coordinator);
     }
     if identity.has_role("school_contact") {
         return match identity.org.clone().filter(|org| !org.is_empty()) {
-            Some(urn) => Ok(Caller::School(urn)),
+            Some(urn) => Ok(Actor::School(urn)),
             None => Err(AmbassadorsError::Forbidden(
                 "a school contact's token names its school (claim `org`, the URN)".to_owned(),
             )
@@ -56,7 +55,7 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         };
     }
     if identity.has_role("ambassador") {
-        return Ok(Caller::Ambassador(identity.sub.clone()));
+        return Ok(Actor::Ambassador(identity.sub.clone()));
     }
     Err(AmbassadorsError::Forbidden(
         "the ambassador register is for ambassador coordinators, school contacts and ambassadors"
@@ -67,7 +66,7 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 
 fn coordinator_only<T>(request: &Request<T>, what: &str) -> Result<(), Status> {
     match caller(request)? {
-        Caller::Coordinator => Ok(()),
+        Actor::Coordinator => Ok(()),
         _ => Err(
             AmbassadorsError::Forbidden(format!("{what} is for ambassador coordinators")).into(),
         ),
@@ -110,6 +109,42 @@ impl Handlers {
         }
     }
 
+    /// Records a run and starts it; it outlives the call, its failure recorded on it.
+    async fn start_run(&self) -> Result<String, AmbassadorsError> {
+        let id = new_id();
+        store::insert_run(&self.db, &id, micros(Utc::now())).await?;
+        let handlers = self.clone();
+        let run_id = id.clone();
+        tokio::spawn(async move {
+            let _ = runs::execute(
+                &handlers.db,
+                &handlers.waker,
+                &run_id,
+                today(),
+                handlers.matching,
+            )
+            .await;
+        });
+        Ok(id)
+    }
+
+    async fn act(
+        &self,
+        actor: &Actor,
+        id: &str,
+        action: Action,
+    ) -> Answer<api::EngagementResponse> {
+        let engagement = engagements::act(&self.db, actor, id, &action).await?;
+        self.waker.wake();
+        if action == Action::Decline {
+            // "A decline re-matches that slot": a run over everything open, now.
+            self.start_run().await?;
+        }
+        Ok(Response::new(api::EngagementResponse {
+            engagement: Some(engagements::message(&engagement)),
+        }))
+    }
+
     async fn ambassador_message(
         &self,
         row: &store::AmbassadorRow,
@@ -121,15 +156,15 @@ impl Handlers {
     /// The request, if the caller may see it; NOT_FOUND otherwise, like an unknown id.
     async fn visible_request(
         &self,
-        caller: &Caller,
+        caller: &Actor,
         id: &str,
     ) -> Result<store::RequestRow, AmbassadorsError> {
         let row = store::request(&self.db, id)
             .await?
             .ok_or(AmbassadorsError::NotFound("activity request"))?;
         match caller {
-            Caller::Coordinator => Ok(row),
-            Caller::School(urn) if *urn == row.school_urn => Ok(row),
+            Actor::Coordinator => Ok(row),
+            Actor::School(urn) if *urn == row.school_urn => Ok(row),
             _ => Err(AmbassadorsError::NotFound("activity request")),
         }
     }
@@ -170,10 +205,10 @@ impl AmbassadorsService for Handlers {
         let caller = caller(&request)?;
         let id = request.into_inner().id;
         match &caller {
-            Caller::Coordinator => {}
-            Caller::Ambassador(own) if *own == id => {}
-            Caller::Ambassador(_) => return Err(AmbassadorsError::NotFound("ambassador").into()),
-            Caller::School(_) => {
+            Actor::Coordinator => {}
+            Actor::Ambassador(own) if *own == id => {}
+            Actor::Ambassador(_) => return Err(AmbassadorsError::NotFound("ambassador").into()),
+            Actor::School(_) => {
                 return Err(AmbassadorsError::Forbidden(
                     "ambassadors' records are for coordinators and the ambassador".to_owned(),
                 )
@@ -238,15 +273,15 @@ impl AmbassadorsService for Handlers {
         let caller = caller(&request)?;
         let message = request.into_inner();
         match &caller {
-            Caller::Coordinator => {}
-            Caller::School(urn) if *urn == message.school_urn => {}
-            Caller::School(urn) => {
+            Actor::Coordinator => {}
+            Actor::School(urn) if *urn == message.school_urn => {}
+            Actor::School(urn) => {
                 return Err(AmbassadorsError::Forbidden(format!(
                     "a school contact asks for its own school ({urn}) only"
                 ))
                 .into());
             }
-            Caller::Ambassador(_) => {
+            Actor::Ambassador(_) => {
                 return Err(AmbassadorsError::Forbidden(
                     "activity requests come from schools, colleges and coordinators".to_owned(),
                 )
@@ -287,9 +322,9 @@ impl AmbassadorsService for Handlers {
     ) -> Answer<api::ListActivityRequestsResponse> {
         let caller = caller(&request)?;
         let school = match &caller {
-            Caller::Coordinator => None,
-            Caller::School(urn) => Some(urn.as_str()),
-            Caller::Ambassador(_) => {
+            Actor::Coordinator => None,
+            Actor::School(urn) => Some(urn.as_str()),
+            Actor::Ambassador(_) => {
                 return Err(AmbassadorsError::Forbidden(
                     "activity requests are for schools and coordinators".to_owned(),
                 )
@@ -322,23 +357,7 @@ impl AmbassadorsService for Handlers {
         request: Request<api::StartMatchingRunRequest>,
     ) -> Answer<api::StartMatchingRunResponse> {
         coordinator_only(&request, "matching")?;
-        let id = new_id();
-        store::insert_run(&self.db, &id, micros(Utc::now()))
-            .await
-            .map_err(AmbassadorsError::from)?;
-        let handlers = self.clone();
-        let run_id = id.clone();
-        // The run outlives the call; its failure is recorded on the run.
-        tokio::spawn(async move {
-            let _ = runs::execute(
-                &handlers.db,
-                &handlers.waker,
-                &run_id,
-                today(),
-                handlers.matching,
-            )
-            .await;
-        });
+        let id = self.start_run().await?;
         Ok(Response::new(api::StartMatchingRunResponse {
             id,
             status: "running".into(),
@@ -352,5 +371,82 @@ impl AmbassadorsService for Handlers {
         coordinator_only(&request, "matching")?;
         let id = request.into_inner().id;
         Ok(Response::new(runs::run_message(&self.db, &id).await?))
+    }
+
+    async fn list_engagements(
+        &self,
+        request: Request<api::ListEngagementsRequest>,
+    ) -> Answer<api::ListEngagementsResponse> {
+        let actor = caller(&request)?;
+        let of = match &actor {
+            Actor::Coordinator => store::EngagementsOf::Everyone,
+            Actor::Ambassador(id) => store::EngagementsOf::Ambassador(id),
+            Actor::School(urn) => store::EngagementsOf::School(urn),
+        };
+        let message = request.into_inner();
+        let limit = page_limit(message.limit)?;
+        let after = self.after("engagements", &message.cursor)?;
+        let mut rows = store::engagements_page(&self.db, of, &after, limit + 1)
+            .await
+            .map_err(AmbassadorsError::from)?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        Ok(Response::new(api::ListEngagementsResponse {
+            next_cursor: self.next_cursor(
+                "engagements",
+                more,
+                rows.last().map(|row| row.id.as_str()),
+            ),
+            items: rows.iter().map(engagements::message).collect(),
+        }))
+    }
+
+    async fn accept_engagement(
+        &self,
+        request: Request<api::EngagementActionRequest>,
+    ) -> Answer<api::EngagementResponse> {
+        let actor = caller(&request)?;
+        self.act(&actor, &request.into_inner().id, Action::Accept)
+            .await
+    }
+
+    async fn decline_engagement(
+        &self,
+        request: Request<api::EngagementActionRequest>,
+    ) -> Answer<api::EngagementResponse> {
+        let actor = caller(&request)?;
+        self.act(&actor, &request.into_inner().id, Action::Decline)
+            .await
+    }
+
+    async fn confirm_engagement(
+        &self,
+        request: Request<api::EngagementActionRequest>,
+    ) -> Answer<api::EngagementResponse> {
+        let actor = caller(&request)?;
+        self.act(&actor, &request.into_inner().id, Action::Confirm)
+            .await
+    }
+
+    async fn complete_engagement(
+        &self,
+        request: Request<api::CompleteEngagementRequest>,
+    ) -> Answer<api::EngagementResponse> {
+        let actor = caller(&request)?;
+        let message = request.into_inner();
+        let action = Action::Complete {
+            feedback: message.feedback,
+            students_reached: message.students_reached,
+        };
+        self.act(&actor, &message.id, action).await
+    }
+
+    async fn cancel_engagement(
+        &self,
+        request: Request<api::EngagementActionRequest>,
+    ) -> Answer<api::EngagementResponse> {
+        let actor = caller(&request)?;
+        self.act(&actor, &request.into_inner().id, Action::Cancel)
+            .await
     }
 }

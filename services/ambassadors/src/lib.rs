@@ -6,12 +6,15 @@
 //! - [`matching`]: the hard rules, the score, the optimal assignment (a minimum-cost
 //!   flow), the diversity pass and the greedy baseline, as a pure module.
 //! - [`runs`]: a matching run under the matching lock, writing proposed engagements.
+//! - [`engagements`]: an engagement's life cycle and its events.
 //! - [`store`]: the register, requests, runs, engagements, the catalogue projection.
-//! - [`events`]: the catalogue's unit groups from `OccupationUpserted`.
+//! - [`events`]: the catalogue from `OccupationUpserted`; casenotes' referrals as
+//!   requests; erased clients forgotten.
 //! - [`geo`]: postcode district centroids and schools from the real files in `seeds/`.
 //! - [`synthetic`]: the seeded synthetic register (seeds and `make bench`).
 
 pub mod domain;
+pub mod engagements;
 pub mod error;
 pub mod events;
 pub mod geo;
@@ -75,7 +78,7 @@ impl Service for Ambassadors {
 
     async fn routes(context: &Context<Self::Settings>) -> Result<Routes, AppError> {
         let settings = &context.settings.service;
-        let places = geo::Places::load(&settings.places.dir).map_err(service_error)?;
+        let places = Arc::new(geo::Places::load(&settings.places.dir).map_err(service_error)?);
         let mut bus = Eventbus::for_service(
             Self::NAME,
             context.db.clone(),
@@ -86,9 +89,16 @@ impl Service for Ambassadors {
         .await
         .map_err(service_error)?;
         bus.consume(events::occupations_consumer(), events::KnownOccupations);
+        bus.consume(
+            events::referrals_consumer(),
+            events::Referrals {
+                places: places.clone(),
+            },
+        );
+        bus.consume(events::erasures_consumer(), events::Erasures);
         let handlers = grpc::Handlers {
             db: context.db.clone(),
-            places: Arc::new(places),
+            places,
             cursors: context.cursors.clone(),
             waker: bus.waker(),
             matching: matching::Options {

@@ -96,17 +96,20 @@ async fn match_and_propose(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut requests = Vec::new();
+    let mut schools: HashMap<uuid::Uuid, String> = HashMap::new();
     for row in store::open_requests(&txn, &today.to_string()).await? {
         let wanted = u32::try_from(row.ambassadors_wanted).unwrap_or(0);
         let slots = wanted.saturating_sub(filled.get(&row.id).copied().unwrap_or(0));
         if slots > 0 {
             let held = encounters.get(&row.school_urn).copied().unwrap_or(0);
-            requests.push(domain::request_for_matching(
+            let request = domain::request_for_matching(
                 &row,
                 slots,
                 u32::try_from(held).unwrap_or(u32::MAX),
                 today,
-            )?);
+            )?;
+            schools.insert(request.id, row.school_urn.clone());
+            requests.push(request);
         }
     }
     let slots_open: HashMap<uuid::Uuid, u32> = requests
@@ -133,11 +136,15 @@ async fn match_and_propose(
                 run_id: run_id.to_owned(),
                 request_id: found.request_id.to_string(),
                 ambassador_id: found.ambassador_id.to_string(),
+                school_urn: schools.get(&found.request_id).cloned().unwrap_or_default(),
                 activity_date: found.activity_date.to_string(),
                 status: "proposed".into(),
                 score: found.score,
                 terms,
+                feedback: String::new(),
+                students_reached: 0,
                 created_at: now,
+                updated_at: now,
             },
         )
         .await?;

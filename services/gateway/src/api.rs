@@ -144,6 +144,11 @@ pub fn routes(state: ApiState) -> Router {
         )
         .route("/v1/matching/runs", post(crate::register::start_run))
         .route("/v1/matching/runs/{id}", get(crate::register::get_run))
+        .route("/v1/engagements", get(crate::register::list_engagements))
+        .route(
+            "/v1/engagements/{id}/{action}",
+            post(crate::register::act_on_engagement),
+        )
         .route("/v1/lmi/submissions/{id}", get(submission_by_id))
         .route("/v1/lmi/submissions/{id}/delta", get(submission_delta))
         // The body is read by the handler: JSON capped, CSV streamed without a cap.

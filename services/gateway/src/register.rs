@@ -187,3 +187,85 @@ pub(crate) async fn get_run(
     .await?;
     Ok(json(StatusCode::OK, &answer))
 }
+
+pub(crate) async fn list_engagements(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    parameters: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let parameters = query(parameters)?;
+    let message = api::ListEngagementsRequest {
+        limit: parameters.limit,
+        cursor: parameters.cursor,
+    };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.list_engagements(request).await },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+/// `POST /v1/engagements/{id}/accept|decline|confirm|complete|cancel`; only `complete`
+/// reads a body (`{"feedback","students_reached"}`, both optional).
+pub(crate) async fn act_on_engagement(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    let simple = api::EngagementActionRequest { id: id.clone() };
+    let answer = match action.as_str() {
+        "accept" => {
+            call(&state, &headers, simple, |mut client, request| async move {
+                client.accept_engagement(request).await
+            })
+            .await?
+        }
+        "decline" => {
+            call(&state, &headers, simple, |mut client, request| async move {
+                client.decline_engagement(request).await
+            })
+            .await?
+        }
+        "confirm" => {
+            call(&state, &headers, simple, |mut client, request| async move {
+                client.confirm_engagement(request).await
+            })
+            .await?
+        }
+        "cancel" => {
+            call(&state, &headers, simple, |mut client, request| async move {
+                client.cancel_engagement(request).await
+            })
+            .await?
+        }
+        "complete" => {
+            let message = if bytes.is_empty() {
+                api::CompleteEngagementRequest::default()
+            } else {
+                body(&bytes)?
+            };
+            let message = api::CompleteEngagementRequest { id, ..message };
+            call(
+                &state,
+                &headers,
+                message,
+                |mut client, request| async move { client.complete_engagement(request).await },
+            )
+            .await?
+        }
+        other => {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no engagement action {other:?}; use accept, decline, confirm, complete or cancel"
+                ),
+            ));
+        }
+    };
+    Ok(json(StatusCode::OK, &answer.engagement))
+}
