@@ -249,6 +249,55 @@ pub fn new_ambassador(
     })
 }
 
+/// The role-model attributes given, checked; None when none are given. They need the
+/// ambassador's consent.
+pub fn role_model(
+    message: &api::RegisterAmbassadorRequest,
+) -> Result<Option<api::RoleModel>, AmbassadorsError> {
+    let Some(model) = message
+        .role_model
+        .clone()
+        .filter(|model| *model != api::RoleModel::default())
+    else {
+        return Ok(None);
+    };
+    if !message.role_model_consent {
+        return Err(AmbassadorsError::ConsentRequired);
+    }
+    let mut problems = Vec::new();
+    for (field, value) in [
+        ("role_model.gender", &model.gender),
+        ("role_model.ethnicity", &model.ethnicity),
+    ] {
+        if value.chars().count() > 50 {
+            problems.push((field, "at most 50 characters".to_owned()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(Some(model))
+    } else {
+        Err(AmbassadorsError::Invalid(problems))
+    }
+}
+
+/// The matcher's `kind:value` attributes of a role model.
+pub fn attributes(model: &api::RoleModel) -> BTreeSet<String> {
+    let mut attributes = BTreeSet::new();
+    for (kind, value) in [("gender", &model.gender), ("ethnicity", &model.ethnicity)] {
+        let value = value.trim().to_lowercase();
+        if !value.is_empty() {
+            attributes.insert(format!("{kind}:{value}"));
+        }
+    }
+    if model.first_in_family_at_university {
+        attributes.insert("first_in_family:yes".to_owned());
+    }
+    if model.apprenticeship_route {
+        attributes.insert("route:apprenticeship".to_owned());
+    }
+    attributes
+}
+
 /// Checks a request; `school_contact` is the caller's URN when a school asks for itself.
 pub fn new_request(
     message: &api::CreateActivityRequestRequest,
@@ -479,6 +528,7 @@ pub fn ambassador_message(
         synthetic: row.synthetic,
         erased: row.erased,
         attribution: crate::geo::ATTRIBUTION.to_owned(),
+        role_model: None,
     })
 }
 
@@ -516,6 +566,7 @@ pub fn ambassador_for_matching(
     row: &AmbassadorRow,
     sectors: BTreeSet<String>,
     booked: BTreeMap<matching::Month, u32>,
+    attributes: BTreeSet<String>,
 ) -> Result<matching::Ambassador, AmbassadorsError> {
     let availability: api::Availability = serde_json::from_str(&row.availability)
         .map_err(|error| AmbassadorsError::Corrupt(error.to_string()))?;
@@ -544,8 +595,7 @@ pub fn ambassador_for_matching(
         sectors,
         // Shortage comes from LMI's events, which ambassadors does not consume yet.
         in_shortage: false,
-        // Role-model attributes are not held yet (they need encryption at rest).
-        attributes: BTreeSet::new(),
+        attributes,
     })
 }
 
@@ -626,6 +676,8 @@ mod tests {
             monthly_capacity: 2,
             dbs_checked_on: "2025-06-01".into(),
             training: vec!["safeguarding".into()],
+            role_model: None,
+            role_model_consent: false,
         }
     }
 

@@ -22,6 +22,12 @@ pub enum AmbassadorsError {
     },
     #[error("{0}")]
     InvalidTransition(String),
+    #[error(
+        "role-model attributes are held only with the ambassador's consent: send role_model_consent: true"
+    )]
+    ConsentRequired,
+    #[error(transparent)]
+    Sealing(#[from] crate::sealing::SealingError),
     #[error("the cursor is not one this listing issued; start again without it")]
     BadCursor,
     #[error("store: {0}")]
@@ -49,11 +55,15 @@ impl From<AmbassadorsError> for Status {
             AmbassadorsError::InvalidTransition(_) => {
                 status::status(Code::FailedPrecondition, "invalid_transition", message)
             }
+            AmbassadorsError::ConsentRequired => {
+                status::status(Code::FailedPrecondition, "consent_required", message)
+            }
             AmbassadorsError::BadCursor => {
                 status::status(Code::InvalidArgument, "bad_cursor", message)
             }
             AmbassadorsError::Store(_)
             | AmbassadorsError::Events(_)
+            | AmbassadorsError::Sealing(_)
             | AmbassadorsError::Corrupt(_) => status::internal(&error),
         }
     }

@@ -20,7 +20,9 @@ use crate::{
     engagements::{self, Action, Actor},
     error::AmbassadorsError,
     geo::Places,
-    matching, micros, runs, store,
+    matching, micros, runs,
+    sealing::AttributesKey,
+    store,
 };
 
 type Answer<T> = Result<Response<T>, Status>;
@@ -36,6 +38,7 @@ pub struct Handlers {
     pub cursors: Cursors,
     pub waker: RelayWaker,
     pub matching: matching::Options,
+    pub key: AttributesKey,
 }
 
 const COORDINATOR: &str = "ambassador_coordinator";
@@ -119,6 +122,7 @@ impl Handlers {
             let _ = runs::execute(
                 &handlers.db,
                 &handlers.waker,
+                &handlers.key,
                 &run_id,
                 today(),
                 handlers.matching,
@@ -145,12 +149,33 @@ impl Handlers {
         }))
     }
 
+    /// The API's view of an ambassador; with its role model, opened and the read
+    /// audited, when a coordinator (`reader`, their `sub`) asks.
     async fn ambassador_message(
         &self,
         row: &store::AmbassadorRow,
+        reader: Option<&str>,
     ) -> Result<api::Ambassador, AmbassadorsError> {
         let occupation = store::occupation(&self.db, &row.soc_code).await?;
-        domain::ambassador_message(row, occupation, today())
+        let mut message = domain::ambassador_message(row, occupation, today())?;
+        if let Some(reader) = reader
+            && let Some(sealed) = store::role_model(&self.db, &row.id).await?
+        {
+            let opened = self.key.open(&row.id, &sealed)?;
+            message.role_model = Some(
+                serde_json::from_slice(&opened)
+                    .map_err(|error| AmbassadorsError::Corrupt(error.to_string()))?,
+            );
+            store::record_attribute_reads(
+                &self.db,
+                std::slice::from_ref(&row.id),
+                reader,
+                "coordination",
+                micros(Utc::now()),
+            )
+            .await?;
+        }
+        Ok(message)
     }
 
     /// The request, if the caller may see it; NOT_FOUND otherwise, like an unknown id.
@@ -177,7 +202,9 @@ impl AmbassadorsService for Handlers {
         request: Request<api::RegisterAmbassadorRequest>,
     ) -> Answer<api::RegisterAmbassadorResponse> {
         coordinator_only(&request, "registering ambassadors")?;
+        let reader = identity::caller(&request)?.sub.clone();
         let message = request.into_inner();
+        let role_model = domain::role_model(&message)?;
         let known = store::occupation(&self.db, &message.soc_code)
             .await
             .map_err(AmbassadorsError::from)?
@@ -190,11 +217,26 @@ impl AmbassadorsService for Handlers {
             new_id(),
             micros(Utc::now()),
         )?;
-        store::insert_ambassador(&self.db, &row)
+        let txn = careers_eventbus::begin_write(&self.db)
             .await
             .map_err(AmbassadorsError::from)?;
+        store::insert_ambassador(&txn, &row)
+            .await
+            .map_err(AmbassadorsError::from)?;
+        if let Some(model) = &role_model {
+            let plain = serde_json::to_vec(model)
+                .map_err(|error| AmbassadorsError::Corrupt(error.to_string()))?;
+            let sealed = self
+                .key
+                .seal(&row.id, &plain)
+                .map_err(AmbassadorsError::from)?;
+            store::set_role_model(&txn, &row.id, sealed)
+                .await
+                .map_err(AmbassadorsError::from)?;
+        }
+        txn.commit().await.map_err(AmbassadorsError::from)?;
         Ok(Response::new(api::RegisterAmbassadorResponse {
-            ambassador: Some(self.ambassador_message(&row).await?),
+            ambassador: Some(self.ambassador_message(&row, Some(&reader)).await?),
         }))
     }
 
@@ -203,6 +245,7 @@ impl AmbassadorsService for Handlers {
         request: Request<api::GetAmbassadorRequest>,
     ) -> Answer<api::GetAmbassadorResponse> {
         let caller = caller(&request)?;
+        let sub = identity::caller(&request)?.sub.clone();
         let id = request.into_inner().id;
         match &caller {
             Actor::Coordinator => {}
@@ -219,8 +262,10 @@ impl AmbassadorsService for Handlers {
             .await
             .map_err(AmbassadorsError::from)?
             .ok_or(AmbassadorsError::NotFound("ambassador"))?;
+        // Role models are for coordinators (and the matcher) only, not even their owner.
+        let reader = (caller == Actor::Coordinator).then_some(sub.as_str());
         Ok(Response::new(api::GetAmbassadorResponse {
-            ambassador: Some(self.ambassador_message(&row).await?),
+            ambassador: Some(self.ambassador_message(&row, reader).await?),
         }))
     }
 
@@ -229,6 +274,7 @@ impl AmbassadorsService for Handlers {
         request: Request<api::ListAmbassadorsRequest>,
     ) -> Answer<api::ListAmbassadorsResponse> {
         coordinator_only(&request, "the register")?;
+        let reader = identity::caller(&request)?.sub.clone();
         let message = request.into_inner();
         let limit = page_limit(message.limit)?;
         let after = self.after("ambassadors", &message.cursor)?;
@@ -239,7 +285,7 @@ impl AmbassadorsService for Handlers {
         rows.truncate(limit as usize);
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
-            items.push(self.ambassador_message(row).await?);
+            items.push(self.ambassador_message(row, Some(&reader)).await?);
         }
         Ok(Response::new(api::ListAmbassadorsResponse {
             next_cursor: self.next_cursor(

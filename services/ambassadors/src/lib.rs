@@ -7,6 +7,7 @@
 //!   flow), the diversity pass and the greedy baseline, as a pure module.
 //! - [`runs`]: a matching run under the matching lock, writing proposed engagements.
 //! - [`engagements`]: an engagement's life cycle and its events.
+//! - [`sealing`]: role-model attributes sealed at rest.
 //! - [`store`]: the register, requests, runs, engagements, the catalogue projection.
 //! - [`events`]: the catalogue from `OccupationUpserted`; casenotes' referrals as
 //!   requests; erased clients forgotten.
@@ -21,6 +22,7 @@ pub mod geo;
 pub mod grpc;
 pub mod matching;
 pub mod runs;
+pub mod sealing;
 pub mod seed;
 pub mod settings;
 pub mod store;
@@ -78,6 +80,7 @@ impl Service for Ambassadors {
 
     async fn routes(context: &Context<Self::Settings>) -> Result<Routes, AppError> {
         let settings = &context.settings.service;
+        let key = settings.crypto.attributes_key().map_err(service_error)?;
         let places = Arc::new(geo::Places::load(&settings.places.dir).map_err(service_error)?);
         let mut bus = Eventbus::for_service(
             Self::NAME,
@@ -104,6 +107,7 @@ impl Service for Ambassadors {
             matching: matching::Options {
                 diversity_budget: settings.matching.diversity_budget,
             },
+            key,
         };
         let timeout = context.settings.platform.readiness.catch_up_timeout;
         context

@@ -9,18 +9,19 @@ use careers_proto::careers::ambassadors::{events::v1::MatchProposed, v1 as api};
 use chrono::{NaiveDate, Utc};
 use sea_orm::DatabaseConnection;
 
-use crate::{domain, error::AmbassadorsError, matching, micros, store};
+use crate::{domain, error::AmbassadorsError, matching, micros, sealing::AttributesKey, store};
 
 /// Runs matching run `run_id` (already recorded as running) to the end, recording it done
 /// or, if it fails, failed.
 pub async fn execute(
     db: &DatabaseConnection,
     waker: &RelayWaker,
+    key: &AttributesKey,
     run_id: &str,
     today: NaiveDate,
     options: matching::Options,
 ) -> Result<(), AmbassadorsError> {
-    match match_and_propose(db, run_id, today, options).await {
+    match match_and_propose(db, key, run_id, today, options).await {
         Ok(()) => {
             waker.wake();
             Ok(())
@@ -48,6 +49,7 @@ pub async fn execute(
 
 async fn match_and_propose(
     db: &DatabaseConnection,
+    key: &AttributesKey,
     run_id: &str,
     today: NaiveDate,
     options: matching::Options,
@@ -84,6 +86,22 @@ async fn match_and_propose(
             .into_iter()
             .collect();
 
+    // The matcher reads the role models (for the diversity pass): each read audited.
+    let mut attributes: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for (id, sealed) in store::role_models(&txn).await? {
+        let model: api::RoleModel = serde_json::from_slice(&key.open(&id, &sealed)?)
+            .map_err(|error| AmbassadorsError::Corrupt(error.to_string()))?;
+        attributes.insert(id, domain::attributes(&model));
+    }
+    let readers: Vec<String> = attributes.keys().cloned().collect();
+    store::record_attribute_reads(
+        &txn,
+        &readers,
+        &format!("matching_run:{run_id}"),
+        "matching",
+        micros(Utc::now()),
+    )
+    .await?;
     let ambassadors = store::active_ambassadors(&txn)
         .await?
         .iter()
@@ -92,6 +110,7 @@ async fn match_and_propose(
                 row,
                 occupations.get(&row.soc_code).cloned().unwrap_or_default(),
                 booked.remove(&row.id).unwrap_or_default(),
+                attributes.remove(&row.id).unwrap_or_default(),
             )
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use careers_eventbus::settings::{EventSettings, InboxSettings, NatsSettings, OutboxSettings};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+use crate::sealing::{AttributesKey, SealingError};
 
 /// Settings of the ambassadors service beyond the platform's sections.
 #[derive(Debug, Clone, Deserialize)]
@@ -17,6 +20,30 @@ pub struct AmbassadorsSettings {
     pub places: PlacesSettings,
     #[serde(default)]
     pub matching: MatchingSettings,
+    pub crypto: CryptoSettings,
+}
+
+/// `[crypto]`: the key sealing role-model attributes, base64 of 32 bytes, from a secret
+/// file (`key_path`) or the environment (`key`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CryptoSettings {
+    #[serde(default)]
+    pub key_path: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<SecretString>,
+}
+
+impl CryptoSettings {
+    /// The key, from the variable if set, else the file.
+    pub fn attributes_key(&self) -> Result<AttributesKey, SealingError> {
+        match (&self.key, &self.key_path) {
+            (Some(key), _) => AttributesKey::from_base64(key.expose_secret()),
+            (None, Some(path)) => AttributesKey::from_file(path),
+            (None, None) => Err(SealingError::BadKey(
+                "set crypto.key_path or crypto.key".to_owned(),
+            )),
+        }
+    }
 }
 
 impl AmbassadorsSettings {

@@ -145,11 +145,98 @@ pub async fn erase_ambassador(connection: &impl ConnectionTrait, id: &str) -> Re
         connection,
         "UPDATE ambassadors SET name = '', employer = '', subjects = '[]', expertise = '[]', \
          training = '[]', postcode_district = '', latitude = 0, longitude = 0, \
-         availability = '{}', monthly_capacity = 0, erased = TRUE WHERE id = $1 AND NOT erased",
+         availability = '{}', monthly_capacity = 0, role_model = NULL, erased = TRUE \
+         WHERE id = $1 AND NOT erased",
         vec![id.into()],
     )
     .await?
         > 0)
+}
+
+/// Sets an ambassador's sealed role-model attributes.
+pub async fn set_role_model(
+    connection: &impl ConnectionTrait,
+    id: &str,
+    sealed: Vec<u8>,
+) -> Result<(), DbErr> {
+    execute(
+        connection,
+        "UPDATE ambassadors SET role_model = $2 WHERE id = $1",
+        vec![id.into(), sealed.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The sealed role-model attributes of these ambassadors (those that have them).
+pub async fn role_models(
+    connection: &impl ConnectionTrait,
+) -> Result<Vec<(String, Vec<u8>)>, DbErr> {
+    all(
+        connection,
+        "SELECT id, role_model FROM ambassadors WHERE role_model IS NOT NULL AND NOT erased",
+        vec![],
+        |row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)),
+    )
+    .await
+}
+
+/// One ambassador's sealed role-model attributes, if held.
+pub async fn role_model(
+    connection: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<Vec<u8>>, DbErr> {
+    Ok(all(
+        connection,
+        "SELECT role_model FROM ambassadors WHERE id = $1",
+        vec![id.into()],
+        |row| row.try_get_by_index::<Option<Vec<u8>>>(0),
+    )
+    .await?
+    .pop()
+    .flatten())
+}
+
+/// Records reads of role-model attributes: who, why, when, whose.
+pub async fn record_attribute_reads(
+    connection: &impl ConnectionTrait,
+    ambassador_ids: &[String],
+    actor: &str,
+    purpose: &str,
+    at: i64,
+) -> Result<(), DbErr> {
+    for chunk in ambassador_ids.chunks(200) {
+        let mut values = Vec::with_capacity(chunk.len() * 5);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (index, id) in chunk.iter().enumerate() {
+            let base = index * 5;
+            rows.push(format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                base + 1,
+                base + 2,
+                base + 3,
+                base + 4,
+                base + 5
+            ));
+            values.extend([
+                uuid::Uuid::now_v7().to_string().into(),
+                id.clone().into(),
+                actor.into(),
+                purpose.into(),
+                at.into(),
+            ]);
+        }
+        execute(
+            connection,
+            &format!(
+                "INSERT INTO attribute_reads (id, ambassador_id, actor, purpose, read_at) VALUES {}",
+                rows.join(", ")
+            ),
+            values,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// An activity request as stored.
@@ -714,10 +801,10 @@ impl MigrationName for CreateRegister {
 impl MigrationTrait for CreateRegister {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
-        let float = if db.get_database_backend() == DatabaseBackend::Postgres {
-            "DOUBLE PRECISION"
+        let (float, bytes) = if db.get_database_backend() == DatabaseBackend::Postgres {
+            ("DOUBLE PRECISION", "BYTEA")
         } else {
-            "REAL"
+            ("REAL", "BLOB")
         };
         for sql in [
             format!(
@@ -729,7 +816,7 @@ impl MigrationTrait for CreateRegister {
                  travel_radius_km {float} NOT NULL, availability TEXT NOT NULL, \
                  monthly_capacity BIGINT NOT NULL, dbs_checked_on TEXT NOT NULL, \
                  dbs_expires_on TEXT NOT NULL, synthetic BOOLEAN NOT NULL, \
-                 erased BOOLEAN NOT NULL, created_at BIGINT NOT NULL)"
+                 erased BOOLEAN NOT NULL, created_at BIGINT NOT NULL, role_model {bytes})"
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS activity_requests (id TEXT PRIMARY KEY, \
@@ -754,6 +841,12 @@ impl MigrationTrait for CreateRegister {
             "CREATE TABLE IF NOT EXISTS matching_runs (id TEXT PRIMARY KEY, status TEXT NOT NULL, \
              started_at BIGINT NOT NULL, finished_at BIGINT, total_score BIGINT NOT NULL, \
              optimal_score BIGINT NOT NULL, unmatched TEXT NOT NULL, error TEXT)"
+                .to_owned(),
+            "CREATE TABLE IF NOT EXISTS attribute_reads (id TEXT PRIMARY KEY, \
+             ambassador_id TEXT NOT NULL, actor TEXT NOT NULL, purpose TEXT NOT NULL, \
+             read_at BIGINT NOT NULL)"
+                .to_owned(),
+            "CREATE INDEX IF NOT EXISTS attribute_reads_by_ambassador ON attribute_reads (ambassador_id)"
                 .to_owned(),
             "CREATE TABLE IF NOT EXISTS known_occupations (soc_code TEXT PRIMARY KEY, \
              version BIGINT NOT NULL, sub_major_group TEXT NOT NULL, \

@@ -130,6 +130,8 @@ pub async fn run(data: &Path, nats_server: &Path, ports: &Ports) -> anyhow::Resu
     let (bearer_pem, bearer_jwks) = crate::keys::ensure(&keys, "bearer", "dev-bearer-1")?;
     // Case notes' key-encryption key and audit key: secrets outside its stores.
     let (kek, audit_key) = crate::keys::ensure_casenotes_secrets(&keys)?;
+    // Ambassadors' key sealing role-model attributes.
+    let attributes_key = crate::keys::ensure_ambassadors_key(&keys)?;
     let binaries = std::env::current_exe()?
         .parent()
         .map(Path::to_path_buf)
@@ -187,6 +189,9 @@ pub async fn run(data: &Path, nats_server: &Path, ports: &Ports) -> anyhow::Resu
                     "CAREERS_CASENOTES__KEYSTORE__URL",
                     format!("sqlite://{}", data.join("casenotes-keys.db").display()),
                 );
+        }
+        if *service == "ambassadors" {
+            command.env("CAREERS_AMBASSADORS__CRYPTO__KEY_PATH", &attributes_key);
         }
         let child = command
             .env(

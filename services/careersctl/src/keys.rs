@@ -39,6 +39,17 @@ pub fn ensure_casenotes_secrets(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)
     Ok((kek, audit))
 }
 
+/// Ambassadors' development key sealing role-model attributes, created once.
+pub fn ensure_ambassadors_key(dir: &Path) -> anyhow::Result<PathBuf> {
+    let key = dir.join("ambassadors-attributes.key");
+    if !key.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let generated = careers_ambassadors::sealing::AttributesKey::generate();
+        write_private(&key, &format!("{generated}\n"))?;
+    }
+    Ok(key)
+}
+
 /// Writes a private key readable by its owner only.
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};

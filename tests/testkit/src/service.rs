@@ -46,7 +46,7 @@ pub struct RunningService {
     pub signer: IdentitySigner,
     /// Keeps the JWKS file the service reads.
     _keys: std::sync::Arc<TestKeys>,
-    /// Keeps casenotes' throwaway secrets and key store.
+    /// Keeps casenotes' throwaway secrets and key store, or ambassadors' key.
     _secrets: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), AppError>>,
@@ -105,17 +105,10 @@ pub async fn spawn_adjusted<S: Service>(
         keys.jwks_path.display().to_string(),
     );
     let signer = keys.signer.clone();
-    if S::NAME == "ambassadors" {
-        // Its places (postcode districts, schools) are read from the repository's seeds.
-        environment.insert(
-            variable("places.dir"),
-            crate::repository_root().join("seeds").display().to_string(),
-        );
-    }
-    let secrets = if S::NAME == "casenotes" {
-        Some(casenotes_secrets(&mut environment, &variable)?)
-    } else {
-        None
+    let secrets = match S::NAME {
+        "casenotes" => Some(casenotes_secrets(&mut environment, &variable)?),
+        "ambassadors" => Some(ambassadors_settings(&mut environment, &variable)?),
+        _ => None,
     };
     for (key, value) in overrides {
         environment.insert(variable(key), (*value).to_owned());
@@ -145,6 +138,29 @@ pub async fn spawn_adjusted<S: Service>(
         stop: Some(stop),
         task,
     })
+}
+
+/// Ambassadors' places from the repository's seeds and a throwaway attributes key.
+fn ambassadors_settings(
+    environment: &mut HashMap<String, String>,
+    variable: &impl Fn(&str) -> String,
+) -> anyhow::Result<tempfile::TempDir> {
+    use base64::Engine;
+    environment.insert(
+        variable("places.dir"),
+        crate::repository_root().join("seeds").display().to_string(),
+    );
+    let dir = tempfile::tempdir()?;
+    let mut bytes = Vec::with_capacity(32);
+    bytes.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let key = dir.path().join("attributes.key");
+    std::fs::write(
+        &key,
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+    )?;
+    environment.insert(variable("crypto.key_path"), key.display().to_string());
+    Ok(dir)
 }
 
 /// Throwaway case-notes secrets (a KEK and an audit key, as files) and a SQLite key store

@@ -14,7 +14,7 @@ use careers_testkit::{
     sqlite::TestSqlite,
 };
 use chrono::{Days, Utc};
-use sea_orm::Database;
+use sea_orm::{ConnectionTrait, Database};
 use sea_orm_migration::MigratorTrait;
 use tonic::{Code, Request, transport::Channel};
 use tonic_types::StatusExt;
@@ -24,6 +24,22 @@ struct Service {
     running: RunningService,
     client: AmbassadorsServiceClient<Channel>,
     keys: Arc<TestKeys>,
+    url: String,
+}
+
+/// One value of the first row of `sql` with `$1` bound to `id`.
+async fn scalar<T: sea_orm::TryGetable>(
+    db: &sea_orm::DatabaseConnection,
+    sql: &str,
+    id: &str,
+) -> anyhow::Result<T> {
+    let statement =
+        sea_orm::Statement::from_sql_and_values(db.get_database_backend(), sql, [id.into()]);
+    let row = db
+        .query_one_raw(statement)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no row for {sql}"))?;
+    Ok(row.try_get_by_index(0)?)
 }
 
 impl Service {
@@ -46,6 +62,7 @@ impl Service {
             running,
             client,
             keys,
+            url: url.to_owned(),
         })
     }
 
@@ -161,6 +178,8 @@ fn registration() -> api::RegisterAmbassadorRequest {
             .map(|day| day.to_string())
             .unwrap_or_default(),
         training: vec!["safeguarding".into()],
+        role_model: None,
+        role_model_consent: false,
     }
 }
 
@@ -377,6 +396,85 @@ async fn bad_input_and_roles(url: &str) -> anyhow::Result<()> {
         Code::PermissionDenied
     );
 
+    // Role-model attributes: only with consent; sealed at rest; shown to coordinators
+    // only, each read audited; dropped on erasure.
+    let modelled = |consent: bool| api::RegisterAmbassadorRequest {
+        role_model: Some(api::RoleModel {
+            gender: "female".into(),
+            ethnicity: String::new(),
+            first_in_family_at_university: true,
+            apprenticeship_route: false,
+        }),
+        role_model_consent: consent,
+        ..registration()
+    };
+    let request = service.coordinator(modelled(false))?;
+    assert_eq!(
+        failure(service.client.register_ambassador(request).await),
+        (Code::FailedPrecondition, "consent_required".to_owned())
+    );
+    let role_model = service.register(modelled(true)).await?;
+    let db = Database::connect(service.url.as_str()).await?;
+    let sealed: Vec<u8> = scalar(
+        &db,
+        "SELECT role_model FROM ambassadors WHERE id = $1",
+        &role_model,
+    )
+    .await?;
+    assert!(!sealed.is_empty() && !sealed.windows(6).any(|window| window == b"female"));
+    let reads = || {
+        scalar::<i64>(
+            &db,
+            "SELECT COUNT(*) FROM attribute_reads WHERE ambassador_id = $1",
+            &role_model,
+        )
+    };
+    let before = reads().await?;
+    let request = service.coordinator(api::GetAmbassadorRequest {
+        id: role_model.clone(),
+    })?;
+    let seen = service
+        .client
+        .get_ambassador(request)
+        .await?
+        .into_inner()
+        .ambassador
+        .unwrap_or_default();
+    assert_eq!(
+        seen.role_model.map(|model| model.gender),
+        Some("female".to_owned())
+    );
+    assert_eq!(reads().await?, before + 1);
+    let request = service.as_(
+        &role_model,
+        &["ambassador"],
+        None,
+        api::GetAmbassadorRequest {
+            id: role_model.clone(),
+        },
+    )?;
+    let owner_view = service
+        .client
+        .get_ambassador(request)
+        .await?
+        .into_inner()
+        .ambassador
+        .unwrap_or_default();
+    assert_eq!(owner_view.role_model, None);
+    assert_eq!(reads().await?, before + 1);
+    let request = service.coordinator(api::EraseAmbassadorRequest {
+        id: role_model.clone(),
+    })?;
+    service.client.erase_ambassador(request).await?;
+    let left: Option<Vec<u8>> = scalar(
+        &db,
+        "SELECT role_model FROM ambassadors WHERE id = $1",
+        &role_model,
+    )
+    .await?;
+    assert_eq!(left, None);
+    db.close().await?;
+
     // Erasure keeps the id and drops the person.
     let request = service.coordinator(api::EraseAmbassadorRequest { id: own.clone() })?;
     service.client.erase_ambassador(request).await?;
@@ -418,7 +516,16 @@ async fn bad_input_and_roles_on_postgres() -> anyhow::Result<()> {
 async fn runs_match_and_never_double_book(url: &str) -> anyhow::Result<()> {
     let mut service = Service::start(url).await?;
     let first = service.register(registration()).await?;
-    let second = service.register(registration()).await?;
+    let second = service
+        .register(api::RegisterAmbassadorRequest {
+            role_model: Some(api::RoleModel {
+                apprenticeship_route: true,
+                ..api::RoleModel::default()
+            }),
+            role_model_consent: true,
+            ..registration()
+        })
+        .await?;
     let mut requests = Vec::new();
     for _ in 0..3 {
         requests.push(service.ask(asking(NEAR_SCHOOL)).await?);
@@ -490,6 +597,16 @@ async fn runs_match_and_never_double_book(url: &str) -> anyhow::Result<()> {
         Some(vec!["matched_elsewhere".to_owned()])
     );
     assert_eq!(blocked(later, &left), Some(vec!["no_capacity".to_owned()]));
+    // The matcher's reads of role models are audited too, once per run.
+    let db = Database::connect(service.url.as_str()).await?;
+    let matcher_reads: i64 = scalar(
+        &db,
+        "SELECT COUNT(*) FROM attribute_reads WHERE ambassador_id = $1 AND purpose = 'matching'",
+        &second,
+    )
+    .await?;
+    assert_eq!(matcher_reads, 2);
+    db.close().await?;
     // Matched requests are no longer open.
     let request = service.coordinator(api::GetActivityRequestRequest {
         id: matches[0].request_id.clone(),
