@@ -567,6 +567,7 @@ pub fn ambassador_for_matching(
     sectors: BTreeSet<String>,
     booked: BTreeMap<matching::Month, u32>,
     attributes: BTreeSet<String>,
+    in_shortage: bool,
 ) -> Result<matching::Ambassador, AmbassadorsError> {
     let availability: api::Availability = serde_json::from_str(&row.availability)
         .map_err(|error| AmbassadorsError::Corrupt(error.to_string()))?;
@@ -593,8 +594,7 @@ pub fn ambassador_for_matching(
         booked,
         subjects: list(&row.subjects)?.into_iter().collect(),
         sectors,
-        // Shortage comes from LMI's events, which ambassadors does not consume yet.
-        in_shortage: false,
+        in_shortage,
         attributes,
     })
 }

@@ -1,15 +1,17 @@
 //! ambassadors' event handlers: the catalogue's unit groups from `OccupationUpserted`, so
 //! a registration's SOC code is checked and its sector and STEM discipline known;
-//! casenotes' referrals as activity requests; erased clients forgotten.
+//! casenotes' referrals as activity requests; erased clients forgotten; which
+//! occupations are in shortage, from lmi's `skills_shortage` figures.
 
 use std::sync::Arc;
 
 use careers_eventbus::{ConsumerSpec, Envelope, Event, Handler, HandlerError, catalogue};
 use careers_proto::careers::{
     casenotes::events::v1::{ClientErased, ReferralRequested},
+    lmi::events::v1::FiguresPublished,
     occupations::events::v1::OccupationUpserted,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use crate::{domain, geo::Places, micros, store};
@@ -152,5 +154,75 @@ impl Handler for Erasures {
 
     async fn reset(&self, _txn: &DatabaseTransaction) -> Result<(), DbErr> {
         Ok(())
+    }
+}
+
+/// The durable consumer that keeps which occupations are in shortage.
+pub fn shortages_consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        durable: "ambassadors_lmi".into(),
+        stream: catalogue::LMI,
+        subjects: vec![FiguresPublished::SUBJECT.into()],
+    }
+}
+
+/// The measure whose latest value (1 or 0) says an occupation is in shortage.
+const SHORTAGE_MEASURE: &str = "skills_shortage";
+
+/// Merges `skills_shortage` figures (all breakdowns but `all` and suppressed ones are
+/// ignored) into the latest flag per (SOC code, region).
+#[derive(Debug, Clone, Default)]
+pub struct Shortages;
+
+impl Handler for Shortages {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let batch: FiguresPublished = event.decode().map_err(|error| {
+            HandlerError::Rejected(format!("undecodable FiguresPublished: {error}"))
+        })?;
+        for figure in batch.figures {
+            if figure.measure != SHORTAGE_MEASURE
+                || figure.suppressed
+                || !(figure.breakdown.is_empty() || figure.breakdown == "all")
+            {
+                continue;
+            }
+            let recorded_at = figure
+                .recorded_at
+                .and_then(|time| {
+                    DateTime::<Utc>::from_timestamp(
+                        time.seconds,
+                        u32::try_from(time.nanos).unwrap_or(0),
+                    )
+                })
+                .ok_or_else(|| {
+                    HandlerError::Rejected(format!(
+                        "figure {} has no recorded_at",
+                        figure.figure_id
+                    ))
+                })?;
+            let (period_end, period) = careers_proto::period::order_key(&figure.period);
+            store::merge_shortage(
+                txn,
+                &store::ShortageFlag {
+                    soc_code: figure.soc_code.clone(),
+                    region: figure.region.clone(),
+                    period_end,
+                    period: period.to_owned(),
+                    recorded_at: micros(recorded_at),
+                    figure_id: figure.figure_id.clone(),
+                    in_shortage: figure.value >= 0.5,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+        store::clear_shortages(txn).await
     }
 }

@@ -99,6 +99,7 @@ impl Service for Ambassadors {
             },
         );
         bus.consume(events::erasures_consumer(), events::Erasures);
+        bus.consume(events::shortages_consumer(), events::Shortages);
         let handlers = grpc::Handlers {
             db: context.db.clone(),
             places,

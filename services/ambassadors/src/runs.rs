@@ -102,6 +102,7 @@ async fn match_and_propose(
         micros(Utc::now()),
     )
     .await?;
+    let shortages: BTreeSet<String> = store::shortage_codes(&txn).await?.into_iter().collect();
     let ambassadors = store::active_ambassadors(&txn)
         .await?
         .iter()
@@ -111,6 +112,7 @@ async fn match_and_propose(
                 occupations.get(&row.soc_code).cloned().unwrap_or_default(),
                 booked.remove(&row.id).unwrap_or_default(),
                 attributes.remove(&row.id).unwrap_or_default(),
+                shortages.contains(&row.soc_code),
             )
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -138,9 +138,16 @@ pub async fn active_ambassadors(
     .await
 }
 
-/// Drops the ambassador's personal data, keeping the id so past engagements still count.
-/// Returns whether there was anyone to erase.
+/// Drops the ambassador's personal data, keeping the id so past engagements still count,
+/// and the schools' free-text feedback on their engagements (it may name them). Returns
+/// whether there was anyone to erase.
 pub async fn erase_ambassador(connection: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
+    execute(
+        connection,
+        "UPDATE engagements SET feedback = '' WHERE ambassador_id = $1",
+        vec![id.into()],
+    )
+    .await?;
     Ok(execute(
         connection,
         "UPDATE ambassadors SET name = '', employer = '', subjects = '[]', expertise = '[]', \
@@ -787,6 +794,89 @@ pub async fn occupations(
     .await
 }
 
+/// A `skills_shortage` figure as ambassadors keeps it: the latest per (SOC code, region).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShortageFlag {
+    pub soc_code: String,
+    pub region: String,
+    /// `careers_proto::period::order_key`'s first part: the month the period ends.
+    pub period_end: String,
+    pub period: String,
+    pub recorded_at: i64,
+    pub figure_id: String,
+    pub in_shortage: bool,
+}
+
+/// Keeps `flag` if it is later than the one held for its (SOC code, region): later
+/// period, then later recorded_at, then higher figure id, so any delivery order gives
+/// the same result.
+pub async fn merge_shortage(
+    connection: &impl ConnectionTrait,
+    flag: &ShortageFlag,
+) -> Result<(), DbErr> {
+    let held = all(
+        connection,
+        "SELECT period_end, period, recorded_at, figure_id FROM shortage_flags \
+         WHERE soc_code = $1 AND region = $2",
+        vec![flag.soc_code.clone().into(), flag.region.clone().into()],
+        |row| {
+            Ok((
+                row.try_get_by_index::<String>(0)?,
+                row.try_get_by_index::<String>(1)?,
+                row.try_get_by_index::<i64>(2)?,
+                row.try_get_by_index::<String>(3)?,
+            ))
+        },
+    )
+    .await?
+    .pop();
+    let incoming = (
+        flag.period_end.clone(),
+        flag.period.clone(),
+        flag.recorded_at,
+        flag.figure_id.clone(),
+    );
+    if held.as_ref().is_some_and(|held| *held >= incoming) {
+        return Ok(());
+    }
+    execute(
+        connection,
+        "INSERT INTO shortage_flags (soc_code, region, period_end, period, recorded_at, \
+         figure_id, in_shortage) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (soc_code, region) DO UPDATE SET period_end = excluded.period_end, \
+         period = excluded.period, recorded_at = excluded.recorded_at, \
+         figure_id = excluded.figure_id, in_shortage = excluded.in_shortage",
+        vec![
+            flag.soc_code.clone().into(),
+            flag.region.clone().into(),
+            flag.period_end.clone().into(),
+            flag.period.clone().into(),
+            flag.recorded_at.into(),
+            flag.figure_id.clone().into(),
+            flag.in_shortage.into(),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn clear_shortages(connection: &impl ConnectionTrait) -> Result<(), DbErr> {
+    execute(connection, "DELETE FROM shortage_flags", vec![])
+        .await
+        .map(|_| ())
+}
+
+/// SOC codes whose latest `skills_shortage` flag is set in some region.
+pub async fn shortage_codes(connection: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> {
+    all(
+        connection,
+        "SELECT DISTINCT soc_code FROM shortage_flags WHERE in_shortage ORDER BY soc_code",
+        vec![],
+        |row| row.try_get_by_index(0),
+    )
+    .await
+}
+
 /// The register, requests, runs, engagements and the catalogue projection.
 #[derive(Debug)]
 pub struct CreateRegister;
@@ -847,6 +937,11 @@ impl MigrationTrait for CreateRegister {
              read_at BIGINT NOT NULL)"
                 .to_owned(),
             "CREATE INDEX IF NOT EXISTS attribute_reads_by_ambassador ON attribute_reads (ambassador_id)"
+                .to_owned(),
+            "CREATE TABLE IF NOT EXISTS shortage_flags (soc_code TEXT NOT NULL, \
+             region TEXT NOT NULL, period_end TEXT NOT NULL, period TEXT NOT NULL, \
+             recorded_at BIGINT NOT NULL, figure_id TEXT NOT NULL, in_shortage BOOLEAN NOT NULL, \
+             PRIMARY KEY (soc_code, region))"
                 .to_owned(),
             "CREATE TABLE IF NOT EXISTS known_occupations (soc_code TEXT PRIMARY KEY, \
              version BIGINT NOT NULL, sub_major_group TEXT NOT NULL, \

@@ -368,6 +368,19 @@ async fn a_referral_is_matched_completed_and_forgotten() -> anyhow::Result<()> {
         .await?;
     assert_eq!(request["referral_id"], "", "{request}");
 
+    // Erasing the ambassador anonymises their past engagement: the school's feedback,
+    // which may name them, goes; the engagement still counts.
+    let path = format!("/v1/ambassadors/{ambassador_id}");
+    assert_eq!(
+        gateway.send(&coordinator, "DELETE", &path, None).await?.0,
+        204
+    );
+    let (_, all) = gateway
+        .send(&coordinator, "GET", "/v1/engagements", None)
+        .await?;
+    assert_eq!(all["items"][0]["feedback"], "", "{all}");
+    assert_eq!(all["items"][0]["status"], "completed", "{all}");
+
     stop.send(()).ok();
     running.await??;
     ambassadors.shutdown().await?;

@@ -633,3 +633,45 @@ async fn runs_match_and_never_double_book_on_postgres() -> anyhow::Result<()> {
     let store = postgres::empty_database().await?;
     runs_match_and_never_double_book(&store.url).await
 }
+
+/// Shortage flags keep the latest figure per (SOC code, region) whatever the delivery
+/// order: a later period, then a later recording, wins.
+async fn shortage_flags_keep_the_latest(url: &str) -> anyhow::Result<()> {
+    let db = Database::connect(url).await?;
+    Migrator::up(&db, None).await?;
+    let flag = |soc: &str, period: &str, recorded_at: i64, in_shortage: bool| {
+        let (period_end, period) = careers_proto::period::order_key(period);
+        store::ShortageFlag {
+            soc_code: soc.to_owned(),
+            region: "K02000001".to_owned(),
+            period_end,
+            period: period.to_owned(),
+            recorded_at,
+            figure_id: format!("f-{soc}-{recorded_at}"),
+            in_shortage,
+        }
+    };
+    // 2122: in shortage in 2024, not any more in 2025-Q1 (delivered first).
+    store::merge_shortage(&db, &flag("2122", "2025-Q1", 5, false)).await?;
+    store::merge_shortage(&db, &flag("2122", "2024", 9, true)).await?;
+    // 2134: a correction recorded later for the same period wins.
+    store::merge_shortage(&db, &flag("2134", "2024", 1, false)).await?;
+    store::merge_shortage(&db, &flag("2134", "2024", 2, true)).await?;
+    assert_eq!(store::shortage_codes(&db).await?, vec!["2134".to_owned()]);
+    store::clear_shortages(&db).await?;
+    assert!(store::shortage_codes(&db).await?.is_empty());
+    db.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn shortage_flags_keep_the_latest_on_sqlite() -> anyhow::Result<()> {
+    let store = TestSqlite::new()?;
+    shortage_flags_keep_the_latest(&store.url).await
+}
+
+#[tokio::test]
+async fn shortage_flags_keep_the_latest_on_postgres() -> anyhow::Result<()> {
+    let store = postgres::empty_database().await?;
+    shortage_flags_keep_the_latest(&store.url).await
+}
