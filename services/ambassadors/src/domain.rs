@@ -246,7 +246,56 @@ pub fn new_ambassador(
         synthetic: false,
         erased: false,
         created_at,
+        version: 1,
     })
+}
+
+/// A stored registration as the request that would make it (no role model: it is
+/// sealed and patched on its own).
+pub fn registration_of(
+    row: &AmbassadorRow,
+) -> Result<api::RegisterAmbassadorRequest, AmbassadorsError> {
+    Ok(api::RegisterAmbassadorRequest {
+        name: row.name.clone(),
+        employer: row.employer.clone(),
+        soc_code: row.soc_code.clone(),
+        subjects: list(&row.subjects)?,
+        expertise: list(&row.expertise)?,
+        postcode_district: row.postcode_district.clone(),
+        travel_radius_km: row.travel_radius_km,
+        availability: Some(
+            serde_json::from_str(&row.availability)
+                .map_err(|error| AmbassadorsError::Corrupt(error.to_string()))?,
+        ),
+        monthly_capacity: u32::try_from(row.monthly_capacity).unwrap_or(0),
+        dbs_checked_on: row.dbs_checked_on.clone(),
+        training: list(&row.training)?,
+        role_model: None,
+        role_model_consent: false,
+    })
+}
+
+/// RFC 7396: objects merge key by key, `null` removes, anything else replaces.
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    let serde_json::Value::Object(changes) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = serde_json::Value::Object(serde_json::Map::new());
+    }
+    if let serde_json::Value::Object(fields) = target {
+        for (key, change) in changes {
+            if change.is_null() {
+                fields.remove(key);
+            } else {
+                merge_patch(
+                    fields.entry(key.clone()).or_insert(serde_json::Value::Null),
+                    change,
+                );
+            }
+        }
+    }
 }
 
 /// The role-model attributes given, checked; None when none are given. They need the
@@ -529,6 +578,7 @@ pub fn ambassador_message(
         erased: row.erased,
         attribution: crate::geo::ATTRIBUTION.to_owned(),
         role_model: None,
+        version: row.version,
     })
 }
 

@@ -22,6 +22,10 @@ pub enum AmbassadorsError {
     },
     #[error("{0}")]
     InvalidTransition(String),
+    #[error("send If-Match with the version you read")]
+    IfMatchRequired,
+    #[error("the ambassador changed since version {0}; read it again")]
+    VersionConflict(i64),
     #[error(
         "role-model attributes are held only with the ambassador's consent: send role_model_consent: true"
     )]
@@ -54,6 +58,12 @@ impl From<AmbassadorsError> for Status {
             } => status::invalid_field(code, field, message.clone()),
             AmbassadorsError::InvalidTransition(_) => {
                 status::status(Code::FailedPrecondition, "invalid_transition", message)
+            }
+            AmbassadorsError::IfMatchRequired => {
+                status::status(Code::FailedPrecondition, "if_match_required", message)
+            }
+            AmbassadorsError::VersionConflict(_) => {
+                status::status(Code::Aborted, "version_conflict", message)
             }
             AmbassadorsError::ConsentRequired => {
                 status::status(Code::FailedPrecondition, "consent_required", message)

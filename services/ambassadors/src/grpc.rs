@@ -76,6 +76,18 @@ fn coordinator_only<T>(request: &Request<T>, what: &str) -> Result<(), Status> {
     }
 }
 
+/// A coordinator, or the ambassador acting on its own record (another's is NOT_FOUND).
+fn own_or_coordinator(actor: &Actor, id: &str, what: &str) -> Result<(), AmbassadorsError> {
+    match actor {
+        Actor::Coordinator => Ok(()),
+        Actor::Ambassador(own) if own == id => Ok(()),
+        Actor::Ambassador(_) => Err(AmbassadorsError::NotFound("ambassador")),
+        Actor::School(_) => Err(AmbassadorsError::Forbidden(format!(
+            "{what} an ambassador's record is for coordinators and the ambassador"
+        ))),
+    }
+}
+
 fn page_limit(limit: u32) -> Result<u64, AmbassadorsError> {
     match limit {
         0 => Ok(DEFAULT_LIMIT.into()),
@@ -297,12 +309,93 @@ impl AmbassadorsService for Handlers {
         }))
     }
 
+    async fn update_ambassador(
+        &self,
+        request: Request<api::UpdateAmbassadorRequest>,
+    ) -> Answer<api::UpdateAmbassadorResponse> {
+        let actor = caller(&request)?;
+        let sub = identity::caller(&request)?.sub.clone();
+        let message = request.into_inner();
+        own_or_coordinator(&actor, &message.id, "changing")?;
+        if message.expected_version <= 0 {
+            return Err(AmbassadorsError::IfMatchRequired.into());
+        }
+        let row = store::ambassador(&self.db, &message.id)
+            .await
+            .map_err(AmbassadorsError::from)?
+            .filter(|row| !row.erased)
+            .ok_or(AmbassadorsError::NotFound("ambassador"))?;
+        let patch: serde_json::Value = serde_json::from_str(&message.merge_patch)
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .ok_or_else(|| {
+                AmbassadorsError::Invalid(vec![(
+                    "merge_patch",
+                    "must be a JSON object of the registration's fields".to_owned(),
+                )])
+            })?;
+        let mut merged = serde_json::to_value(domain::registration_of(&row)?)
+            .map_err(|error| AmbassadorsError::Corrupt(error.to_string()))?;
+        domain::merge_patch(&mut merged, &patch);
+        let changed: api::RegisterAmbassadorRequest = serde_json::from_value(merged)
+            .map_err(|error| AmbassadorsError::Invalid(vec![("merge_patch", error.to_string())]))?;
+        let role_model = domain::role_model(&changed)?;
+        let known = store::occupation(&self.db, &changed.soc_code)
+            .await
+            .map_err(AmbassadorsError::from)?
+            .is_some();
+        let updated = domain::new_ambassador(
+            &changed,
+            &self.places,
+            known,
+            today(),
+            row.id.clone(),
+            row.created_at,
+        )?;
+        let txn = careers_eventbus::begin_write(&self.db)
+            .await
+            .map_err(AmbassadorsError::from)?;
+        if !store::update_ambassador(&txn, &updated, message.expected_version)
+            .await
+            .map_err(AmbassadorsError::from)?
+        {
+            return Err(AmbassadorsError::VersionConflict(message.expected_version).into());
+        }
+        match (patch.get("role_model"), role_model) {
+            (Some(serde_json::Value::Null), _) => store::clear_role_model(&txn, &row.id)
+                .await
+                .map_err(AmbassadorsError::from)?,
+            (_, Some(model)) => {
+                let plain = serde_json::to_vec(&model)
+                    .map_err(|error| AmbassadorsError::Corrupt(error.to_string()))?;
+                let sealed = self
+                    .key
+                    .seal(&row.id, &plain)
+                    .map_err(AmbassadorsError::from)?;
+                store::set_role_model(&txn, &row.id, sealed)
+                    .await
+                    .map_err(AmbassadorsError::from)?;
+            }
+            _ => {}
+        }
+        txn.commit().await.map_err(AmbassadorsError::from)?;
+        let stored = store::ambassador(&self.db, &row.id)
+            .await
+            .map_err(AmbassadorsError::from)?
+            .ok_or(AmbassadorsError::NotFound("ambassador"))?;
+        let reader = (actor == Actor::Coordinator).then_some(sub.as_str());
+        Ok(Response::new(api::UpdateAmbassadorResponse {
+            ambassador: Some(self.ambassador_message(&stored, reader).await?),
+        }))
+    }
+
     async fn erase_ambassador(
         &self,
         request: Request<api::EraseAmbassadorRequest>,
     ) -> Answer<api::EraseAmbassadorResponse> {
-        coordinator_only(&request, "erasing ambassadors")?;
+        let actor = caller(&request)?;
         let id = request.into_inner().id;
+        own_or_coordinator(&actor, &id, "erasing")?;
         if !store::erase_ambassador(&self.db, &id)
             .await
             .map_err(AmbassadorsError::from)?

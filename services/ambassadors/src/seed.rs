@@ -150,6 +150,7 @@ async fn insert(
                 synthetic: true,
                 erased: false,
                 created_at: now,
+                version: 1,
             },
         )
         .await?;

@@ -30,11 +30,12 @@ pub struct AmbassadorRow {
     pub synthetic: bool,
     pub erased: bool,
     pub created_at: i64,
+    pub version: i64,
 }
 
 const AMBASSADOR_COLUMNS: &str = "id, name, employer, soc_code, subjects, expertise, training, \
      postcode_district, latitude, longitude, district_terminated, travel_radius_km, availability, \
-     monthly_capacity, dbs_checked_on, dbs_expires_on, synthetic, erased, created_at";
+     monthly_capacity, dbs_checked_on, dbs_expires_on, synthetic, erased, created_at, version";
 
 fn ambassador_row(row: &QueryResult) -> Result<AmbassadorRow, DbErr> {
     Ok(AmbassadorRow {
@@ -57,6 +58,7 @@ fn ambassador_row(row: &QueryResult) -> Result<AmbassadorRow, DbErr> {
         synthetic: row.try_get_by_index(16)?,
         erased: row.try_get_by_index(17)?,
         created_at: row.try_get_by_index(18)?,
+        version: row.try_get_by_index(19)?,
     })
 }
 
@@ -68,7 +70,7 @@ pub async fn insert_ambassador(
         connection,
         &format!(
             "INSERT INTO ambassadors ({AMBASSADOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
         ),
         vec![
             row.id.clone().into(),
@@ -90,7 +92,58 @@ pub async fn insert_ambassador(
             row.synthetic.into(),
             row.erased.into(),
             row.created_at.into(),
+            row.version.into(),
         ],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Replaces a registration's fields if it is still at `expected_version`; whether it
+/// was.
+pub async fn update_ambassador(
+    connection: &impl ConnectionTrait,
+    row: &AmbassadorRow,
+    expected_version: i64,
+) -> Result<bool, DbErr> {
+    Ok(execute(
+        connection,
+        "UPDATE ambassadors SET name = $3, employer = $4, soc_code = $5, subjects = $6, \
+         expertise = $7, training = $8, postcode_district = $9, latitude = $10, \
+         longitude = $11, district_terminated = $12, travel_radius_km = $13, \
+         availability = $14, monthly_capacity = $15, dbs_checked_on = $16, \
+         dbs_expires_on = $17, version = version + 1 \
+         WHERE id = $1 AND version = $2 AND NOT erased",
+        vec![
+            row.id.clone().into(),
+            expected_version.into(),
+            row.name.clone().into(),
+            row.employer.clone().into(),
+            row.soc_code.clone().into(),
+            row.subjects.clone().into(),
+            row.expertise.clone().into(),
+            row.training.clone().into(),
+            row.postcode_district.clone().into(),
+            row.latitude.into(),
+            row.longitude.into(),
+            row.district_terminated.into(),
+            row.travel_radius_km.into(),
+            row.availability.clone().into(),
+            row.monthly_capacity.into(),
+            row.dbs_checked_on.clone().into(),
+            row.dbs_expires_on.clone().into(),
+        ],
+    )
+    .await?
+        > 0)
+}
+
+/// Removes an ambassador's role model.
+pub async fn clear_role_model(connection: &impl ConnectionTrait, id: &str) -> Result<(), DbErr> {
+    execute(
+        connection,
+        "UPDATE ambassadors SET role_model = NULL WHERE id = $1",
+        vec![id.into()],
     )
     .await
     .map(|_| ())
@@ -906,7 +959,8 @@ impl MigrationTrait for CreateRegister {
                  travel_radius_km {float} NOT NULL, availability TEXT NOT NULL, \
                  monthly_capacity BIGINT NOT NULL, dbs_checked_on TEXT NOT NULL, \
                  dbs_expires_on TEXT NOT NULL, synthetic BOOLEAN NOT NULL, \
-                 erased BOOLEAN NOT NULL, created_at BIGINT NOT NULL, role_model {bytes})"
+                 erased BOOLEAN NOT NULL, created_at BIGINT NOT NULL, version BIGINT NOT NULL, \
+                 role_model {bytes})"
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS activity_requests (id TEXT PRIMARY KEY, \

@@ -132,7 +132,9 @@ pub fn routes(state: ApiState) -> Router {
         )
         .route(
             "/v1/ambassadors/{id}",
-            get(crate::register::get_one).delete(crate::register::erase),
+            get(crate::register::get_one)
+                .patch(crate::register::update)
+                .delete(crate::register::erase),
         )
         .route(
             "/v1/activity-requests",

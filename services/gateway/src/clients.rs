@@ -20,7 +20,7 @@ use tonic::transport::Channel;
 use crate::{
     api::{ApiState, Problem, authenticate},
     listings::{PageQuery, query},
-    upstream::{self, body, json},
+    upstream::{self, body, if_match, json, versioned},
 };
 
 type Client = CasenotesServiceClient<Channel>;
@@ -41,12 +41,7 @@ where
 
 fn client_response(status: StatusCode, client: Option<api::Client>) -> Response {
     let version = client.as_ref().map(|client| client.version);
-    let mut response = json(status, &client);
-    if let Some(Ok(etag)) = version.map(|version| HeaderValue::from_str(&format!("\"{version}\"")))
-    {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
-    response
+    versioned(status, &client, version)
 }
 
 pub(crate) async fn create(
@@ -109,28 +104,7 @@ pub(crate) async fn update(
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     authenticate(&state, &headers)?;
-    let expected_version = match headers.get(header::IF_MATCH) {
-        None => {
-            return Err(Problem::new(
-                StatusCode::PRECONDITION_REQUIRED,
-                "if_match_required",
-                "send If-Match with the ETag you read",
-            ));
-        }
-        Some(value) => value
-            .to_str()
-            .ok()
-            .map(|text| text.trim().trim_start_matches("W/").trim_matches('"'))
-            .and_then(|text| text.parse::<i64>().ok())
-            .filter(|version| *version > 0)
-            .ok_or_else(|| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "validation_failed",
-                    "If-Match must be the ETag the client was read with, for example \"3\"",
-                )
-            })?,
-    };
+    let expected_version = if_match(&headers)?;
     let patch: serde_json::Map<String, Value> = body(&bytes)?;
     let mut message = api::UpdateClientRequest {
         client_id,

@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 use crate::{
     api::{ApiState, Problem},
     listings::{PageQuery, query},
-    upstream::{self, body, json},
+    upstream::{self, body, if_match, json, versioned},
 };
 
 type Client = AmbassadorsServiceClient<Channel>;
@@ -50,7 +50,11 @@ pub(crate) async fn register(
         |mut client, request| async move { client.register_ambassador(request).await },
     )
     .await?;
-    Ok(json(StatusCode::CREATED, &answer.ambassador))
+    let version = answer
+        .ambassador
+        .as_ref()
+        .map(|ambassador| ambassador.version);
+    Ok(versioned(StatusCode::CREATED, &answer.ambassador, version))
 }
 
 pub(crate) async fn list(
@@ -86,7 +90,40 @@ pub(crate) async fn get_one(
         |mut client, request| async move { client.get_ambassador(request).await },
     )
     .await?;
-    Ok(json(StatusCode::OK, &answer.ambassador))
+    let version = answer
+        .ambassador
+        .as_ref()
+        .map(|ambassador| ambassador.version);
+    Ok(versioned(StatusCode::OK, &answer.ambassador, version))
+}
+
+/// `PATCH /v1/ambassadors/{id}`: a JSON merge patch with `If-Match`.
+pub(crate) async fn update(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    crate::api::authenticate(&state, &headers)?;
+    let expected_version = if_match(&headers)?;
+    let patch: serde_json::Map<String, serde_json::Value> = body(&bytes)?;
+    let message = api::UpdateAmbassadorRequest {
+        id,
+        expected_version,
+        merge_patch: serde_json::Value::Object(patch).to_string(),
+    };
+    let answer = call(
+        &state,
+        &headers,
+        message,
+        |mut client, request| async move { client.update_ambassador(request).await },
+    )
+    .await?;
+    let version = answer
+        .ambassador
+        .as_ref()
+        .map(|ambassador| ambassador.version);
+    Ok(versioned(StatusCode::OK, &answer.ambassador, version))
 }
 
 pub(crate) async fn erase(

@@ -7,7 +7,7 @@ use std::future::Future;
 use axum::{
     Json,
     body::Bytes,
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -51,4 +51,42 @@ pub(crate) fn json<T: Serialize>(status: StatusCode, message: &T) -> Response {
         *cursor = Value::Null;
     }
     (status, Json(value)).into_response()
+}
+
+/// The version in `If-Match` (`"3"` or `W/"3"`): 428 `if_match_required` without it.
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<i64, Problem> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Err(Problem::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "if_match_required",
+            "send If-Match with the ETag you read",
+        ));
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|text| text.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|text| text.parse::<i64>().ok())
+        .filter(|version| *version > 0)
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "If-Match must be the ETag the resource was read with, for example \"3\"",
+            )
+        })
+}
+
+/// The message as JSON with `ETag: "<version>"`.
+pub(crate) fn versioned<T: Serialize>(
+    status: StatusCode,
+    message: &T,
+    version: Option<i64>,
+) -> Response {
+    let mut response = json(status, message);
+    if let Some(Ok(etag)) = version.map(|version| HeaderValue::from_str(&format!("\"{version}\"")))
+    {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
 }

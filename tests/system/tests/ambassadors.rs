@@ -50,10 +50,25 @@ impl Gateway {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<(u16, Value)> {
-        let headers = vec![
+        self.send_with(token, method, path, body, "").await
+    }
+
+    /// `send` with an `If-Match` header unless `if_match` is empty.
+    async fn send_with(
+        &self,
+        token: &str,
+        method: &'static str,
+        path: &str,
+        body: Option<Value>,
+        if_match: &str,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut headers = vec![
             ("Authorization".to_owned(), format!("Bearer {token}")),
             ("Content-Type".to_owned(), "application/json".to_owned()),
         ];
+        if !if_match.is_empty() {
+            headers.push(("If-Match".to_owned(), if_match.to_owned()));
+        }
         let response = call(
             self.port,
             method,
@@ -152,6 +167,33 @@ async fn a_referral_is_matched_completed_and_forgotten() -> anyhow::Result<()> {
     );
     let ambassador_id = ambassador["id"].as_str().unwrap_or_default().to_owned();
     let volunteer = gateway.token(&ambassador_id, "ambassador", None)?;
+
+    // PATCH is a merge patch with If-Match: none is 428, a stale one 409.
+    let path = format!("/v1/ambassadors/{ambassador_id}");
+    let patch = json!({"expertise": ["signalling"]});
+    let (status, problem) = gateway
+        .send(&volunteer, "PATCH", &path, Some(patch.clone()))
+        .await?;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (428, Some("if_match_required"))
+    );
+    let (status, patched) = gateway
+        .send_with(&volunteer, "PATCH", &path, Some(patch.clone()), "\"1\"")
+        .await?;
+    assert_eq!(
+        (status, patched["version"].as_i64()),
+        (200, Some(2)),
+        "{patched}"
+    );
+    assert_eq!(patched["expertise"], json!(["signalling"]));
+    let (status, problem) = gateway
+        .send_with(&volunteer, "PATCH", &path, Some(patch), "\"1\"")
+        .await?;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("version_conflict"))
+    );
 
     // A client at that school, consenting to ambassador sharing, is referred.
     let client = json!({"name": "Kai Mensah", "date_of_birth": "2011-02-03",

@@ -315,7 +315,7 @@ async fn bad_input_and_roles(url: &str) -> anyhow::Result<()> {
         &own,
         &["ambassador"],
         None,
-        api::GetAmbassadorRequest { id: other },
+        api::GetAmbassadorRequest { id: other.clone() },
     )?;
     assert_eq!(
         failure(service.client.get_ambassador(request).await).0,
@@ -393,6 +393,74 @@ async fn bad_input_and_roles(url: &str) -> anyhow::Result<()> {
     )?;
     assert_eq!(
         failure(service.client.start_matching_run(request).await).0,
+        Code::PermissionDenied
+    );
+
+    // Updates: a merge patch at the version read.
+    let update = |id: &str, version: i64, patch: &str| api::UpdateAmbassadorRequest {
+        id: id.to_owned(),
+        expected_version: version,
+        merge_patch: patch.to_owned(),
+    };
+    let request = service.coordinator(update(&other, 0, r#"{"travel_radius_km": 10}"#))?;
+    assert_eq!(
+        failure(service.client.update_ambassador(request).await),
+        (Code::FailedPrecondition, "if_match_required".to_owned())
+    );
+    let request = service.coordinator(update(
+        &other,
+        1,
+        r#"{"travel_radius_km": 10, "expertise": ["bridges"]}"#,
+    ))?;
+    let updated = service
+        .client
+        .update_ambassador(request)
+        .await?
+        .into_inner()
+        .ambassador
+        .unwrap_or_default();
+    assert_eq!((updated.version, updated.travel_radius_km), (2, 10.0));
+    assert_eq!(
+        (updated.name.as_str(), updated.expertise.clone()),
+        ("Ada Example", vec!["bridges".to_owned()])
+    );
+    let request = service.coordinator(update(&other, 1, r#"{"travel_radius_km": 12}"#))?;
+    assert_eq!(
+        failure(service.client.update_ambassador(request).await),
+        (Code::Aborted, "version_conflict".to_owned())
+    );
+    let request = service.coordinator(update(&other, 2, r#"{"shoe_size": 9}"#))?;
+    assert_eq!(
+        failure(service.client.update_ambassador(request).await).0,
+        Code::InvalidArgument
+    );
+    let request = service.coordinator(update(&other, 2, r#"{"postcode_district": "ZZ99"}"#))?;
+    assert_eq!(
+        failure(service.client.update_ambassador(request).await),
+        invalid("unknown_postcode_district")
+    );
+    let request = service.as_(
+        &other,
+        &["ambassador"],
+        None,
+        update(&other, 2, r#"{"monthly_capacity": 3}"#),
+    )?;
+    let own_update = service
+        .client
+        .update_ambassador(request)
+        .await?
+        .into_inner()
+        .ambassador
+        .unwrap_or_default();
+    assert_eq!((own_update.version, own_update.monthly_capacity), (3, 3));
+    let request = service.as_(
+        "head@school",
+        &["school_contact"],
+        Some(NEAR_SCHOOL),
+        update(&other, 3, "{}"),
+    )?;
+    assert_eq!(
+        failure(service.client.update_ambassador(request).await).0,
         Code::PermissionDenied
     );
 
