@@ -149,16 +149,14 @@ impl Handlers {
         actor: &Actor,
         id: &str,
         action: Action,
-    ) -> Answer<api::EngagementResponse> {
+    ) -> Result<Option<api::Engagement>, Status> {
         let engagement = engagements::act(&self.db, actor, id, &action).await?;
         self.waker.wake();
         if action == Action::Decline {
             // "A decline re-matches that slot": a run over everything open, now.
             self.start_run().await?;
         }
-        Ok(Response::new(api::EngagementResponse {
-            engagement: Some(engagements::message(&engagement)),
-        }))
+        Ok(Some(engagements::message(&engagement)))
     }
 
     /// The API's view of an ambassador; with its role model, opened and the read
@@ -542,50 +540,61 @@ impl AmbassadorsService for Handlers {
 
     async fn accept_engagement(
         &self,
-        request: Request<api::EngagementActionRequest>,
-    ) -> Answer<api::EngagementResponse> {
+        request: Request<api::AcceptEngagementRequest>,
+    ) -> Answer<api::AcceptEngagementResponse> {
         let actor = caller(&request)?;
-        self.act(&actor, &request.into_inner().id, Action::Accept)
-            .await
+        let engagement = self
+            .act(&actor, &request.into_inner().id, Action::Accept)
+            .await?;
+        Ok(Response::new(api::AcceptEngagementResponse { engagement }))
     }
 
     async fn decline_engagement(
         &self,
-        request: Request<api::EngagementActionRequest>,
-    ) -> Answer<api::EngagementResponse> {
+        request: Request<api::DeclineEngagementRequest>,
+    ) -> Answer<api::DeclineEngagementResponse> {
         let actor = caller(&request)?;
-        self.act(&actor, &request.into_inner().id, Action::Decline)
-            .await
+        let engagement = self
+            .act(&actor, &request.into_inner().id, Action::Decline)
+            .await?;
+        Ok(Response::new(api::DeclineEngagementResponse { engagement }))
     }
 
     async fn confirm_engagement(
         &self,
-        request: Request<api::EngagementActionRequest>,
-    ) -> Answer<api::EngagementResponse> {
+        request: Request<api::ConfirmEngagementRequest>,
+    ) -> Answer<api::ConfirmEngagementResponse> {
         let actor = caller(&request)?;
-        self.act(&actor, &request.into_inner().id, Action::Confirm)
-            .await
+        let engagement = self
+            .act(&actor, &request.into_inner().id, Action::Confirm)
+            .await?;
+        Ok(Response::new(api::ConfirmEngagementResponse { engagement }))
     }
 
     async fn complete_engagement(
         &self,
         request: Request<api::CompleteEngagementRequest>,
-    ) -> Answer<api::EngagementResponse> {
+    ) -> Answer<api::CompleteEngagementResponse> {
         let actor = caller(&request)?;
         let message = request.into_inner();
         let action = Action::Complete {
             feedback: message.feedback,
             students_reached: message.students_reached,
         };
-        self.act(&actor, &message.id, action).await
+        let engagement = self.act(&actor, &message.id, action).await?;
+        Ok(Response::new(api::CompleteEngagementResponse {
+            engagement,
+        }))
     }
 
     async fn cancel_engagement(
         &self,
-        request: Request<api::EngagementActionRequest>,
-    ) -> Answer<api::EngagementResponse> {
+        request: Request<api::CancelEngagementRequest>,
+    ) -> Answer<api::CancelEngagementResponse> {
         let actor = caller(&request)?;
-        self.act(&actor, &request.into_inner().id, Action::Cancel)
-            .await
+        let engagement = self
+            .act(&actor, &request.into_inner().id, Action::Cancel)
+            .await?;
+        Ok(Response::new(api::CancelEngagementResponse { engagement }))
     }
 }

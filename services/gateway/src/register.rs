@@ -253,31 +253,50 @@ pub(crate) async fn act_on_engagement(
     Path((id, action)): Path<(String, String)>,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
-    let simple = api::EngagementActionRequest { id: id.clone() };
-    let answer = match action.as_str() {
+    let engagement = match action.as_str() {
         "accept" => {
-            call(&state, &headers, simple, |mut client, request| async move {
-                client.accept_engagement(request).await
-            })
+            let message = api::AcceptEngagementRequest { id };
+            call(
+                &state,
+                &headers,
+                message,
+                |mut client, request| async move { client.accept_engagement(request).await },
+            )
             .await?
+            .engagement
         }
         "decline" => {
-            call(&state, &headers, simple, |mut client, request| async move {
-                client.decline_engagement(request).await
-            })
+            let message = api::DeclineEngagementRequest { id };
+            call(
+                &state,
+                &headers,
+                message,
+                |mut client, request| async move { client.decline_engagement(request).await },
+            )
             .await?
+            .engagement
         }
         "confirm" => {
-            call(&state, &headers, simple, |mut client, request| async move {
-                client.confirm_engagement(request).await
-            })
+            let message = api::ConfirmEngagementRequest { id };
+            call(
+                &state,
+                &headers,
+                message,
+                |mut client, request| async move { client.confirm_engagement(request).await },
+            )
             .await?
+            .engagement
         }
         "cancel" => {
-            call(&state, &headers, simple, |mut client, request| async move {
-                client.cancel_engagement(request).await
-            })
+            let message = api::CancelEngagementRequest { id };
+            call(
+                &state,
+                &headers,
+                message,
+                |mut client, request| async move { client.cancel_engagement(request).await },
+            )
             .await?
+            .engagement
         }
         "complete" => {
             let message = if bytes.is_empty() {
@@ -293,6 +312,7 @@ pub(crate) async fn act_on_engagement(
                 |mut client, request| async move { client.complete_engagement(request).await },
             )
             .await?
+            .engagement
         }
         other => {
             return Err(Problem::new(
@@ -304,5 +324,5 @@ pub(crate) async fn act_on_engagement(
             ));
         }
     };
-    Ok(json(StatusCode::OK, &answer.engagement))
+    Ok(json(StatusCode::OK, &engagement))
 }
