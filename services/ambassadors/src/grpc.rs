@@ -39,6 +39,8 @@ pub struct Handlers {
     pub waker: RelayWaker,
     pub matching: matching::Options,
     pub key: AttributesKey,
+    /// `matching.run_timeout`.
+    pub run_timeout: std::time::Duration,
 }
 
 const COORDINATOR: &str = "ambassador_coordinator";
@@ -122,6 +124,14 @@ impl Handlers {
             (true, Some(last)) => self.cursors.encode(scope, &last),
             _ => String::new(),
         }
+    }
+
+    /// Marks failed the runs a stopped process left "running".
+    pub async fn fail_abandoned_runs(&self) -> Result<u64, AmbassadorsError> {
+        let now = Utc::now();
+        let timeout = chrono::Duration::from_std(self.run_timeout).unwrap_or(chrono::Duration::MAX);
+        let before = now.checked_sub_signed(timeout).map_or(i64::MIN, micros);
+        Ok(store::fail_abandoned_runs(&self.db, before, micros(now)).await?)
     }
 
     /// Records a run and starts it; it outlives the call, its failure recorded on it.
@@ -506,6 +516,7 @@ impl AmbassadorsService for Handlers {
         request: Request<api::GetMatchingRunRequest>,
     ) -> Answer<api::GetMatchingRunResponse> {
         coordinator_only(&request, "matching")?;
+        self.fail_abandoned_runs().await?;
         let id = request.into_inner().id;
         Ok(Response::new(runs::run_message(&self.db, &id).await?))
     }

@@ -109,7 +109,18 @@ impl Service for Ambassadors {
                 diversity_budget: settings.matching.diversity_budget,
             },
             key,
+            run_timeout: settings.matching.run_timeout,
         };
+        let abandoned = handlers
+            .fail_abandoned_runs()
+            .await
+            .map_err(service_error)?;
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                "matching runs left running by a stopped process marked failed"
+            );
+        }
         let timeout = context.settings.platform.readiness.catch_up_timeout;
         context
             .readiness

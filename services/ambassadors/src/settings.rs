@@ -70,14 +70,23 @@ pub struct MatchingSettings {
     /// Share of the optimal total the diversity pass may give up.
     #[serde(default = "default_diversity_budget")]
     pub diversity_budget: f64,
+    /// A run still "running" this long after it started was abandoned by a process that
+    /// stopped; it is marked failed when a replica starts or a run is asked for.
+    #[serde(default = "default_run_timeout", with = "humantime_serde")]
+    pub run_timeout: std::time::Duration,
 }
 
 impl Default for MatchingSettings {
     fn default() -> Self {
         Self {
             diversity_budget: default_diversity_budget(),
+            run_timeout: default_run_timeout(),
         }
     }
+}
+
+fn default_run_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(600)
 }
 
 fn default_diversity_budget() -> f64 {

@@ -732,6 +732,23 @@ pub async fn insert_run(
     .map(|_| ())
 }
 
+/// Marks as failed the runs still "running" that started before `before`: their process
+/// stopped mid-run (its transaction, and so its lock and its writes, went with it).
+pub async fn fail_abandoned_runs(
+    connection: &impl ConnectionTrait,
+    before: i64,
+    now: i64,
+) -> Result<u64, DbErr> {
+    execute(
+        connection,
+        "UPDATE matching_runs SET status = 'failed', finished_at = $2, \
+         error = 'abandoned: the process running it stopped before it finished' \
+         WHERE status = 'running' AND started_at < $1",
+        vec![before.into(), now.into()],
+    )
+    .await
+}
+
 pub async fn finish_run(connection: &impl ConnectionTrait, run: &RunRow) -> Result<(), DbErr> {
     execute(
         connection,

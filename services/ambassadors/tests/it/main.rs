@@ -743,3 +743,43 @@ async fn shortage_flags_keep_the_latest_on_postgres() -> anyhow::Result<()> {
     let store = postgres::empty_database().await?;
     shortage_flags_keep_the_latest(&store.url).await
 }
+
+/// A run a stopped process left "running" is marked failed once it is older than
+/// `matching.run_timeout`; a recent one is left alone.
+async fn abandoned_runs_are_marked_failed(url: &str) -> anyhow::Result<()> {
+    let db = Database::connect(url).await?;
+    Migrator::up(&db, None).await?;
+    let hour_ago = (Utc::now() - chrono::Duration::hours(1)).timestamp_micros();
+    store::insert_run(&db, "run-abandoned", hour_ago).await?;
+    store::insert_run(&db, "run-recent", Utc::now().timestamp_micros()).await?;
+    db.close().await?;
+    let mut service = Service::start(url).await?;
+    let status = |run: &str| api::GetMatchingRunRequest { id: run.to_owned() };
+    let request = service.coordinator(status("run-abandoned"))?;
+    let abandoned = service.client.get_matching_run(request).await?.into_inner();
+    assert_eq!(abandoned.status, "failed", "{abandoned:?}");
+    assert!(!abandoned.finished_at.is_empty());
+    let request = service.coordinator(status("run-recent"))?;
+    assert_eq!(
+        service
+            .client
+            .get_matching_run(request)
+            .await?
+            .into_inner()
+            .status,
+        "running"
+    );
+    service.running.shutdown().await
+}
+
+#[tokio::test]
+async fn abandoned_runs_are_marked_failed_on_sqlite() -> anyhow::Result<()> {
+    let store = TestSqlite::new()?;
+    abandoned_runs_are_marked_failed(&store.url).await
+}
+
+#[tokio::test]
+async fn abandoned_runs_are_marked_failed_on_postgres() -> anyhow::Result<()> {
+    let store = postgres::empty_database().await?;
+    abandoned_runs_are_marked_failed(&store.url).await
+}
