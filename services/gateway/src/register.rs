@@ -253,51 +253,24 @@ pub(crate) async fn act_on_engagement(
     Path((id, action)): Path<(String, String)>,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
+    // accept, decline, confirm and cancel carry only the id.
+    macro_rules! by_id {
+        ($request:ident, $method:ident) => {
+            call(
+                &state,
+                &headers,
+                api::$request { id },
+                |mut client, request| async move { client.$method(request).await },
+            )
+            .await?
+            .engagement
+        };
+    }
     let engagement = match action.as_str() {
-        "accept" => {
-            let message = api::AcceptEngagementRequest { id };
-            call(
-                &state,
-                &headers,
-                message,
-                |mut client, request| async move { client.accept_engagement(request).await },
-            )
-            .await?
-            .engagement
-        }
-        "decline" => {
-            let message = api::DeclineEngagementRequest { id };
-            call(
-                &state,
-                &headers,
-                message,
-                |mut client, request| async move { client.decline_engagement(request).await },
-            )
-            .await?
-            .engagement
-        }
-        "confirm" => {
-            let message = api::ConfirmEngagementRequest { id };
-            call(
-                &state,
-                &headers,
-                message,
-                |mut client, request| async move { client.confirm_engagement(request).await },
-            )
-            .await?
-            .engagement
-        }
-        "cancel" => {
-            let message = api::CancelEngagementRequest { id };
-            call(
-                &state,
-                &headers,
-                message,
-                |mut client, request| async move { client.cancel_engagement(request).await },
-            )
-            .await?
-            .engagement
-        }
+        "accept" => by_id!(AcceptEngagementRequest, accept_engagement),
+        "decline" => by_id!(DeclineEngagementRequest, decline_engagement),
+        "confirm" => by_id!(ConfirmEngagementRequest, confirm_engagement),
+        "cancel" => by_id!(CancelEngagementRequest, cancel_engagement),
         "complete" => {
             let message = if bytes.is_empty() {
                 api::CompleteEngagementRequest::default()
