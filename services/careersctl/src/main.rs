@@ -79,6 +79,9 @@ enum Command {
     /// Case notes' key-encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// API keys for read-only open data, in the gateway's key file.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
     /// Run the whole system locally: nats-server, every service on SQLite, the seeds.
     Dev {
         /// Where the stores, NATS data and logs live; kept between runs.
@@ -124,6 +127,44 @@ enum AuditCommand {
         #[arg(long)]
         org: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApikeyCommand {
+    /// Issue a key. It is printed once, as the last line of stdout, and stored only as
+    /// its SHA-256; the id and name go to stderr.
+    Create {
+        /// Who holds it.
+        #[arg(long)]
+        name: String,
+        /// Its own rate limit.
+        #[arg(long, default_value_t = 600)]
+        rate_per_minute: u32,
+        #[command(flatten)]
+        file: KeyFileArg,
+    },
+    /// Revoke a key by id; gateways stop accepting it when they next read the file.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        file: KeyFileArg,
+    },
+    /// The keys, without the keys themselves: id, name, rate, created, revoked.
+    List {
+        #[command(flatten)]
+        file: KeyFileArg,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct KeyFileArg {
+    /// The gateway's API key file.
+    #[arg(
+        long = "file",
+        env = "CAREERS_GATEWAY__AUTH__API_KEYS_PATH",
+        default_value = "data/dev-keys/api-keys.json"
+    )]
+    path: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +287,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return dev::run(data, &nats_server, &ports).await;
     }
     match &cli.command {
+        Command::Apikey(command) => return apikey(command),
         Command::Audit(AuditCommand::Verify { org }) => {
             if casenotes::verify(&settings.casenotes, org.as_deref()).await? {
                 return Ok(());
@@ -267,7 +309,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Token { .. }
         | Command::Lmi(_)
         | Command::Audit(_)
-        | Command::Keys(_) => {}
+        | Command::Keys(_)
+        | Command::Apikey(_) => {}
         Command::Replay { durable } => replay(&settings, &jetstream, &durable).await?,
         Command::Dlq(command) => match command {
             DlqCommand::List { durable } => {
@@ -327,5 +370,48 @@ async fn replay(
         "{durable}: projection cleared; the {service} service rebuilds it from the start of {}",
         spec.stream.name
     );
+    Ok(())
+}
+
+fn apikey(command: &ApikeyCommand) -> anyhow::Result<()> {
+    use careers_gateway::apikeys::KeyFile;
+    match command {
+        ApikeyCommand::Create {
+            name,
+            rate_per_minute,
+            file,
+        } => {
+            let mut keys = KeyFile::read(&file.path)?;
+            let (entry, key) = keys.create(name, *rate_per_minute)?;
+            keys.write(&file.path)?;
+            eprintln!(
+                "API key {} for {:?} ({} a minute) added to {}; it is not shown again",
+                entry.id,
+                entry.name,
+                entry.rate_per_minute,
+                file.path.display()
+            );
+            println!("{key}");
+        }
+        ApikeyCommand::Revoke { id, file } => {
+            let mut keys = KeyFile::read(&file.path)?;
+            keys.revoke(id)?;
+            keys.write(&file.path)?;
+            eprintln!("API key {id} revoked in {}", file.path.display());
+        }
+        ApikeyCommand::List { file } => {
+            println!("id\tname\trate_per_minute\tcreated_at\trevoked_at");
+            for entry in KeyFile::read(&file.path)?.keys {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    entry.id,
+                    entry.name,
+                    entry.rate_per_minute,
+                    entry.created_at,
+                    entry.revoked_at.as_deref().unwrap_or("-")
+                );
+            }
+        }
+    }
     Ok(())
 }

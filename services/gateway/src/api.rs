@@ -16,7 +16,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use careers_platform::identity::{self, Identity, IdentitySigner, IdentityVerifier};
+use careers_platform::identity::{self, Identity, IdentitySigner};
 use careers_proto::careers::{
     lmi::v1::{
         DeltaFigure, FigureRow, FigureRows, GetSubmissionRequest, ReportEntry, Submission,
@@ -37,7 +37,6 @@ use tonic_types::StatusExt;
 
 /// The largest gRPC message to or from lmi: a submission's answer with its report.
 const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
-const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// The template's CSV columns; optional ones may be absent, unknown ones are an error.
 const CSV_REQUIRED: [&str; 7] = [
     "soc_code", "region", "period", "measure", "value", "unit", "source",
@@ -47,7 +46,7 @@ const CSV_OPTIONAL: [&str; 4] = ["breakdown", "horizon", "sample_size", "quality
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    pub bearer: IdentityVerifier,
+    pub bearer: std::sync::Arc<crate::bearer::Bearer>,
     pub internal: IdentitySigner,
     pub occupations: Channel,
     pub lmi: Channel,
@@ -55,10 +54,15 @@ pub struct ApiState {
     pub ambassadors: Channel,
     /// `submissions.max_json_bytes`.
     pub max_json_bytes: usize,
+    /// `limits.upstream_timeout`: every call's deadline, passed on as `grpc-timeout`.
+    pub upstream_timeout: std::time::Duration,
+    /// `limits.submission_timeout`: the deadline of a submission, which may stream a
+    /// large CSV.
+    pub submission_timeout: std::time::Duration,
 }
 
-/// The `/v1` routes.
-pub fn routes(state: ApiState) -> Router {
+/// The `/v1` routes, behind the front door: load shedding, then who may call what.
+pub fn routes(state: ApiState, front: crate::front::Front, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/occupations", get(listings::occupations))
         .route("/v1/occupations/search", get(crate::search::search))
@@ -147,10 +151,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/matching/runs", post(crate::register::start_run))
         .route("/v1/matching/runs/{id}", get(crate::register::get_run))
         .route("/v1/engagements", get(crate::register::list_engagements))
-        .route(
-            "/v1/engagements/{id}/{action}",
-            post(crate::register::act_on_engagement),
-        )
+        .merge(crate::register::engagement_routes())
         .route("/v1/lmi/submissions/{id}", get(submission_by_id))
         .route("/v1/lmi/submissions/{id}/delta", get(submission_delta))
         // The body is read by the handler: JSON capped, CSV streamed without a cap.
@@ -158,7 +159,15 @@ pub fn routes(state: ApiState) -> Router {
             "/v1/lmi/submissions",
             post(submission).layer(DefaultBodyLimit::disable()),
         )
-        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .route_layer(axum::middleware::from_fn_with_state(
+            front.clone(),
+            crate::front::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            front,
+            crate::front::shed,
+        ))
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)
 }
@@ -188,6 +197,7 @@ pub struct Problem {
     code: String,
     detail: String,
     errors: Vec<(String, String)>,
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -197,6 +207,15 @@ impl Problem {
             code: code.to_owned(),
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// Adds `Retry-After` (seconds).
+    pub(crate) fn retry_after(self, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..self
         }
     }
 
@@ -231,16 +250,27 @@ impl Problem {
             Code::FailedPrecondition => StatusCode::CONFLICT,
             Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+            // tonic reports its own deadline (`grpc-timeout`) as CANCELLED.
+            Code::DeadlineExceeded | Code::Cancelled => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if http == StatusCode::INTERNAL_SERVER_ERROR {
             return Self::new(http, "internal", "internal error");
         }
-        let code = status
-            .get_details_error_info()
-            .map(|info| info.reason)
-            .unwrap_or_else(|| "upstream_error".to_owned());
+        let info = status.get_details_error_info().map(|info| info.reason);
+        let (code, detail) = match (info, http) {
+            (Some(code), _) => (code, status.message().to_owned()),
+            // A transport failure: the service's own words would be tonic's internals.
+            (None, StatusCode::SERVICE_UNAVAILABLE) => (
+                "upstream_unavailable".to_owned(),
+                "the service behind this route is unavailable; retry shortly".to_owned(),
+            ),
+            (None, StatusCode::GATEWAY_TIMEOUT) => (
+                "upstream_timeout".to_owned(),
+                "the service behind this route did not answer in time".to_owned(),
+            ),
+            (None, _) => ("upstream_error".to_owned(), status.message().to_owned()),
+        };
         let errors = status
             .get_details_bad_request()
             .map(|bad| {
@@ -253,8 +283,9 @@ impl Problem {
         Self {
             status: http,
             code,
-            detail: status.message().to_owned(),
+            detail,
             errors,
+            retry_after: None,
         }
     }
 }
@@ -276,6 +307,9 @@ impl IntoResponse for Problem {
             "code": self.code,
             "message": self.detail,
         });
+        if let Some(id) = crate::front::current_request_id() {
+            body["request_id"] = Value::String(id);
+        }
         if !self.errors.is_empty() {
             body["errors"] = self
                 .errors
@@ -288,6 +322,11 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -297,8 +336,11 @@ impl IntoResponse for Problem {
     }
 }
 
-/// The caller, from `Authorization: Bearer …`.
+/// The caller: the one the front door admitted, else from `Authorization: Bearer …`.
 pub(crate) fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Identity, Problem> {
+    if let Some(caller) = crate::front::admitted_caller() {
+        return Ok(caller);
+    }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -335,6 +377,7 @@ pub(crate) fn upstream_request<T>(
         )
     })?;
     let mut request = tonic::Request::new(message);
+    request.set_timeout(state.upstream_timeout);
     let value = token.parse().map_err(|_| {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -663,7 +706,8 @@ async fn stream_csv(
         }
     });
     let messages = futures::stream::once(async { header }).chain(rows);
-    let request = upstream_request(state, caller, messages)?;
+    let mut request = upstream_request(state, caller, messages)?;
+    request.set_timeout(state.submission_timeout);
     let call = lmi.submit_figures(request);
     tokio::pin!(call);
     let mut parsed = false;
@@ -742,7 +786,8 @@ async fn submission(
                         })),
                     }))
                     .collect();
-            let request = upstream_request(&state, &caller, tokio_stream::iter(messages))?;
+            let mut request = upstream_request(&state, &caller, tokio_stream::iter(messages))?;
+            request.set_timeout(state.submission_timeout);
             lmi.submit_figures(request).await?.into_inner()
         }
         "text/csv" => {

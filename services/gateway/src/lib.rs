@@ -2,15 +2,20 @@
 //!
 //! - `/healthz` and `/readyz` on its HTTP port, gRPC health (`liveness`,
 //!   `careers.gateway`) and reflection on its gRPC port.
-//! - [`api`]: the HTTP/JSON API's first routes, with bearer tokens verified and the caller
-//!   passed to services as the internal identity token.
+//! - [`api`]: the HTTP/JSON API, behind [`front`]: bearer tokens ([`bearer`]) or API keys
+//!   ([`apikeys`]) checked against one route table ([`access`]), per-principal rate
+//!   limits, load shedding, deadlines on every upstream call; the caller passed to
+//!   services as the internal identity token.
 //!
-//! Still to come: the services' gRPC APIs re-served on the gRPC port, OpenAPI, API keys,
-//! rate and concurrency limits.
+//! Still to come: the services' gRPC APIs re-served on the gRPC port, OpenAPI.
 
+pub mod access;
 pub mod api;
+pub mod apikeys;
+mod bearer;
 mod catalogue;
 mod clients;
+pub mod front;
 mod listings;
 mod register;
 mod registry;
@@ -22,7 +27,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get, serve::ListenerExt};
 use careers_platform::{
     grpc,
-    identity::{IdentitySigner, IdentityVerifier},
+    identity::IdentitySigner,
     readiness::LIVENESS,
     settings::{MetricsSettings, ShutdownSettings, TelemetrySettings},
 };
@@ -61,6 +66,42 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     #[serde(default)]
     pub submissions: SubmissionSettings,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `[limits]`: per replica; with N replicas a caller may get N times these rates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// The largest request body, except LMI submissions (`submissions.max_json_bytes`
+    /// for JSON; CSV is streamed without a cap).
+    pub max_body_bytes: usize,
+    /// Requests per second per bearer-token subject, with bursts of `rate_burst`. API
+    /// keys have their own rate, in the key file.
+    pub rate_per_second: u32,
+    pub rate_burst: u32,
+    /// Requests in flight at once; beyond it, 503 at once (load shedding).
+    pub max_concurrent: usize,
+    /// Every upstream call's deadline, passed on as `grpc-timeout`; 504 when it passes.
+    #[serde(with = "humantime_serde")]
+    pub upstream_timeout: Duration,
+    /// The deadline of an LMI submission, which may stream a large CSV.
+    #[serde(with = "humantime_serde")]
+    pub submission_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            rate_per_second: 50,
+            rate_burst: 100,
+            max_concurrent: 512,
+            upstream_timeout: Duration::from_secs(10),
+            submission_timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 /// `[submissions]`: LMI submissions through the gateway.
@@ -115,6 +156,13 @@ pub struct AuthSettings {
     pub jwks_path: PathBuf,
     pub issuer: String,
     pub audience: String,
+    /// Verified tokens kept (by hash, until `exp`); 0 turns the cache off.
+    pub token_cache_entries: usize,
+    /// The API key list (hashes); re-read when it changes. No file: no keys.
+    pub api_keys_path: PathBuf,
+    /// How often the key file is checked for changes.
+    #[serde(with = "humantime_serde")]
+    pub api_keys_reload: Duration,
 }
 
 impl Default for AuthSettings {
@@ -123,6 +171,9 @@ impl Default for AuthSettings {
             jwks_path: "data/dev-keys/bearer.jwks.json".into(),
             issuer: "careers-dev".into(),
             audience: "careers".into(),
+            token_cache_entries: 10_000,
+            api_keys_path: "data/dev-keys/api-keys.json".into(),
+            api_keys_reload: Duration::from_secs(2),
         }
     }
 }
@@ -201,6 +252,7 @@ pub struct App {
     grpc: TcpListener,
     upstreams: Vec<Upstream>,
     api: api::ApiState,
+    front: front::Front,
 }
 
 impl App {
@@ -233,11 +285,11 @@ impl App {
                 })
             })
             .collect::<Result<Vec<Upstream>, GatewayError>>()?;
-        let bearer = IdentityVerifier::from_jwks_file_for(
-            &settings.auth.jwks_path,
-            &settings.auth.issuer,
-            &settings.auth.audience,
-        )?;
+        let front = front::Front::new(
+            bearer::Bearer::load(&settings.auth)?,
+            apikeys::ApiKeys::load(settings.auth.api_keys_path.clone()),
+            &settings.limits,
+        );
         let pem = std::fs::read(&settings.identity.signing_key_path).map_err(|source| {
             GatewayError::SigningKey {
                 path: settings.identity.signing_key_path.display().to_string(),
@@ -260,13 +312,15 @@ impl App {
             return Err(GatewayError::Serve("upstreams missing".into()));
         };
         let api = api::ApiState {
-            bearer,
+            bearer: front.bearer.clone(),
             internal,
             occupations,
             lmi,
             casenotes,
             ambassadors,
             max_json_bytes: settings.submissions.max_json_bytes,
+            upstream_timeout: settings.limits.upstream_timeout,
+            submission_timeout: settings.limits.submission_timeout,
         };
         Ok(Self {
             settings,
@@ -274,6 +328,7 @@ impl App {
             grpc,
             upstreams,
             api,
+            front,
         })
     }
 
@@ -297,6 +352,8 @@ impl App {
                 .await;
         }
         let close = CancellationToken::new();
+        self.front
+            .spawn_upkeep(self.settings.auth.api_keys_reload, close.clone());
         let grpc_server = tonic::transport::Server::builder()
             .trace_fn(grpc::request_span)
             .add_service(health_service)
@@ -314,7 +371,12 @@ impl App {
                 upstreams: self.upstreams,
                 timeout: self.settings.readiness.upstream_timeout,
             })
-            .merge(api::routes(self.api));
+            .merge(api::routes(
+                self.api,
+                self.front,
+                self.settings.limits.max_body_bytes,
+            ))
+            .layer(axum::middleware::from_fn(front::request_id));
         let http = self.http.tap_io(|tcp| {
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");

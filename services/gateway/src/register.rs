@@ -247,10 +247,30 @@ pub(crate) async fn list_engagements(
 
 /// `POST /v1/engagements/{id}/accept|decline|confirm|complete|cancel`; only `complete`
 /// reads a body (`{"feedback","students_reached"}`, both optional).
-pub(crate) async fn act_on_engagement(
+/// One route per action, so the access table can name who takes each.
+pub(crate) fn engagement_routes() -> axum::Router<ApiState> {
+    ["accept", "decline", "confirm", "complete", "cancel"]
+        .into_iter()
+        .fold(axum::Router::new(), |router, action| {
+            router.route(
+                &format!("/v1/engagements/{{id}}/{action}"),
+                axum::routing::post(
+                    move |state: State<ApiState>,
+                          headers: HeaderMap,
+                          Path(id): Path<String>,
+                          bytes: Bytes| {
+                        act_on_engagement(state, headers, id, action, bytes)
+                    },
+                ),
+            )
+        })
+}
+
+async fn act_on_engagement(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path((id, action)): Path<(String, String)>,
+    id: String,
+    action: &'static str,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     // accept, decline, confirm and cancel carry only the id.
@@ -266,7 +286,7 @@ pub(crate) async fn act_on_engagement(
             .engagement
         };
     }
-    let engagement = match action.as_str() {
+    let engagement = match action {
         "accept" => by_id!(AcceptEngagementRequest, accept_engagement),
         "decline" => by_id!(DeclineEngagementRequest, decline_engagement),
         "confirm" => by_id!(ConfirmEngagementRequest, confirm_engagement),

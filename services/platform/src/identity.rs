@@ -122,6 +122,18 @@ impl IdentityVerifier {
     /// The identity in a token, if it is well formed, signed by one of the keys and
     /// current.
     pub fn verify(&self, token: &str) -> Result<Identity, IdentityError> {
+        self.verify_until(token).map(|(identity, _)| identity)
+    }
+
+    /// Whether a key with this id is among the keys.
+    pub fn knows_key(&self, kid: &str) -> bool {
+        self.keys
+            .iter()
+            .any(|(known, _)| known.as_deref() == Some(kid))
+    }
+
+    /// [`Self::verify`], with the token's `exp` (Unix seconds), for callers that cache.
+    pub fn verify_until(&self, token: &str) -> Result<(Identity, u64), IdentityError> {
         let header =
             decode_header(token).map_err(|error| IdentityError::Token(error.to_string()))?;
         let candidates = self
@@ -131,7 +143,7 @@ impl IdentityVerifier {
         let mut last = IdentityError::Token("no key matches the token's key id".into());
         for (_, key) in candidates {
             match decode::<Claims>(token, key, &self.validation) {
-                Ok(data) => return Ok(data.claims.identity),
+                Ok(data) => return Ok((data.claims.identity, data.claims.exp)),
                 Err(error) => last = IdentityError::Token(error.to_string()),
             }
         }
@@ -168,6 +180,11 @@ impl IdentityVerifier {
             Ok(request)
         }
     }
+}
+
+/// The key id a token's header names, if it is well formed and names one.
+pub fn token_key_id(token: &str) -> Option<String> {
+    decode_header(token).ok().and_then(|header| header.kid)
 }
 
 /// The caller's identity in a handler (put there by the interceptor).

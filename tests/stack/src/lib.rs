@@ -25,6 +25,15 @@ pub fn gateway_settings(
         ("CAREERS_GATEWAY__GRPC__LISTEN".into(), "127.0.0.1:0".into()),
         ("CAREERS_GATEWAY__METRICS__ENABLED".into(), "false".into()),
         ("CAREERS_GATEWAY__SHUTDOWN__DRAIN_DELAY".into(), "0s".into()),
+        // Tests and benches share one subject per role; the limits have tests of their own.
+        (
+            "CAREERS_GATEWAY__LIMITS__RATE_PER_SECOND".into(),
+            "1000000".into(),
+        ),
+        (
+            "CAREERS_GATEWAY__LIMITS__RATE_BURST".into(),
+            "1000000".into(),
+        ),
     ];
     for (name, port) in upstreams {
         environment.push((

@@ -93,3 +93,68 @@ fn an_unreachable_broker_fails_with_a_clear_message() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn apikey_create_list_and_revoke_edit_the_key_file() -> anyhow::Result<()> {
+    let directory = tempfile::tempdir()?;
+    let file = directory.path().join("keys.json");
+    let file = file.to_str().unwrap_or_default();
+    let created = careersctl(
+        "nats://127.0.0.1:1",
+        &[
+            "apikey",
+            "create",
+            "--name",
+            "Open data partner",
+            "--rate-per-minute",
+            "30",
+            "--file",
+            file,
+        ],
+    )?;
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let stdout = String::from_utf8(created.stdout)?;
+    let key = stdout.lines().last().unwrap_or_default();
+    assert!(key.starts_with("ck_") && key.len() > 40, "{stdout}");
+    let stored = std::fs::read_to_string(file)?;
+    assert!(!stored.contains(key), "the file holds the key itself");
+    assert!(stored.contains(&careers_gateway::apikeys::hash(key)));
+
+    let listed = String::from_utf8(
+        careersctl("nats://127.0.0.1:1", &["apikey", "list", "--file", file])?.stdout,
+    )?;
+    let row = listed.lines().nth(1).unwrap_or_default().to_owned();
+    let id = row.split('\t').next().unwrap_or_default();
+    assert!(
+        row.contains("Open data partner\t30\t") && row.ends_with("\t-"),
+        "{listed}"
+    );
+
+    let revoked = careersctl(
+        "nats://127.0.0.1:1",
+        &["apikey", "revoke", id, "--file", file],
+    )?;
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let listed = String::from_utf8(
+        careersctl("nats://127.0.0.1:1", &["apikey", "list", "--file", file])?.stdout,
+    )?;
+    assert!(
+        !listed.lines().nth(1).unwrap_or_default().ends_with("\t-"),
+        "{listed}"
+    );
+    let unknown = careersctl(
+        "nats://127.0.0.1:1",
+        &["apikey", "revoke", "nope", "--file", file],
+    )?;
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no API key with id"));
+    Ok(())
+}

@@ -1,0 +1,459 @@
+//! The gateway's front door on its own, in front of upstreams that are down or hang:
+//! bearer tokens that must be refused, JWKS rotation, API keys, rate, size and
+//! concurrency limits, deadlines, and what every response carries.
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use careers_gateway::{App, apikeys::KeyFile};
+use careers_platform::identity::{self, Identity};
+use careers_testkit::{eventually, free_port, http::Response, service::TestKeys};
+use common::{call, gateway_settings};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+mod common;
+
+/// A gRPC server that accepts every call and never answers, telling the test each
+/// call's `grpc-timeout`.
+async fn hanging_upstream() -> anyhow::Result<(u16, mpsc::UnboundedReceiver<Option<String>>)> {
+    let (seen, calls) = mpsc::unbounded_channel();
+    let router = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let seen = seen.clone();
+        async move {
+            let timeout = headers
+                .get("grpc-timeout")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            seen.send(timeout).ok();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            ""
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    Ok((port, calls))
+}
+
+struct Door {
+    port: u16,
+    bearer: TestKeys,
+}
+
+impl Door {
+    fn token(&self, sub: &str, role: &str) -> anyhow::Result<String> {
+        Ok(self.bearer.signer.sign_for(
+            &Identity {
+                sub: sub.to_owned(),
+                roles: vec![role.to_owned()],
+                org: Some("org-1".to_owned()),
+                ssc: None,
+            },
+            "careers-dev",
+            "careers",
+            Duration::from_secs(600),
+        )?)
+    }
+
+    async fn send(
+        &self,
+        method: &'static str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<Response> {
+        let headers = headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        call(self.port, method, path.to_owned(), headers, body.to_vec()).await
+    }
+
+    async fn get_as(&self, token: &str, path: &str) -> anyhow::Result<Response> {
+        self.send(
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+        .await
+    }
+}
+
+fn code(response: &Response) -> String {
+    serde_json::from_str::<Value>(&response.body).unwrap_or(Value::Null)["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_secs())
+        .unwrap_or_default()
+}
+
+fn claims() -> Value {
+    let now = now();
+    json!({"iss": "careers-dev", "aud": "careers", "sub": "forger", "iat": now, "nbf": now,
+           "exp": now + 600, "roles": ["adviser"]})
+}
+
+fn es256(pem: &[u8], kid: &str, claims: &Value) -> anyhow::Result<String> {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.to_owned());
+    Ok(jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_ec_pem(pem)?,
+    )?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_door_refuses_limits_and_times_out() -> anyhow::Result<()> {
+    let (hanging, mut calls) = hanging_upstream().await?;
+    let closed = free_port()?;
+    let (bearer, internal) = (TestKeys::new()?, TestKeys::new()?);
+    let keys_dir = tempfile::tempdir()?;
+    let keys_path = keys_dir.path().join("api-keys.json");
+    let mut key_file = KeyFile::default();
+    let (entry, api_key) = key_file.create("open data partner", 2)?;
+    key_file.write(&keys_path)?;
+    let mut settings = gateway_settings(
+        [
+            ("occupations", closed),
+            ("lmi", hanging),
+            ("casenotes", closed),
+            ("ambassadors", closed),
+        ],
+        &bearer,
+        &internal,
+    )?;
+    settings.limits.rate_per_second = 1;
+    settings.limits.rate_burst = 3;
+    settings.limits.max_concurrent = 1;
+    settings.limits.max_body_bytes = 1024;
+    settings.limits.upstream_timeout = Duration::from_secs(2);
+    settings.auth.api_keys_path = keys_path.clone();
+    settings.auth.api_keys_reload = Duration::from_millis(100);
+    let app = App::build(settings).await?;
+    let door = Door {
+        port: app.http_port(),
+        bearer,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async {
+        stopped.await.ok();
+    }));
+    let occupation = "/v1/occupations/2134";
+
+    // No credentials: 401 with WWW-Authenticate, a request id and the security headers.
+    let anonymous = door
+        .send("GET", occupation, &[("x-request-id", "trace-me-1")], b"")
+        .await?;
+    assert_eq!(
+        (anonymous.status, code(&anonymous).as_str()),
+        (401, "unauthenticated")
+    );
+    assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(anonymous.header("x-request-id"), Some("trace-me-1"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&anonymous.body)?["request_id"],
+        "trace-me-1"
+    );
+    assert_eq!(anonymous.header("x-content-type-options"), Some("nosniff"));
+    let generated = door.send("GET", "/healthz", &[], b"").await?;
+    assert!(
+        generated
+            .header("x-request-id")
+            .is_some_and(|id| id.len() == 36)
+    );
+
+    // A valid token passes the door; the upstream is down: 503, never a hang or a 500.
+    let valid = door.token("reader", "adviser")?;
+    let down = door.get_as(&valid, occupation).await?;
+    assert_eq!(
+        (down.status, code(&down).as_str()),
+        (503, "upstream_unavailable"),
+        "{}",
+        down.body
+    );
+
+    // The issuer rotates: a token under a key id the gateway does not hold makes it
+    // re-read the JWKS, and the new key is accepted alongside the old one.
+    let (rotated_pem, rotated_jwks) = identity::generate_key_pair("rotated-1")?;
+    let mut jwks: Value = serde_json::from_str(&std::fs::read_to_string(&door.bearer.jwks_path)?)?;
+    let rotated: Value = serde_json::from_str(&rotated_jwks)?;
+    if let (Some(keys), Some(new)) = (jwks["keys"].as_array_mut(), rotated["keys"].as_array()) {
+        keys.extend(new.iter().cloned());
+    }
+    std::fs::write(&door.bearer.jwks_path, jwks.to_string())?;
+    let rotated_token = es256(rotated_pem.as_bytes(), "rotated-1", &claims())?;
+    assert_eq!(door.get_as(&rotated_token, occupation).await?.status, 503);
+    assert_eq!(door.get_as(&valid, occupation).await?.status, 503);
+
+    // Every forged, stale or misdirected token: 401.
+    let pem = std::fs::read(&door.bearer.pem_path)?;
+    let segment =
+        |value: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    let mut bad_signature = valid.clone();
+    let last = if bad_signature.ends_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    bad_signature.replace_range(bad_signature.len() - 1.., last);
+    bad_signature.replace_range(bad_signature.len() - 6..bad_signature.len() - 1, "AAAAA");
+    let with = |name: &str, value: Value| {
+        let mut claims = claims();
+        claims[name] = value;
+        claims
+    };
+    let without_exp = {
+        let mut claims = claims();
+        claims.as_object_mut().map(|claims| claims.remove("exp"));
+        claims
+    };
+    let stranger = TestKeys::new()?;
+    let stranger_pem = std::fs::read(&stranger.pem_path)?;
+    let forged = [
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                segment(&json!({"alg": "none", "typ": "JWT", "kid": "test"})),
+                segment(&claims())
+            ),
+        ),
+        (
+            "HS256 keyed with the public JWKS",
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims(),
+                &EncodingKey::from_secret(&std::fs::read(&door.bearer.jwks_path)?),
+            )?,
+        ),
+        (
+            "wrong issuer",
+            es256(&pem, "test", &with("iss", json!("someone-else")))?,
+        ),
+        (
+            "wrong audience",
+            es256(&pem, "test", &with("aud", json!("elsewhere")))?,
+        ),
+        (
+            "expired",
+            es256(&pem, "test", &with("exp", json!(now() - 120)))?,
+        ),
+        (
+            "not yet valid",
+            es256(&pem, "test", &with("nbf", json!(now() + 600)))?,
+        ),
+        (
+            "exp as a string",
+            es256(&pem, "test", &with("exp", json!((now() + 600).to_string())))?,
+        ),
+        ("exp missing", es256(&pem, "test", &without_exp)?),
+        ("bad signature", bad_signature),
+        (
+            "another key under the known key id",
+            es256(&stranger_pem, "test", &claims())?,
+        ),
+        (
+            "unknown key id",
+            es256(&stranger_pem, "nobody-knows", &claims())?,
+        ),
+        ("not a JWT", "not.a.jwt".to_owned()),
+    ];
+    for (what, token) in &forged {
+        let refused = door.get_as(token, occupation).await?;
+        assert_eq!(
+            (refused.status, code(&refused).as_str()),
+            (401, "invalid_token"),
+            "{what}: {}",
+            refused.body
+        );
+    }
+
+    // A role the route does not take: 403, before any upstream is asked.
+    let reviewer = door.token("reviewer", "qa_reviewer")?;
+    let refused = door
+        .send(
+            "POST",
+            "/v1/clients",
+            &[("Authorization", &format!("Bearer {reviewer}"))],
+            b"{}",
+        )
+        .await?;
+    assert_eq!(
+        (refused.status, code(&refused).as_str()),
+        (403, "forbidden")
+    );
+
+    // API keys: open data only, their own rate (2 a minute here), revocable without a
+    // restart.
+    let with_key = [("X-API-Key", api_key.as_str())];
+    assert_eq!(
+        door.send("GET", occupation, &with_key, b"").await?.status,
+        503
+    );
+    let not_open = door.send("GET", "/v1/clients", &with_key, b"").await?;
+    assert_eq!(
+        (not_open.status, code(&not_open).as_str()),
+        (403, "api_key_not_allowed")
+    );
+    assert_eq!(
+        door.send("GET", occupation, &with_key, b"").await?.status,
+        503
+    );
+    let over = door.send("GET", occupation, &with_key, b"").await?;
+    assert_eq!(
+        (over.status, code(&over).as_str()),
+        (429, "rate_limited"),
+        "{}",
+        over.body
+    );
+    assert!(
+        over.header("retry-after")
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|s| s >= 1)
+    );
+    let unknown = door
+        .send("GET", occupation, &[("X-API-Key", "ck_unknown")], b"")
+        .await?;
+    assert_eq!(
+        (unknown.status, code(&unknown).as_str()),
+        (401, "invalid_api_key")
+    );
+    let (second, second_key) = key_file.create("second partner", 100)?;
+    key_file.revoke(&entry.id)?;
+    key_file.write(&keys_path)?;
+    eventually(
+        Duration::from_secs(5),
+        "the key file is re-read",
+        || async {
+            let second = door
+                .send(
+                    "GET",
+                    occupation,
+                    &[("X-API-Key", second_key.as_str())],
+                    b"",
+                )
+                .await?;
+            Ok(second.status == 503)
+        },
+    )
+    .await?;
+    let revoked = door.send("GET", occupation, &with_key, b"").await?;
+    assert_eq!(
+        (revoked.status, code(&revoked).as_str()),
+        (401, "invalid_api_key"),
+        "{}",
+        second.id
+    );
+
+    // Per-subject rate: a burst of 3, then 429 with Retry-After; another subject is
+    // unaffected.
+    let hasty = door.token("hasty", "adviser")?;
+    for _ in 0..3 {
+        assert_eq!(door.get_as(&hasty, occupation).await?.status, 503);
+    }
+    let limited = door.get_as(&hasty, occupation).await?;
+    assert_eq!(
+        (limited.status, code(&limited).as_str()),
+        (429, "rate_limited")
+    );
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(
+        door.get_as(&door.token("calm", "adviser")?, occupation)
+            .await?
+            .status,
+        503
+    );
+
+    // A body over the cap: 413 as problem+json.
+    let adviser = door.token("writer", "adviser")?;
+    let large = door
+        .send(
+            "POST",
+            "/v1/clients",
+            &[
+                ("Authorization", &format!("Bearer {adviser}")),
+                ("Content-Type", "application/json"),
+            ],
+            &vec![b' '; 4096],
+        )
+        .await?;
+    assert_eq!(
+        (large.status, code(&large).as_str()),
+        (413, "payload_too_large"),
+        "{}",
+        large.body
+    );
+    assert_eq!(
+        large.header("content-type"),
+        Some("application/problem+json")
+    );
+
+    // A hanging upstream: the deadline is passed on as grpc-timeout and the caller gets
+    // 504 when it passes; while that request is in flight the only slot is taken, so
+    // another caller is shed with 503 at once.
+    let slow_token = door.token("patient", "adviser")?;
+    let slow = {
+        let port = door.port;
+        tokio::spawn(async move {
+            call(
+                port,
+                "GET",
+                "/v1/lmi/figures?soc_code=2134".to_owned(),
+                vec![("Authorization".to_owned(), format!("Bearer {slow_token}"))],
+                Vec::new(),
+            )
+            .await
+        })
+    };
+    let timeout = tokio::time::timeout(Duration::from_secs(5), calls.recv())
+        .await?
+        .flatten();
+    assert!(
+        timeout.is_some_and(|value| !value.is_empty()),
+        "no grpc-timeout passed on"
+    );
+    let shed = door
+        .get_as(&door.token("crowd", "adviser")?, occupation)
+        .await?;
+    assert_eq!(
+        (shed.status, code(&shed).as_str()),
+        (503, "overloaded"),
+        "{}",
+        shed.body
+    );
+    assert_eq!(shed.header("retry-after"), Some("1"));
+    let started = std::time::Instant::now();
+    let slow = slow.await??;
+    assert_eq!(
+        (slow.status, code(&slow).as_str()),
+        (504, "upstream_timeout"),
+        "{}",
+        slow.body
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        door.get_as(&door.token("later", "adviser")?, occupation)
+            .await?
+            .status,
+        503
+    );
+
+    stop.send(()).ok();
+    running.await??;
+    Ok(())
+}
