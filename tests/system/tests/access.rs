@@ -1,0 +1,195 @@
+//! The route-role matrix of `docs/access.md`, driven against the whole system: every
+//! route with a token of every role, with no credentials and with an API key. A "yes"
+//! must get past every role check, the gateway's and the service's (any status but 401
+//! and 403, and never a 5xx); a blank must be 403; no credentials 401.
+
+use std::{collections::HashMap, time::Duration};
+
+use careers_ambassadors::Ambassadors;
+use careers_casenotes::Casenotes;
+use careers_gateway::{App, apikeys::KeyFile};
+use careers_lmi::Lmi;
+use careers_occupations::Occupations;
+use careers_platform::{Service, identity::Identity};
+use careers_testkit::{
+    service::{TestKeys, spawn_trusting},
+    sqlite::TestSqlite,
+};
+use common::{call, gateway_settings};
+
+mod common;
+
+/// The URN every token's `org` names, so school-scoped reads pass their own checks.
+const SCHOOL: &str = "105574";
+const SOME_ID: &str = "01934a4e-0000-7000-8000-000000000001";
+
+/// One row of the document: `GET /v1/...`, then which columns say yes.
+struct Row {
+    method: String,
+    path: String,
+    allowed: HashMap<String, bool>,
+}
+
+fn matrix() -> anyhow::Result<(Vec<String>, Vec<Row>)> {
+    let document = include_str!("../../../docs/access.md");
+    let cells = |line: &str| -> Vec<String> {
+        line.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|cell| cell.trim().to_owned())
+            .collect()
+    };
+    let header = document
+        .lines()
+        .find(|line| line.starts_with("| Route |"))
+        .ok_or_else(|| anyhow::anyhow!("docs/access.md has no table"))?;
+    let columns: Vec<String> = cells(header).into_iter().skip(1).collect();
+    let mut rows = Vec::new();
+    for line in document.lines().filter(|line| line.starts_with("| `")) {
+        let cells = cells(line);
+        let route = cells[0].trim_matches('`');
+        let (method, path) = route
+            .split_once(' ')
+            .ok_or_else(|| anyhow::anyhow!("bad route cell {route}"))?;
+        let allowed = columns
+            .iter()
+            .zip(cells.iter().skip(1))
+            .map(|(column, cell)| (column.clone(), cell == "yes"))
+            .collect();
+        rows.push(Row {
+            method: method.to_owned(),
+            path: path
+                .replace("{soc}", "2134")
+                .replace("{urn}", SCHOOL)
+                .replace("{decision}", "approve")
+                .replace("{id}", SOME_ID)
+                .replace("{note_id}", SOME_ID)
+                .replace("{row_id}", SOME_ID),
+            allowed,
+        });
+    }
+    anyhow::ensure!(
+        rows.len() > 50,
+        "only {} routes in docs/access.md",
+        rows.len()
+    );
+    Ok((columns, rows))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_every_role_as_documented() -> anyhow::Result<()> {
+    let (columns, rows) = matrix()?;
+    let internal = std::sync::Arc::new(TestKeys::new()?);
+    let stores = [
+        TestSqlite::new()?,
+        TestSqlite::new()?,
+        TestSqlite::new()?,
+        TestSqlite::new()?,
+    ];
+    let occupations = spawn_trusting::<Occupations>(&stores[0].url, &[], &internal).await?;
+    let lmi = spawn_trusting::<Lmi>(&stores[1].url, &[], &internal).await?;
+    let casenotes = spawn_trusting::<Casenotes>(&stores[2].url, &[], &internal).await?;
+    let ambassadors = spawn_trusting::<Ambassadors>(&stores[3].url, &[], &internal).await?;
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds");
+    Lmi::seed(
+        &sea_orm::Database::connect(stores[1].url.as_str()).await?,
+        &seeds,
+    )
+    .await?;
+
+    let bearer = TestKeys::new()?;
+    let keys_dir = tempfile::tempdir()?;
+    let mut key_file = KeyFile::default();
+    let (_, api_key) = key_file.create("matrix", 100_000)?;
+    key_file.write(&keys_dir.path().join("keys.json"))?;
+    let mut settings = gateway_settings(
+        [
+            ("occupations", occupations.port),
+            ("lmi", lmi.port),
+            ("casenotes", casenotes.port),
+            ("ambassadors", ambassadors.port),
+        ],
+        &bearer,
+        &internal,
+    )?;
+    settings.auth.api_keys_path = keys_dir.path().join("keys.json");
+    let app = App::build(settings).await?;
+    let port = app.http_port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async {
+        stopped.await.ok();
+    }));
+
+    let mut credentials: Vec<(String, Option<(String, String)>)> = Vec::new();
+    for column in &columns {
+        let header = if column == "API key" {
+            ("X-API-Key".to_owned(), api_key.clone())
+        } else {
+            let token = bearer.signer.sign_for(
+                &Identity {
+                    sub: format!("matrix-{column}"),
+                    roles: vec![column.clone()],
+                    org: Some(SCHOOL.to_owned()),
+                    ssc: Some("dev".to_owned()),
+                },
+                "careers-dev",
+                "careers",
+                Duration::from_secs(600),
+            )?;
+            ("Authorization".to_owned(), format!("Bearer {token}"))
+        };
+        credentials.push((column.clone(), Some(header)));
+    }
+    credentials.push(("no credentials".to_owned(), None));
+
+    let mut wrong = Vec::new();
+    for row in &rows {
+        for (who, header) in &credentials {
+            let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+            headers.extend(header.clone());
+            let method: &'static str = match row.method.as_str() {
+                "GET" => "GET",
+                "POST" => "POST",
+                "PUT" => "PUT",
+                "PATCH" => "PATCH",
+                "DELETE" => "DELETE",
+                other => anyhow::bail!("unexpected method {other}"),
+            };
+            let body = match (method, row.path.as_str()) {
+                ("GET" | "DELETE", _) => String::new(),
+                // A school contact asks for its own school: name it, so the request
+                // reaches validation.
+                ("POST", "/v1/activity-requests") => format!(r#"{{"school_urn":"{SCHOOL}"}}"#),
+                _ => "{}".to_owned(),
+            }
+            .into_bytes();
+            let response = call(port, method, row.path.clone(), headers, body).await?;
+            let status = response.status;
+            let (expected, fits) = match row.allowed.get(who) {
+                None => ("401", status == 401),
+                Some(true) => ("allowed", !matches!(status, 401 | 403) && status < 500),
+                Some(false) => ("403", status == 403),
+            };
+            if !fits {
+                wrong.push(format!(
+                    "{} {} as {who}: expected {expected}, got {status} {}",
+                    row.method, row.path, response.body
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} calls broke the matrix:\n{}",
+        wrong.len(),
+        rows.len() * credentials.len(),
+        wrong.join("\n")
+    );
+
+    stop.send(()).ok();
+    running.await??;
+    for service in [occupations, lmi, casenotes, ambassadors] {
+        service.shutdown().await?;
+    }
+    Ok(())
+}
