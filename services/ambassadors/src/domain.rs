@@ -611,6 +611,57 @@ fn parse_date(text: &str) -> Result<NaiveDate, AmbassadorsError> {
         .map_err(|_| AmbassadorsError::Corrupt(format!("{text:?} is not a date")))
 }
 
+/// Where `CountAvailableAmbassadors` counts around: `None` for everywhere; a malformed
+/// SOC code or an unknown district is refused.
+pub fn availability_query(
+    places: &Places,
+    message: &api::CountAvailableAmbassadorsRequest,
+) -> Result<Option<Point>, AmbassadorsError> {
+    if !soc_code_is_well_formed(&message.soc_code) {
+        return Err(AmbassadorsError::Invalid(vec![(
+            "soc_code",
+            "must match ^[1-9][0-9]{3}$".to_owned(),
+        )]));
+    }
+    if message.postcode_district.trim().is_empty() {
+        return Ok(None);
+    }
+    places
+        .district(&message.postcode_district)
+        .map(|district| Some(district.centroid))
+        .ok_or_else(|| AmbassadorsError::Rejected {
+            code: "unknown_postcode_district",
+            field: "postcode_district",
+            message: format!(
+                "{:?} is not a UK postcode district (the outward code, such as M1 or SW1A)",
+                message.postcode_district
+            ),
+        })
+}
+
+/// Whether an ambassador counts as available from `today` and, given a place, would
+/// travel there: a DBS check valid today, capacity, and an availability range not over.
+pub fn available_for(
+    row: &AmbassadorRow,
+    place: Option<Point>,
+    today: NaiveDate,
+) -> Result<bool, AmbassadorsError> {
+    if row.erased || row.monthly_capacity < 1 || parse_date(&row.dbs_expires_on)? < today {
+        return Ok(false);
+    }
+    let availability: api::Availability = serde_json::from_str(&row.availability)
+        .map_err(|error| AmbassadorsError::Corrupt(error.to_string()))?;
+    let mut ahead = false;
+    for range in &availability.ranges {
+        ahead |= parse_date(&range.to)? >= today;
+    }
+    let home = Point {
+        latitude: row.latitude,
+        longitude: row.longitude,
+    };
+    Ok(ahead && place.is_none_or(|place| home.distance_km(place) <= row.travel_radius_km))
+}
+
 /// The matcher's view of a stored ambassador, with what it already holds per month.
 pub fn ambassador_for_matching(
     row: &AmbassadorRow,
@@ -861,5 +912,42 @@ mod tests {
         assert_eq!(academic_year_start(day(2027, 1, 4)), day(2026, 9, 1));
         assert_eq!(academic_year_start(day(2026, 9, 1)), day(2026, 9, 1));
         assert_eq!(academic_year_start(day(2026, 8, 31)), day(2025, 9, 1));
+    }
+
+    #[test]
+    fn availability_counts_only_who_could_come() -> Result<(), AmbassadorsError> {
+        let places = places();
+        let row = new_ambassador(&registration(), &places, true, today(), "a".into(), 0)?;
+        let query = |district: &str| {
+            availability_query(
+                &places,
+                &api::CountAvailableAmbassadorsRequest {
+                    soc_code: "2122".into(),
+                    postcode_district: district.into(),
+                },
+            )
+        };
+        // Manchester M1 to M21 is a few km; to Aberdeen it is hundreds.
+        assert!(available_for(&row, query("M21")?, today())?);
+        assert!(available_for(&row, query("")?, today())?);
+        assert!(!available_for(&row, query("AB10")?, today())?);
+        // Availability over, or the DBS check expired: not available anywhere.
+        let later = NaiveDate::from_ymd_opt(2027, 8, 1).unwrap_or_default();
+        assert!(!available_for(&row, None, later)?);
+        let expired = AmbassadorRow {
+            dbs_expires_on: "2027-01-03".into(),
+            ..row.clone()
+        };
+        assert!(!available_for(&expired, None, today())?);
+        assert_eq!(code(query("ZZ99")), "unknown_postcode_district");
+        let malformed = availability_query(
+            &places,
+            &api::CountAvailableAmbassadorsRequest {
+                soc_code: "21".into(),
+                postcode_district: String::new(),
+            },
+        );
+        assert!(code(malformed).starts_with("invalid"));
+        Ok(())
     }
 }

@@ -499,6 +499,34 @@ impl AmbassadorsService for Handlers {
         }))
     }
 
+    async fn count_available_ambassadors(
+        &self,
+        request: Request<api::CountAvailableAmbassadorsRequest>,
+    ) -> Answer<api::CountAvailableAmbassadorsResponse> {
+        // An aggregate with no personal data: any authenticated caller.
+        identity::caller(&request)?;
+        let message = request.into_inner();
+        let place = domain::availability_query(&self.places, &message)?;
+        let today = today();
+        let mut available = 0_u32;
+        for row in store::ambassadors_in_occupation(&self.db, &message.soc_code)
+            .await
+            .map_err(AmbassadorsError::from)?
+        {
+            if domain::available_for(&row, place, today)? {
+                available += 1;
+            }
+        }
+        Ok(Response::new(api::CountAvailableAmbassadorsResponse {
+            available_nearby: available,
+            postcode_district: if place.is_some() {
+                message.postcode_district.trim().to_ascii_uppercase()
+            } else {
+                String::new()
+            },
+        }))
+    }
+
     async fn start_matching_run(
         &self,
         request: Request<api::StartMatchingRunRequest>,

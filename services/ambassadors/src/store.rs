@@ -191,6 +191,23 @@ pub async fn active_ambassadors(
     .await
 }
 
+/// The ambassadors in an occupation, not erased.
+pub async fn ambassadors_in_occupation(
+    connection: &impl ConnectionTrait,
+    soc_code: &str,
+) -> Result<Vec<AmbassadorRow>, DbErr> {
+    all(
+        connection,
+        &format!(
+            "SELECT {AMBASSADOR_COLUMNS} FROM ambassadors WHERE NOT erased AND soc_code = $1 \
+             ORDER BY id"
+        ),
+        vec![soc_code.into()],
+        ambassador_row,
+    )
+    .await
+}
+
 /// Drops the ambassador's personal data, keeping the id so past engagements still count,
 /// and the schools' free-text feedback on their engagements (it may name them). Returns
 /// whether there was anyone to erase.

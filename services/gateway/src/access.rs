@@ -94,6 +94,7 @@ pub const ROUTES: &[RouteAccess] = &[
     only("PATCH", "/v1/occupations/{soc}", EDITOR),
     open("GET", "/v1/occupations/{soc}/related"),
     open("GET", "/v1/occupations/{soc}/history"),
+    open("GET", "/v1/occupations/{soc}/profile"),
     open("GET", "/v1/lmi/figures"),
     only("POST", "/v1/lmi/submissions", PUBLISHER),
     only("GET", "/v1/lmi/submissions/{id}", SUBMISSION_READERS),

@@ -73,6 +73,10 @@ pub fn routes(state: ApiState, front: crate::front::Front, max_body_bytes: usize
         )
         .route("/v1/occupations/{soc}/related", get(crate::search::related))
         .route(
+            "/v1/occupations/{soc}/profile",
+            get(crate::profile::profile),
+        )
+        .route(
             "/v1/occupations/{soc}/history",
             get(crate::catalogue::history),
         )
@@ -414,6 +418,16 @@ async fn occupation(
 
 /// An occupation as CONTRACT.md shapes it, with its version as the ETag.
 pub(crate) fn occupation_response(occupation: Occupation) -> Response {
+    let etag = format!("\"{}\"", occupation.version);
+    let mut response = Json(occupation_json(occupation)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// An occupation's JSON, as CONTRACT.md shapes it.
+pub(crate) fn occupation_json(occupation: Occupation) -> Value {
     let figures: Vec<Value> = occupation
         .lmi
         .map(|lmi| lmi.figures)
@@ -433,8 +447,7 @@ pub(crate) fn occupation_response(occupation: Occupation) -> Response {
             })
         })
         .collect();
-    let etag = format!("\"{}\"", occupation.version);
-    let body = json!({
+    json!({
         "soc_code": occupation.soc_code,
         "title": occupation.title,
         "major_group": occupation.major_group,
@@ -489,12 +502,7 @@ pub(crate) fn occupation_response(occupation: Occupation) -> Response {
         "lmi": {"figures": figures},
         "version": occupation.version,
         "attribution": occupation.attribution,
-    });
-    let mut response = Json(body).into_response();
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
+    })
 }
 
 /// A JSON submission; unknown fields are refused so a typo is not silently dropped.

@@ -17,6 +17,7 @@ mod catalogue;
 mod clients;
 pub mod front;
 mod listings;
+mod profile;
 mod register;
 mod registry;
 mod search;
