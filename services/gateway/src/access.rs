@@ -153,6 +153,29 @@ pub const ROUTES: &[RouteAccess] = &[
     only("POST", "/v1/engagements/{id}/cancel", ENGAGED),
 ];
 
+/// The services' gRPC methods an API key may call on the gateway's gRPC port: the
+/// open-data reads. Every other method needs a bearer token with one of [`ROLES`]; the
+/// services check the role itself, as they do for HTTP.
+pub const GRPC_OPEN: &[(&str, &str)] = &[
+    (OCCUPATIONS, "GetOccupation"),
+    (OCCUPATIONS, "ListOccupations"),
+    (OCCUPATIONS, "ListOccupationHistory"),
+    (OCCUPATIONS, "SearchOccupations"),
+    (OCCUPATIONS, "SuggestOccupations"),
+    (OCCUPATIONS, "ListRelatedOccupations"),
+    (LMI, "ListFigures"),
+    (AMBASSADORS, "CountAvailableAmbassadors"),
+];
+
+const OCCUPATIONS: &str = careers_proto::service_names::OCCUPATIONS;
+const LMI: &str = careers_proto::service_names::LMI;
+const AMBASSADORS: &str = careers_proto::service_names::AMBASSADORS;
+
+/// Whether an API key may call this gRPC method.
+pub fn grpc_open(service: &str, method: &str) -> bool {
+    GRPC_OPEN.contains(&(service, method))
+}
+
 /// The entry for a request, by its method and the route the router matched.
 pub fn lookup(method: &Method, matched_path: &str) -> Option<&'static RouteAccess> {
     ROUTES

@@ -236,6 +236,19 @@ impl Problem {
         }
     }
 
+    /// The same refusal for a gRPC caller, the code in `ErrorInfo.reason`.
+    pub(crate) fn to_status(&self) -> tonic::Status {
+        let code = match self.status {
+            StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+            StatusCode::FORBIDDEN => Code::PermissionDenied,
+            StatusCode::TOO_MANY_REQUESTS => Code::ResourceExhausted,
+            StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            StatusCode::BAD_REQUEST => Code::InvalidArgument,
+            _ => Code::Internal,
+        };
+        careers_platform::status::status(code, &self.code, &self.detail)
+    }
+
     /// Maps a service's status: the contract code rides in `ErrorInfo.reason`.
     fn from_status(status: &tonic::Status) -> Self {
         let http = match status.code() {

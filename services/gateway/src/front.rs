@@ -20,7 +20,7 @@ use governor::{
 use tokio::sync::Semaphore;
 
 use crate::{
-    access::{self, RouteAccess},
+    access::{self, Allowed},
     api::Problem,
     apikeys::ApiKeys,
     bearer::Bearer,
@@ -107,13 +107,28 @@ pub(crate) async fn guard(State(front): State<Front>, request: Request, next: Ne
         )
         .into_response();
     };
-    match admit(&front, route, request.headers()) {
+    let what = format!("{} {}", route.method, route.path);
+    match admit(
+        &front,
+        route.allowed,
+        route.api_key,
+        &what,
+        request.headers(),
+    ) {
         Ok(caller) => CALLER.scope(caller, next.run(request)).await,
         Err(problem) => problem.into_response(),
     }
 }
 
-fn admit(front: &Front, route: &RouteAccess, headers: &HeaderMap) -> Result<Identity, Problem> {
+/// The caller, if its credentials are valid, `allowed` takes its roles (or `api_key` its
+/// key) and it is within its rate; `what` names the operation in refusals.
+pub(crate) fn admit(
+    front: &Front,
+    allowed: Allowed,
+    api_key: bool,
+    what: &str,
+    headers: &HeaderMap,
+) -> Result<Identity, Problem> {
     if let Some(token) = headers.get(header::AUTHORIZATION) {
         let token = token
             .to_str()
@@ -134,14 +149,11 @@ fn admit(front: &Front, route: &RouteAccess, headers: &HeaderMap) -> Result<Iden
                 "the bearer token is not valid",
             )
         })?;
-        if !route.allowed.admits(&caller.roles) {
+        if !allowed.admits(&caller.roles) {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!(
-                    "{} {} is not open to the roles in this token",
-                    route.method, route.path
-                ),
+                format!("{what} is not open to the roles in this token"),
             ));
         }
         limit(
@@ -162,14 +174,11 @@ fn admit(front: &Front, route: &RouteAccess, headers: &HeaderMap) -> Result<Iden
                     "the API key is not known or has been revoked",
                 )
             })?;
-        if !route.api_key {
+        if !api_key {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 "api_key_not_allowed",
-                format!(
-                    "API keys read open data only; {} {} needs a bearer token",
-                    route.method, route.path
-                ),
+                format!("API keys read open data only; {what} needs a bearer token"),
             ));
         }
         limit(key.limiter.check(), "this API key")?;
@@ -267,15 +276,17 @@ pub(crate) async fn request_id(request: Request, next: Next) -> Response {
     response
 }
 
-/// An error the router or an extractor wrote as plain text (413 for a body over the cap,
-/// 405, 415, a path that matches nothing) rewritten as problem+json like every other error.
+/// An error the router or an extractor wrote as plain text or without a body (413 for a
+/// body over the cap, 405, 415, a path that matches nothing) rewritten as problem+json
+/// like every other error.
 async fn as_problem(response: Response) -> Response {
     let status = response.status();
-    let is_problem = response
+    // Only plain text or no body: JSON answers (problems, `/readyz`) are already shaped.
+    let plain = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .is_none_or(|value| value.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
         return response;
     }
     let code = match status {

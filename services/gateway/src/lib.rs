@@ -16,6 +16,7 @@ mod bearer;
 mod catalogue;
 mod clients;
 pub mod front;
+mod grpc_proxy;
 mod listings;
 mod profile;
 mod register;
@@ -52,7 +53,9 @@ pub const HEALTH_NAME: &str = "careers.gateway";
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub http: Listen,
-    pub grpc: Listen,
+    pub grpc: GrpcListen,
+    #[serde(default)]
+    pub cors: CorsSettings,
     pub metrics: MetricsSettings,
     pub upstreams: Upstreams,
     #[serde(default)]
@@ -124,6 +127,90 @@ impl Default for SubmissionSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Listen {
     pub listen: SocketAddr,
+}
+
+/// `[grpc]`: the services' APIs re-served, gRPC-Web included.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GrpcListen {
+    pub listen: SocketAddr,
+    /// Server reflection; the production overlay turns it off.
+    #[serde(default = "serve_reflection")]
+    pub reflection: bool,
+}
+
+fn serve_reflection() -> bool {
+    true
+}
+
+/// `[cors]`: the browser origins allowed to call the HTTP API and gRPC-Web, exactly as
+/// they send them (`https://advisers.example.org`). None: no CORS headers at all.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CorsSettings {
+    pub allowed_origins: Vec<String>,
+}
+
+impl CorsSettings {
+    fn layer(&self) -> Result<tower_http::cors::CorsLayer, GatewayError> {
+        use axum::http::{HeaderName, Method, header};
+        use tower_http::cors::{AllowOrigin, CorsLayer};
+        let origins = self
+            .allowed_origins
+            .iter()
+            .map(|origin| {
+                origin
+                    .parse()
+                    .map_err(|_| GatewayError::Serve(format!("cors: bad origin {origin:?}")))
+            })
+            .collect::<Result<Vec<axum::http::HeaderValue>, GatewayError>>()?;
+        let named = |names: &[&'static str]| -> Vec<HeaderName> {
+            names
+                .iter()
+                .map(|name| HeaderName::from_static(name))
+                .collect()
+        };
+        Ok(CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers(
+                [
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::IF_MATCH,
+                ]
+                .into_iter()
+                .chain(named(&[
+                    "x-api-key",
+                    "x-request-id",
+                    "idempotency-key",
+                    "traceparent",
+                    "tracestate",
+                    "x-grpc-web",
+                    "x-user-agent",
+                    "grpc-timeout",
+                ]))
+                .collect::<Vec<_>>(),
+            )
+            .expose_headers(
+                [header::ETAG, header::RETRY_AFTER, header::LOCATION]
+                    .into_iter()
+                    .chain(named(&[
+                        "x-request-id",
+                        "idempotent-replayed",
+                        "grpc-status",
+                        "grpc-message",
+                        "grpc-status-details-bin",
+                    ]))
+                    .collect::<Vec<_>>(),
+            )
+            .max_age(Duration::from_secs(600)))
+    }
 }
 
 /// Where each service's gRPC API is (`CAREERS_GATEWAY__UPSTREAMS__LMI=http://…`).
@@ -353,13 +440,43 @@ impl App {
                 .await;
         }
         let close = CancellationToken::new();
+        spawn_upstream_health(
+            self.upstreams.clone(),
+            reporter.clone(),
+            self.settings.readiness.upstream_timeout,
+            close.clone(),
+        );
         self.front
             .spawn_upkeep(self.settings.auth.api_keys_reload, close.clone());
+        let cors = self.settings.cors.layer()?;
+        let proxy = grpc_proxy::GrpcProxy {
+            front: self.front.clone(),
+            signer: self.api.internal.clone(),
+            routes: std::sync::Arc::new(
+                self.upstreams
+                    .iter()
+                    .map(|upstream| grpc_proxy::Route {
+                        service: upstream.service,
+                        channel: upstream.channel.clone(),
+                    })
+                    .collect(),
+            ),
+            deadline: self.settings.limits.upstream_timeout,
+        };
+        let mut routes = tonic::service::Routes::from(Router::new().fallback_service(proxy))
+            .add_service(health_service);
+        if self.settings.grpc.reflection {
+            routes = routes
+                .add_service(grpc::reflection_v1()?)
+                .add_service(grpc::reflection_v1alpha()?);
+        }
         let grpc_server = tonic::transport::Server::builder()
+            // gRPC-Web comes over HTTP/1.1 from browsers.
+            .accept_http1(true)
             .trace_fn(grpc::request_span)
-            .add_service(health_service)
-            .add_service(grpc::reflection_v1()?)
-            .add_service(grpc::reflection_v1alpha()?)
+            .layer(cors.clone())
+            .layer(tonic_web::GrpcWebLayer::new())
+            .add_routes(routes)
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a small response can wait for a delayed ACK (~40 ms).
                 TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
@@ -377,7 +494,8 @@ impl App {
                 self.front,
                 self.settings.limits.max_body_bytes,
             ))
-            .layer(axum::middleware::from_fn(front::request_id));
+            .layer(axum::middleware::from_fn(front::request_id))
+            .layer(cors);
         let http = self.http.tap_io(|tcp| {
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
@@ -425,21 +543,54 @@ struct ReadyState {
     timeout: Duration,
 }
 
+/// Whether an upstream answers SERVING for its full name within `timeout`.
+async fn upstream_serving(upstream: &Upstream, timeout: Duration) -> bool {
+    let request = HealthCheckRequest {
+        service: upstream.service.to_owned(),
+    };
+    let answer = tokio::time::timeout(
+        timeout,
+        HealthClient::new(upstream.channel.clone()).check(request),
+    )
+    .await;
+    matches!(answer, Ok(Ok(ref response))
+        if response.get_ref().status() == health_check_response::ServingStatus::Serving)
+}
+
+/// Keeps each re-served service's health name on the gateway's port following its
+/// upstream, checked every two seconds until `stop`.
+fn spawn_upstream_health(
+    upstreams: Vec<Upstream>,
+    reporter: HealthReporter,
+    timeout: Duration,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            for upstream in &upstreams {
+                let status = if upstream_serving(upstream, timeout).await {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                reporter.set_service_status(upstream.service, status).await;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    });
+}
+
 /// 200 `{"status":"ready"}` when every upstream's full name is SERVING, else 503
 /// `{"status":"degraded","unavailable":[…]}`.
 async fn readyz(State(state): State<ReadyState>) -> (StatusCode, Json<serde_json::Value>) {
     let checks = state.upstreams.iter().map(|upstream| async {
-        let request = HealthCheckRequest {
-            service: upstream.service.to_owned(),
-        };
-        let answer = tokio::time::timeout(
-            state.timeout,
-            HealthClient::new(upstream.channel.clone()).check(request),
+        (
+            upstream.name,
+            upstream_serving(upstream, state.timeout).await,
         )
-        .await;
-        let serving = matches!(answer, Ok(Ok(ref response))
-            if response.get_ref().status() == health_check_response::ServingStatus::Serving);
-        (upstream.name, serving)
     });
     let unavailable: Vec<&str> = futures::future::join_all(checks)
         .await
