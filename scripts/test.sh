@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-scripts/tools.sh nats-server cargo-nextest postgres schemathesis
+scripts/tools.sh nats-server cargo-nextest postgres schemathesis connect-es
 export PATH="$root/.tools/bin:$PATH"
 # Every binary, linked into ./bin: make run's entry point is tested with them.
 scripts/build.sh >/dev/null

@@ -3,7 +3,7 @@
 # by version, and links them as .tools/bin/. A second run installs nothing.
 #
 #   scripts/tools.sh [nats-server] [buf] [cargo-deny] [cargo-nextest] [postgres] [schemathesis]
-#   (default: all)
+#                    [connect-es]   (default: all)
 #
 # CAREERS_TOOLS_CACHE moves the cache (default ~/.cache/careers-tools).
 set -euo pipefail
@@ -116,7 +116,19 @@ schemathesis() {
   ln -sfn "$dir/bin/openapi-spec-validator" "$bin/openapi-spec-validator"
 }
 
-if [ $# -eq 0 ]; then set -- nats-server buf cargo-deny cargo-nextest postgres schemathesis; fi
+# Connect-ES for the browser-style gRPC-Web test: exactly the versions in
+# tests/grpc-web/package-lock.json, installed beside it (npm ci skips nothing it needs).
+connect_es() {
+  local dir="$root/tests/grpc-web"
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+    ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json"; then
+    say "installing Connect-ES (tests/grpc-web)"
+    npm ci --prefix "$dir" --silent --no-audit --no-fund >/dev/null
+    cp "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json"
+  fi
+}
+
+if [ $# -eq 0 ]; then set -- nats-server buf cargo-deny cargo-nextest postgres schemathesis connect-es; fi
 for tool in "$@"; do
   case "$tool" in
     nats-server) nats_server ;;
@@ -125,6 +137,7 @@ for tool in "$@"; do
     cargo-nextest) cargo_nextest ;;
     postgres) postgres ;;
     schemathesis) schemathesis ;;
+    connect-es) connect_es ;;
     *) say "unknown tool $tool"; exit 2 ;;
   esac
 done

@@ -1,6 +1,7 @@
 //! The services' gRPC APIs on the gateway's gRPC port: native gRPC with a bearer token
 //! or an API key, and gRPC-Web as a browser sends it (HTTP/1.1, a CORS preflight from an
-//! allowed origin, `application/grpc-web-text` frames).
+//! allowed origin, `application/grpc-web-text` frames), then through Connect-ES itself
+//! (`tests/grpc-web`, run by node).
 
 use std::time::Duration;
 
@@ -261,6 +262,37 @@ async fn the_services_grpc_apis_are_served_on_the_gateway() -> anyhow::Result<()
         trailers.contains("grpc-status:3"),
         "INVALID_ARGUMENT expected: {trailers:?} {bad:?}"
     );
+
+    // The same through Connect-ES, the gRPC-Web client browsers use (over fetch), reading
+    // the service from the descriptor set: a list answers, a bad SOC code is
+    // INVALID_ARGUMENT.
+    let descriptors = keys_dir.path().join("careers.binpb");
+    std::fs::write(&descriptors, careers_proto::FILE_DESCRIPTOR_SET)?;
+    let client = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../grpc-web");
+    anyhow::ensure!(
+        client.join("node_modules").exists(),
+        "Connect-ES is missing: run scripts/tools.sh connect-es (make test does)"
+    );
+    let bare_token = adviser.trim_start_matches("Bearer ").to_owned();
+    let connect = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(client.join("client.mjs"))
+            .arg(descriptors)
+            .arg(format!("http://127.0.0.1:{grpc_port}"))
+            .arg(bare_token)
+            .output()
+    })
+    .await??;
+    let printed = String::from_utf8_lossy(&connect.stdout).into_owned();
+    assert!(
+        connect.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&connect.stderr)
+    );
+    let outcome: serde_json::Value = serde_json::from_str(printed.trim())?;
+    assert_eq!(outcome["list"], "ok", "{outcome}");
+    assert_eq!(outcome["items"], 0, "{outcome}");
+    assert_eq!(outcome["malformed"], "InvalidArgument", "{outcome}");
 
     // A re-served service's health name on the gateway's port follows its upstream.
     careers_testkit::grpc::wait_for_health(
