@@ -16,7 +16,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use careers_platform::identity::{self, Identity, IdentitySigner};
+use careers_platform::identity::{self, Identity};
 use careers_proto::careers::{
     lmi::v1::{
         DeltaFigure, FigureRow, FigureRows, GetSubmissionRequest, ReportEntry, Submission,
@@ -47,7 +47,7 @@ const CSV_OPTIONAL: [&str; 4] = ["breakdown", "horizon", "sample_size", "quality
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub bearer: std::sync::Arc<crate::bearer::Bearer>,
-    pub internal: IdentitySigner,
+    pub internal: std::sync::Arc<crate::internal::InternalTokens>,
     pub occupations: Channel,
     pub lmi: Channel,
     pub casenotes: Channel,
@@ -385,7 +385,7 @@ pub(crate) fn upstream_request<T>(
     caller: &Identity,
     message: T,
 ) -> Result<tonic::Request<T>, Problem> {
-    let token = state.internal.sign(caller).map_err(|error| {
+    let token = state.internal.token(caller).map_err(|error| {
         tracing::error!(%error, "cannot sign the internal identity token");
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,

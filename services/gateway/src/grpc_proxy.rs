@@ -8,7 +8,7 @@
 use std::{convert::Infallible, sync::Arc, task::Poll, time::Duration};
 
 use axum::http::{HeaderValue, Request, Response};
-use careers_platform::identity::{self, IdentitySigner};
+use careers_platform::identity;
 use futures::future::BoxFuture;
 use tonic::{Code, Status, transport::Channel};
 use tower::Service;
@@ -16,6 +16,7 @@ use tower::Service;
 use crate::{
     access::{self, Allowed},
     front::{self, Front},
+    internal::InternalTokens,
 };
 
 /// One re-served service: its full name and where it runs.
@@ -28,7 +29,7 @@ pub struct Route {
 #[derive(Debug, Clone)]
 pub struct GrpcProxy {
     pub front: Front,
-    pub signer: IdentitySigner,
+    pub signer: Arc<InternalTokens>,
     pub routes: Arc<Vec<Route>>,
     /// `limits.upstream_timeout`, when the caller sends no `grpc-timeout` of its own.
     pub deadline: Duration,
@@ -78,7 +79,7 @@ impl GrpcProxy {
             request.headers(),
         )
         .map_err(|problem| problem.to_status())?;
-        let token = self.signer.sign(&caller).map_err(|error| {
+        let token = self.signer.token(&caller).map_err(|error| {
             tracing::error!(%error, "cannot sign the internal identity token");
             Status::internal("internal error")
         })?;

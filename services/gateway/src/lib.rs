@@ -17,6 +17,7 @@ mod catalogue;
 mod clients;
 pub mod front;
 mod grpc_proxy;
+mod internal;
 mod listings;
 pub mod openapi;
 mod profile;
@@ -402,7 +403,7 @@ impl App {
         };
         let api = api::ApiState {
             bearer: front.bearer.clone(),
-            internal,
+            internal: std::sync::Arc::new(internal::InternalTokens::new(internal)),
             occupations,
             lmi,
             casenotes,
