@@ -157,8 +157,6 @@ pub async fn gateway(seconds: u64) -> anyhow::Result<()> {
     let seconds = seconds.min(10);
     let (stack, _databases) = crate::flow::start_stack().await?;
     let reader = format!("Bearer {}", stack.bearer(&["adviser"], None)?);
-    let identity: tonic::metadata::MetadataValue<_> =
-        stack.occupations_identity(&["adviser"])?.parse()?;
 
     // (c) without the token cache: a second gateway in front of the same occupations.
     let mut uncached = careers_stack::gateway_settings(
@@ -182,8 +180,8 @@ pub async fn gateway(seconds: u64) -> anyhow::Result<()> {
     let direct_channel = grpc::channel(stack.occupations_port())?;
     let proxy_port = start_pass_through(direct_channel.clone()).await?;
     let proxy_channel = grpc::channel(proxy_port)?;
-    let over_grpc = |channel: Channel| {
-        let identity = identity.clone();
+    // The internal token lives a minute: a fresh one per round of four runs.
+    let over_grpc = |channel: Channel, identity: tonic::metadata::MetadataValue<_>| {
         move |_: String| {
             let (channel, identity) = (channel.clone(), identity.clone());
             async move {
@@ -202,8 +200,10 @@ pub async fn gateway(seconds: u64) -> anyhow::Result<()> {
     let keys = Arc::new(vec![String::new()]);
     let mut figures = Vec::new();
     for workers in CONCURRENCY {
-        let direct = over_grpc(direct_channel.clone());
-        let proxied = over_grpc(proxy_channel.clone());
+        let identity: tonic::metadata::MetadataValue<_> =
+            stack.occupations_identity(&["adviser"])?.parse()?;
+        let direct = over_grpc(direct_channel.clone(), identity.clone());
+        let proxied = over_grpc(proxy_channel.clone(), identity);
         let through_gateway = HttpPool::open(stack.gateway_port, workers, &path, &reader)
             .await?
             .caller();
