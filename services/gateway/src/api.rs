@@ -31,7 +31,10 @@ use serde::Deserialize;
 
 use crate::{clients, listings, registry};
 use serde_json::{Value, json};
-use tonic::{Code, transport::Channel};
+use tonic::Code;
+
+/// What handlers call a service through: its channel, reads retried.
+pub(crate) type Channel = crate::retry::RetryReads;
 
 use tonic_types::StatusExt;
 

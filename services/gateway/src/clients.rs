@@ -4,6 +4,7 @@
 
 use std::future::Future;
 
+use crate::api::Channel;
 use axum::{
     body::Bytes,
     extract::{Path, Query, State, rejection::QueryRejection},
@@ -15,7 +16,6 @@ use careers_proto::careers::casenotes::v1::{
 };
 use serde::Deserialize;
 use serde_json::Value;
-use tonic::transport::Channel;
 
 use crate::{
     api::{ApiState, Problem, authenticate},

@@ -23,6 +23,7 @@ pub mod openapi;
 mod profile;
 mod register;
 mod registry;
+mod retry;
 mod search;
 mod upstream;
 
@@ -391,7 +392,7 @@ impl App {
             upstreams
                 .iter()
                 .find(|upstream| upstream.name == name)
-                .map(|upstream| upstream.channel.clone())
+                .map(|upstream| retry::RetryReads(upstream.channel.clone()))
         };
         let (Some(occupations), Some(lmi), Some(casenotes), Some(ambassadors)) = (
             channel("occupations"),

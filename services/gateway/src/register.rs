@@ -4,6 +4,7 @@
 
 use std::future::Future;
 
+use crate::api::Channel;
 use axum::{
     body::Bytes,
     extract::{Path, Query, State, rejection::QueryRejection},
@@ -13,7 +14,6 @@ use axum::{
 use careers_proto::careers::ambassadors::v1::{
     self as api, ambassadors_service_client::AmbassadorsServiceClient,
 };
-use tonic::transport::Channel;
 
 use crate::{
     api::{ApiState, Problem},

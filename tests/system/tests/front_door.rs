@@ -461,3 +461,111 @@ async fn the_front_door_refuses_limits_and_times_out() -> anyhow::Result<()> {
     running.await??;
     Ok(())
 }
+
+/// A gRPC server that answers UNAVAILABLE to its first `failures` calls of each method,
+/// then NOT_FOUND, counting calls per method.
+async fn flaky_upstream(
+    failures: usize,
+) -> anyhow::Result<(u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>)> {
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = calls.clone();
+    let router = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let seen = seen.clone();
+        async move {
+            let method = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
+            let earlier = {
+                let mut calls = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let earlier = calls.iter().filter(|call| **call == method).count();
+                if !uri.path().starts_with("/grpc.health") {
+                    calls.push(method);
+                }
+                earlier
+            };
+            let status = if earlier < failures { "14" } else { "5" };
+            (
+                [
+                    ("content-type", "application/grpc"),
+                    ("grpc-status", status),
+                ],
+                "",
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    Ok((port, calls))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_retried_with_backoff_and_writes_are_not() -> anyhow::Result<()> {
+    let (flaky, calls) = flaky_upstream(2).await?;
+    let closed = free_port()?;
+    let (bearer, internal) = (TestKeys::new()?, TestKeys::new()?);
+    let app = App::build(gateway_settings(
+        [
+            ("occupations", flaky),
+            ("lmi", closed),
+            ("casenotes", closed),
+            ("ambassadors", closed),
+        ],
+        &bearer,
+        &internal,
+    )?)
+    .await?;
+    let door = Door {
+        port: app.http_port(),
+        bearer,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async {
+        stopped.await.ok();
+    }));
+    let count = |method: &str| {
+        calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|call| *call == method)
+            .count()
+    };
+
+    // A read: UNAVAILABLE twice, then the service's own answer (404) comes through.
+    let read = door
+        .get_as(&door.token("reader", "adviser")?, "/v1/occupations/2134")
+        .await?;
+    assert_eq!(read.status, 404, "{}", read.body);
+    assert_eq!(count("GetOccupation"), 3);
+
+    // A write is sent once: UNAVAILABLE is the caller's to act on.
+    let editor = door.token("editor", "catalogue_editor")?;
+    let write = door
+        .send(
+            "PATCH",
+            "/v1/occupations/2134",
+            &[
+                ("Authorization", &format!("Bearer {editor}")),
+                ("Content-Type", "application/merge-patch+json"),
+                ("If-Match", "\"1\""),
+            ],
+            br#"{"title":"Programmers"}"#,
+        )
+        .await?;
+    assert_eq!(
+        (write.status, code(&write).as_str()),
+        (503, "upstream_unavailable"),
+        "{}",
+        write.body
+    );
+    assert_eq!(count("UpdateOccupation"), 1);
+
+    stop.send(()).ok();
+    running.await??;
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Retries with backoff for idempotent reads only: a call whose method is a read by the
+//! APIs' naming (`Get…`, `List…`, `Search…`, `Suggest…`, `Count…`) is sent again, up to
+//! [`RETRIES`] times, when the service could not be reached or answered UNAVAILABLE. A
+//! write is sent once: the caller decides whether to repeat it. A call that ran out of
+//! time is never retried.
+
+use std::{task::Poll, time::Duration};
+
+use axum::http::{Request, Response};
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use tonic::{Status, body::Body, transport::Channel};
+use tower::Service;
+
+pub const RETRIES: u32 = 2;
+const FIRST_DELAY: Duration = Duration::from_millis(50);
+
+/// A channel to one service that retries its reads.
+#[derive(Debug, Clone)]
+pub struct RetryReads(pub Channel);
+
+fn is_read(path: &str) -> bool {
+    let method = path.rsplit('/').next().unwrap_or_default();
+    ["Get", "List", "Search", "Suggest", "Count"]
+        .iter()
+        .any(|prefix| method.starts_with(prefix))
+}
+
+/// UNAVAILABLE in a trailers-only answer (what a refusing or stopping server sends).
+fn unavailable(response: &Response<Body>) -> bool {
+    let unavailable = (tonic::Code::Unavailable as i32).to_string();
+    response
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|status| status.as_bytes() == unavailable.as_bytes())
+}
+
+async fn send(channel: &mut Channel, request: Request<Body>) -> Response<Body> {
+    let sent = match futures::future::poll_fn(|context| channel.poll_ready(context)).await {
+        Ok(()) => channel.call(request).await,
+        Err(error) => Err(error),
+    };
+    // A transport failure as the status a client would read: connect errors are
+    // UNAVAILABLE, an expired deadline CANCELLED.
+    sent.unwrap_or_else(|error| Status::from_error(error.into()).into_http())
+}
+
+impl Service<Request<Body>> for RetryReads {
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let mut channel = self.0.clone();
+        Box::pin(async move {
+            if !is_read(request.uri().path()) {
+                return Ok(send(&mut channel, request).await);
+            }
+            // A read is one small message: keep it to send again.
+            let (parts, body) = request.into_parts();
+            let bytes = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) => return Ok(Status::internal(error.to_string()).into_http()),
+            };
+            let mut delay = FIRST_DELAY;
+            let mut attempt = 0;
+            loop {
+                let mut again = Request::new(Body::new(Full::new(bytes.clone())));
+                *again.method_mut() = parts.method.clone();
+                *again.uri_mut() = parts.uri.clone();
+                *again.version_mut() = parts.version;
+                *again.headers_mut() = parts.headers.clone();
+                let response = send(&mut channel, again).await;
+                if attempt == RETRIES || !unavailable(&response) {
+                    return Ok(response);
+                }
+                attempt += 1;
+                tracing::debug!(path = %parts.uri.path(), attempt, "read retried");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_reads_by_name_are_retried() {
+        assert!(is_read(
+            "/careers.occupations.v1.OccupationsService/GetOccupation"
+        ));
+        assert!(is_read("/careers.lmi.v1.LmiService/ListFigures"));
+        assert!(is_read(
+            "/careers.ambassadors.v1.AmbassadorsService/CountAvailableAmbassadors"
+        ));
+        assert!(!is_read(
+            "/careers.casenotes.v1.CasenotesService/CreateClient"
+        ));
+        assert!(!is_read("/careers.lmi.v1.LmiService/SubmitFigures"));
+        assert!(!is_read(
+            "/careers.ambassadors.v1.AmbassadorsService/StartMatchingRun"
+        ));
+    }
+}
