@@ -114,21 +114,12 @@ impl GrpcProxy {
             }
         }
         let mut channel = channel;
-        let forwarded = match futures::future::poll_fn(|context| channel.poll_ready(context)).await
-        {
-            // As a plain stream of data: a gRPC-Web body's size hint is the encoded one, and
-            // HTTP/2 would send it as a content-length the decoded body does not match.
-            Ok(()) => {
-                channel
-                    .call(request.map(|body| {
-                        tonic::body::Body::new(axum::body::Body::from_stream(
-                            body.into_data_stream(),
-                        ))
-                    }))
-                    .await
-            }
-            Err(error) => Err(error),
-        };
+        // As a plain stream of data: a gRPC-Web body's size hint is the encoded one, and
+        // HTTP/2 would send it as a content-length the decoded body does not match.
+        let request = request.map(|body| {
+            tonic::body::Body::new(axum::body::Body::from_stream(body.into_data_stream()))
+        });
+        let forwarded = crate::retry::ready_call(&mut channel, request).await;
         match forwarded {
             Ok(response) => Ok(response.map(axum::body::Body::new)),
             Err(error) => {

@@ -35,14 +35,21 @@ fn unavailable(response: &Response<Body>) -> bool {
         .is_some_and(|status| status.as_bytes() == unavailable.as_bytes())
 }
 
+/// Waits for the channel to take a call, then makes it.
+pub(crate) async fn ready_call(
+    channel: &mut Channel,
+    request: Request<Body>,
+) -> Result<Response<Body>, tonic::transport::Error> {
+    futures::future::poll_fn(|context| channel.poll_ready(context)).await?;
+    channel.call(request).await
+}
+
 async fn send(channel: &mut Channel, request: Request<Body>) -> Response<Body> {
-    let sent = match futures::future::poll_fn(|context| channel.poll_ready(context)).await {
-        Ok(()) => channel.call(request).await,
-        Err(error) => Err(error),
-    };
     // A transport failure as the status a client would read: connect errors are
     // UNAVAILABLE, an expired deadline CANCELLED.
-    sent.unwrap_or_else(|error| Status::from_error(error.into()).into_http())
+    ready_call(channel, request)
+        .await
+        .unwrap_or_else(|error| Status::from_error(error.into()).into_http())
 }
 
 impl Service<Request<Body>> for RetryReads {

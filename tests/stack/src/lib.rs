@@ -51,6 +51,39 @@ pub fn gateway_settings(
     )?)
 }
 
+/// A gateway serving in this process until [`RunningGateway::stop`].
+#[derive(Debug)]
+pub struct RunningGateway {
+    pub http_port: u16,
+    pub grpc_port: u16,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), careers_gateway::GatewayError>>,
+}
+
+impl RunningGateway {
+    /// Builds the gateway (binding its ports) and serves it in a task.
+    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        let app = careers_gateway::App::build(settings).await?;
+        let (http_port, grpc_port) = (app.http_port(), app.grpc_port());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async {
+            stopped.await.ok();
+        }));
+        Ok(Self {
+            http_port,
+            grpc_port,
+            stop,
+            task,
+        })
+    }
+
+    /// Shuts the gateway down and waits for it to finish.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.send(()).ok();
+        Ok(self.task.await??)
+    }
+}
+
 /// Occupations and lmi (seeded) behind a gateway, with a real nats-server.
 pub struct Stack {
     pub gateway_port: u16,
@@ -58,8 +91,7 @@ pub struct Stack {
     pub lmi_db: sea_orm::DatabaseConnection,
     occupations: careers_testkit::service::RunningService,
     lmi: careers_testkit::service::RunningService,
-    stop: tokio::sync::oneshot::Sender<()>,
-    gateway: tokio::task::JoinHandle<Result<(), careers_gateway::GatewayError>>,
+    gateway: RunningGateway,
     /// The stack's own nats-server, to kill and restart.
     pub nats: careers_testkit::nats::NatsServer,
     pub occupations_db: sea_orm::DatabaseConnection,
@@ -83,7 +115,6 @@ impl Stack {
         use std::{sync::Arc, time::Duration};
 
         use careers_eventbus::testing::count;
-        use careers_gateway::App;
         use careers_lmi::Lmi;
         use careers_occupations::Occupations;
         use careers_platform::Service;
@@ -104,7 +135,7 @@ impl Stack {
         Occupations::seed(&occupations_db, &seeds).await?;
         Lmi::seed(&lmi_db, &seeds).await?;
         let closed = careers_testkit::free_port()?;
-        let app = App::build(gateway_settings(
+        let gateway = RunningGateway::start(gateway_settings(
             [
                 ("occupations", occupations_port),
                 ("lmi", lmi.port),
@@ -115,11 +146,6 @@ impl Stack {
             &internal,
         )?)
         .await?;
-        let port = app.http_port();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let gateway = tokio::spawn(app.run_until(async {
-            stopped.await.ok();
-        }));
         eventually(
             Duration::from_secs(30),
             "lmi knows the catalogue",
@@ -128,12 +154,11 @@ impl Stack {
         .await?;
 
         Ok(Self {
-            gateway_port: port,
+            gateway_port: gateway.http_port,
             bearer_keys,
             lmi_db,
             occupations,
             lmi,
-            stop,
             gateway,
             nats,
             occupations_db,
@@ -159,8 +184,7 @@ impl Stack {
 
     /// Stops the gateway, then the services.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.stop.send(()).ok();
-        self.gateway.await??;
+        self.gateway.stop().await?;
         self.occupations.shutdown().await?;
         self.lmi.shutdown().await
     }

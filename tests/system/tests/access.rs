@@ -7,7 +7,7 @@ use std::{collections::HashMap, time::Duration};
 
 use careers_ambassadors::Ambassadors;
 use careers_casenotes::Casenotes;
-use careers_gateway::{App, apikeys::KeyFile};
+use careers_gateway::apikeys::KeyFile;
 use careers_lmi::Lmi;
 use careers_occupations::Occupations;
 use careers_platform::{Service, identity::Identity};
@@ -15,7 +15,7 @@ use careers_testkit::{
     service::{TestKeys, spawn_trusting},
     sqlite::TestSqlite,
 };
-use common::{call, gateway_settings};
+use common::{RunningGateway, call, gateway_settings};
 
 mod common;
 
@@ -113,12 +113,8 @@ async fn every_route_answers_every_role_as_documented() -> anyhow::Result<()> {
         &internal,
     )?;
     settings.auth.api_keys_path = keys_dir.path().join("keys.json");
-    let app = App::build(settings).await?;
-    let port = app.http_port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run_until(async {
-        stopped.await.ok();
-    }));
+    let gateway = RunningGateway::start(settings).await?;
+    let port = gateway.http_port;
 
     let mut credentials: Vec<(String, Option<(String, String)>)> = Vec::new();
     for column in &columns {
@@ -186,8 +182,7 @@ async fn every_route_answers_every_role_as_documented() -> anyhow::Result<()> {
         wrong.join("\n")
     );
 
-    stop.send(()).ok();
-    running.await??;
+    gateway.stop().await?;
     for service in [occupations, lmi, casenotes, ambassadors] {
         service.shutdown().await?;
     }

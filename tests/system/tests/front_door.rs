@@ -6,15 +6,27 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use base64::Engine;
-use careers_gateway::{App, apikeys::KeyFile};
+use careers_gateway::apikeys::KeyFile;
 use careers_platform::identity::{self, Identity};
 use careers_testkit::{eventually, free_port, http::Response, service::TestKeys};
-use common::{call, gateway_settings};
+use common::{RunningGateway, call, gateway_settings};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 mod common;
+
+/// Serves `router` as a gRPC server on a free port: a fake upstream.
+async fn serve_grpc(router: axum::Router) -> anyhow::Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    Ok(port)
+}
 
 /// A gRPC server that accepts every call and never answers, telling the test each
 /// call's `grpc-timeout`.
@@ -36,13 +48,7 @@ async fn hanging_upstream() -> anyhow::Result<(u16, mpsc::UnboundedReceiver<Opti
             ""
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_routes(tonic::service::Routes::from(router))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let port = serve_grpc(router).await?;
     Ok((port, calls))
 }
 
@@ -148,15 +154,11 @@ async fn the_front_door_refuses_limits_and_times_out() -> anyhow::Result<()> {
     settings.limits.upstream_timeout = Duration::from_secs(2);
     settings.auth.api_keys_path = keys_path.clone();
     settings.auth.api_keys_reload = Duration::from_millis(100);
-    let app = App::build(settings).await?;
+    let gateway = RunningGateway::start(settings).await?;
     let door = Door {
-        port: app.http_port(),
+        port: gateway.http_port,
         bearer,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run_until(async {
-        stopped.await.ok();
-    }));
     let occupation = "/v1/occupations/2134";
 
     // No credentials: 401 with WWW-Authenticate, a request id and the security headers.
@@ -457,8 +459,7 @@ async fn the_front_door_refuses_limits_and_times_out() -> anyhow::Result<()> {
         503
     );
 
-    stop.send(()).ok();
-    running.await??;
+    gateway.stop().await?;
     Ok(())
 }
 
@@ -493,13 +494,7 @@ async fn flaky_upstream(
             )
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_routes(tonic::service::Routes::from(router))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let port = serve_grpc(router).await?;
     Ok((port, calls))
 }
 
@@ -508,7 +503,7 @@ async fn reads_are_retried_with_backoff_and_writes_are_not() -> anyhow::Result<(
     let (flaky, calls) = flaky_upstream(2).await?;
     let closed = free_port()?;
     let (bearer, internal) = (TestKeys::new()?, TestKeys::new()?);
-    let app = App::build(gateway_settings(
+    let gateway = RunningGateway::start(gateway_settings(
         [
             ("occupations", flaky),
             ("lmi", closed),
@@ -520,13 +515,9 @@ async fn reads_are_retried_with_backoff_and_writes_are_not() -> anyhow::Result<(
     )?)
     .await?;
     let door = Door {
-        port: app.http_port(),
+        port: gateway.http_port,
         bearer,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run_until(async {
-        stopped.await.ok();
-    }));
     let count = |method: &str| {
         calls
             .lock()
@@ -565,7 +556,6 @@ async fn reads_are_retried_with_backoff_and_writes_are_not() -> anyhow::Result<(
     );
     assert_eq!(count("UpdateOccupation"), 1);
 
-    stop.send(()).ok();
-    running.await??;
+    gateway.stop().await?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::{path::PathBuf, process::Command, time::Duration};
 
 use careers_ambassadors::Ambassadors;
 use careers_casenotes::Casenotes;
-use careers_gateway::{App, access::ROLES};
+use careers_gateway::access::ROLES;
 use careers_lmi::Lmi;
 use careers_occupations::Occupations;
 use careers_platform::{Service, identity::Identity};
@@ -16,7 +16,7 @@ use careers_testkit::{
     service::{TestKeys, spawn_trusting},
     sqlite::TestSqlite,
 };
-use common::gateway_settings;
+use common::{RunningGateway, gateway_settings};
 use sea_orm::Database;
 
 mod common;
@@ -52,7 +52,7 @@ async fn the_api_survives_fuzzing_against_its_own_document() -> anyhow::Result<(
     let casenotes = spawn_trusting::<Casenotes>(&stores[2].url, &[], &internal).await?;
     let ambassadors = spawn_trusting::<Ambassadors>(&stores[3].url, &[], &internal).await?;
     let bearer = TestKeys::new()?;
-    let app = App::build(gateway_settings(
+    let gateway = RunningGateway::start(gateway_settings(
         [
             ("occupations", occupations.port),
             ("lmi", lmi.port),
@@ -63,11 +63,7 @@ async fn the_api_survives_fuzzing_against_its_own_document() -> anyhow::Result<(
         &internal,
     )?)
     .await?;
-    let port = app.http_port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run_until(async {
-        stopped.await.ok();
-    }));
+    let port = gateway.http_port;
     let token = bearer.signer.sign_for(
         &Identity {
             sub: "fuzzer".into(),
@@ -157,8 +153,7 @@ async fn the_api_survives_fuzzing_against_its_own_document() -> anyhow::Result<(
         "schemathesis found problems:\n{output}"
     );
 
-    stop.send(()).ok();
-    running.await??;
+    gateway.stop().await?;
     for service in [occupations, lmi, casenotes, ambassadors] {
         service.shutdown().await?;
     }

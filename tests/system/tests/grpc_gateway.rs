@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use careers_gateway::{App, apikeys::KeyFile};
+use careers_gateway::apikeys::KeyFile;
 use careers_lmi::Lmi;
 use careers_occupations::Occupations;
 use careers_platform::identity::Identity;
@@ -22,7 +22,7 @@ use careers_testkit::{
     service::{TestKeys, spawn_trusting},
     sqlite::TestSqlite,
 };
-use common::{call, gateway_settings};
+use common::{RunningGateway, call, gateway_settings};
 use tonic::{Code, Request, transport::Channel};
 use tonic_types::StatusExt;
 
@@ -80,12 +80,8 @@ async fn the_services_grpc_apis_are_served_on_the_gateway() -> anyhow::Result<()
     )?;
     settings.auth.api_keys_path = keys_dir.path().join("keys.json");
     settings.cors.allowed_origins = vec![ORIGIN.to_owned()];
-    let app = App::build(settings).await?;
-    let (grpc_port, http_port) = (app.grpc_port(), app.http_port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run_until(async {
-        stopped.await.ok();
-    }));
+    let gateway = RunningGateway::start(settings).await?;
+    let (grpc_port, http_port) = (gateway.grpc_port, gateway.http_port);
     let token = |role: &str| {
         bearer.signer.sign_for(
             &Identity {
@@ -310,8 +306,7 @@ async fn the_services_grpc_apis_are_served_on_the_gateway() -> anyhow::Result<()
     )
     .await?;
 
-    stop.send(()).ok();
-    running.await??;
+    gateway.stop().await?;
     occupations.shutdown().await?;
     lmi.shutdown().await
 }

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use careers_ambassadors::{Ambassadors, Migrator as AmbassadorsMigrator, store};
-use careers_gateway::App;
 use careers_lmi::Lmi;
 use careers_occupations::Occupations;
 use careers_platform::{Service, identity::Identity};
@@ -14,7 +13,7 @@ use careers_testkit::{
     service::{TestKeys, spawn_trusting},
     sqlite::TestSqlite,
 };
-use common::{call, gateway_settings};
+use common::{RunningGateway, call, gateway_settings};
 use sea_orm::Database;
 use sea_orm_migration::MigratorTrait;
 use serde_json::{Value, json};
@@ -42,7 +41,7 @@ async fn the_profile_composes_and_degrades_part_by_part() -> anyhow::Result<()> 
     store::apply_occupation(&ambassadors_db, "2134", 1, "21", "computing").await?;
     let ambassadors = spawn_trusting::<Ambassadors>(&stores[2].url, &[], &internal).await?;
     let bearer = TestKeys::new()?;
-    let app = App::build(gateway_settings(
+    let gateway = RunningGateway::start(gateway_settings(
         [
             ("occupations", occupations.port),
             ("lmi", lmi.port),
@@ -53,11 +52,7 @@ async fn the_profile_composes_and_degrades_part_by_part() -> anyhow::Result<()> 
         &internal,
     )?)
     .await?;
-    let port = app.http_port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run_until(async {
-        stopped.await.ok();
-    }));
+    let port = gateway.http_port;
     let token = |role: &str| {
         bearer.signer.sign_for(
             &Identity {
@@ -186,7 +181,6 @@ async fn the_profile_composes_and_degrades_part_by_part() -> anyhow::Result<()> 
         (503, Some("upstream_unavailable"))
     );
 
-    stop.send(()).ok();
-    running.await??;
+    gateway.stop().await?;
     Ok(())
 }
