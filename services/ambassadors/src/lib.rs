@@ -87,7 +87,10 @@ impl Service for Ambassadors {
             context.db.clone(),
             catalogue::AMBASSADORS,
             &settings.events(),
-            context.stop.clone(),
+            careers_eventbus::Lifecycle {
+                stop: context.stop.clone(),
+                tasks: context.tasks.clone(),
+            },
         )
         .await
         .map_err(service_error)?;

@@ -98,7 +98,10 @@ impl Service for Casenotes {
             context.db.clone(),
             catalogue::CASENOTES,
             &settings.events(),
-            context.stop.clone(),
+            careers_eventbus::Lifecycle {
+                stop: context.stop.clone(),
+                tasks: context.tasks.clone(),
+            },
         )
         .await
         .map_err(service_error)?;

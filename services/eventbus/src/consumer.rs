@@ -10,7 +10,15 @@
 //! message goes to the dead-letter stream with the reason and the events behind it keep
 //! flowing. Store errors are not the event's fault: they are retried without limit.
 
-use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use async_nats::jetstream::{
     self, AckKind,
@@ -99,6 +107,9 @@ pub struct Consumer<H> {
     settings: InboxSettings,
     handler: Arc<H>,
     caught_up: watch::Sender<bool>,
+    /// Events this consumer applied (committed, not duplicates): logged when it stops, so
+    /// the work of replicas sharing a durable can be added up.
+    applied: AtomicU64,
 }
 
 /// What to do with a message once the batch's transaction has committed.
@@ -129,6 +140,7 @@ impl<H: Handler> Consumer<H> {
             settings,
             handler: Arc::new(handler),
             caught_up: watch::channel(false).0,
+            applied: AtomicU64::new(0),
         }
     }
 
@@ -138,26 +150,30 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// Consumes until `stop`, reconnecting with backoff when NATS or the consumer goes
-    /// away (a broker restart, `careersctl replay` recreating the durable).
+    /// away (a broker restart, `careersctl replay` recreating the durable). A batch being
+    /// applied when `stop` comes is committed and acknowledged first; what was pulled and
+    /// not yet applied is redelivered to another replica after `ack_wait`.
     pub async fn run(self, stop: CancellationToken) {
         let mut failures = 0u32;
-        loop {
-            if stop.is_cancelled() {
-                return;
-            }
+        while !stop.is_cancelled() {
             match self.consume(&stop).await {
-                Ok(()) => return,
+                Ok(()) => break,
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     let pause = crate::outbox::backoff(failures, Duration::from_secs(5));
                     tracing::warn!(durable = %self.spec.durable, %error, retry_in = ?pause, "consumer interrupted");
                     tokio::select! {
-                        () = stop.cancelled() => return,
+                        () = stop.cancelled() => break,
                         () = tokio::time::sleep(pause) => {}
                     }
                 }
             }
         }
+        tracing::info!(
+            durable = %self.spec.durable,
+            applied = self.applied.load(Ordering::Relaxed),
+            "consumer stopped"
+        );
     }
 
     async fn consume(&self, stop: &CancellationToken) -> Result<(), EventbusError> {
@@ -281,6 +297,8 @@ impl<H: Handler> Consumer<H> {
             outcomes.push(outcome);
         }
         txn.commit().await?;
+        self.applied
+            .fetch_add(applied_times.len() as u64, Ordering::Relaxed);
         // From the producer's commit (ce-time) to this effect's commit.
         let now = Utc::now();
         for time in applied_times {

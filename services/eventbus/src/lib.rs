@@ -36,7 +36,25 @@ use std::time::Duration;
 use async_nats::jetstream;
 use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+/// When the backbone's tasks stop, and what waits for them: `stop` is cancelled when
+/// shutdown begins; a process that waits on `tasks` before it exits lets the relay finish
+/// its publish and each consumer commit and acknowledge the batch it is applying.
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    pub stop: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+impl From<CancellationToken> for Lifecycle {
+    fn from(stop: CancellationToken) -> Self {
+        Self {
+            stop,
+            tasks: TaskTracker::new(),
+        }
+    }
+}
 
 /// The event backbone of one service, started: its relay runs, its consumers run.
 #[derive(Debug)]
@@ -46,12 +64,13 @@ pub struct Eventbus {
     inbox: settings::InboxSettings,
     waker: RelayWaker,
     caught_up: Vec<watch::Receiver<bool>>,
-    stop: CancellationToken,
+    lifecycle: Lifecycle,
 }
 
 impl Eventbus {
     /// Connects to NATS (in the background if it is down) and starts the relay of the
-    /// service's outbox to its own stream. Everything stops when `stop` is cancelled.
+    /// service's outbox to its own stream. Everything stops when `lifecycle.stop` is
+    /// cancelled, each task at a point where nothing is half done.
     pub async fn start(
         service: &str,
         db: DatabaseConnection,
@@ -59,8 +78,9 @@ impl Eventbus {
         nats: &settings::NatsSettings,
         outbox: &settings::OutboxSettings,
         inbox: &settings::InboxSettings,
-        stop: CancellationToken,
+        lifecycle: impl Into<Lifecycle>,
     ) -> Result<Self, EventbusError> {
+        let lifecycle = lifecycle.into();
         let jetstream = provision::connect(nats, &format!("careers-{service}")).await?;
         let relay = Relay::new(
             db.clone(),
@@ -71,14 +91,14 @@ impl Eventbus {
             inbox.retention,
         );
         let waker = relay.waker();
-        tokio::spawn(relay.run(stop.clone()));
+        lifecycle.tasks.spawn(relay.run(lifecycle.stop.clone()));
         Ok(Self {
             jetstream,
             db,
             inbox: inbox.clone(),
             waker,
             caught_up: Vec::new(),
-            stop,
+            lifecycle,
         })
     }
 
@@ -88,7 +108,7 @@ impl Eventbus {
         db: DatabaseConnection,
         own_stream: catalogue::StreamName,
         settings: &settings::EventSettings,
-        stop: CancellationToken,
+        lifecycle: impl Into<Lifecycle>,
     ) -> Result<Self, EventbusError> {
         Self::start(
             service,
@@ -97,7 +117,7 @@ impl Eventbus {
             &settings.nats,
             &settings.outbox,
             &settings.inbox,
-            stop,
+            lifecycle,
         )
         .await
     }
@@ -112,7 +132,9 @@ impl Eventbus {
             handler,
         );
         self.caught_up.push(consumer.caught_up());
-        tokio::spawn(consumer.run(self.stop.clone()));
+        self.lifecycle
+            .tasks
+            .spawn(consumer.run(self.lifecycle.stop.clone()));
     }
 
     /// Wake the relay after committing an outbox row.

@@ -15,6 +15,7 @@ use careers_proto::careers::{
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement, Value};
 use sea_orm_migration::prelude::*;
+use tokio::sync::Notify;
 
 use crate::{Envelope, HandlerError, consumer::Handler, enqueue};
 
@@ -108,10 +109,21 @@ async fn log_applied(txn: &DatabaseTransaction, event: &Envelope) -> Result<(), 
 
 /// Projects `OccupationUpserted` snapshots (newer version wins) and `FiguresPublished`
 /// figures (later period, then later recorded_at, then higher id wins). Rejects titles
-/// equal to `poison` until `fixed` is set.
+/// equal to `poison` until `fixed` is set; holds every event at `gate` when there is one.
 #[derive(Debug, Clone, Default)]
 pub struct Projector {
     pub fixed: Arc<AtomicBool>,
+    pub gate: Option<Gate>,
+}
+
+/// Holds each event in the middle of its application until released, so a test can stop
+/// a consumer while it is applying one.
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    /// Notified when an event reaches the gate.
+    pub entered: Arc<Notify>,
+    /// Notify once per event to let it through.
+    pub release: Arc<Notify>,
 }
 
 impl Handler for Projector {
@@ -120,6 +132,10 @@ impl Handler for Projector {
         txn: &DatabaseTransaction,
         event: &Envelope,
     ) -> Result<(), HandlerError> {
+        if let Some(gate) = &self.gate {
+            gate.entered.notify_one();
+            gate.release.notified().await;
+        }
         match event.event_type.as_str() {
             "careers.occupations.events.v1.OccupationUpserted" => {
                 let snapshot: OccupationUpserted = event

@@ -204,7 +204,10 @@ impl Service for Lmi {
             context.db.clone(),
             catalogue::LMI,
             &context.settings.service.events(),
-            context.stop.clone(),
+            careers_eventbus::Lifecycle {
+                stop: context.stop.clone(),
+                tasks: context.tasks.clone(),
+            },
         )
         .await
         .map_err(|error| AppError::Service(error.to_string()))?;

@@ -155,7 +155,10 @@ impl Service for Occupations {
             context.db.clone(),
             catalogue::OCCUPATIONS,
             &context.settings.service,
-            context.stop.clone(),
+            careers_eventbus::Lifecycle {
+                stop: context.stop.clone(),
+                tasks: context.tasks.clone(),
+            },
         )
         .await
         .map_err(|error| AppError::Service(error.to_string()))?;

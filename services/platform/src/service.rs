@@ -15,7 +15,7 @@ use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::{service::Routes, transport::server::TcpIncoming};
 
 use crate::{
@@ -71,6 +71,10 @@ pub struct Context<S> {
     pub cursors: Cursors,
     /// Cancelled when shutdown begins.
     pub stop: CancellationToken,
+    /// Background work the process waits for (up to `shutdown.drain_timeout`) before it
+    /// exits: the event backbone's relay and consumers, so the batch being applied
+    /// commits and is acknowledged instead of being cut off.
+    pub tasks: TaskTracker,
 }
 
 /// Why a service could not start or stopped with an error.
@@ -134,6 +138,7 @@ impl<S: Service> App<S> {
             identity,
             cursors,
             stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
         };
         let routes = S::routes(&context)
             .await?
@@ -160,7 +165,8 @@ impl<S: Service> App<S> {
     }
 
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, waits `drain_delay` so
-    /// load balancers notice, stops accepting and lets in-flight calls finish.
+    /// load balancers notice, stops accepting and lets in-flight calls and the tracked
+    /// background tasks finish, all within `drain_timeout`.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send,
@@ -204,13 +210,24 @@ impl<S: Service> App<S> {
             () = tokio::time::sleep(shutdown_settings.drain_delay) => {}
         }
         close.cancel();
-        let drained = tokio::time::timeout(shutdown_settings.drain_timeout, &mut server).await;
+        context.tasks.close();
+        let drained = tokio::time::timeout(shutdown_settings.drain_timeout, async {
+            let (served, ()) = tokio::join!(&mut server, context.tasks.wait());
+            served
+        })
+        .await;
         store_watch.abort();
         context.db.clone().close().await.ok();
         match drained {
-            Ok(result) => result.map_err(AppError::from),
+            Ok(result) => {
+                tracing::info!("drained");
+                result.map_err(AppError::from)
+            }
             Err(_) => {
-                tracing::warn!("in-flight calls still running after drain timeout; stopping");
+                tracing::warn!(
+                    background_tasks = context.tasks.len(),
+                    "in-flight calls or background tasks still running after the drain timeout; stopping"
+                );
                 Ok(())
             }
         }

@@ -13,7 +13,7 @@ use careers_proto::careers::lmi::events::v1::{FiguresPublished, PublishedFigure}
 use careers_testkit::nats::NatsServer;
 use harness::{Backend, Projector, applications, count, eventually, produce, store};
 use sea_orm::{DatabaseConnection, EntityTrait};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -45,6 +45,7 @@ on_both_backends!(
     a_failing_handler_is_dead_lettered_and_replayed_once_fixed,
     the_reconciler_republishes_a_lost_stream_tail,
     a_replayed_projection_equals_the_one_before,
+    stopping_finishes_the_event_being_applied,
 );
 
 fn projector_spec() -> ConsumerSpec {
@@ -483,5 +484,78 @@ async fn a_replayed_projection_equals_the_one_before(backend: Backend) -> anyhow
     .await?;
     assert_eq!(projection(&consumer.db).await?, before);
     stop.cancel();
+    Ok(())
+}
+
+/// Shutdown cancels the consumer while it is in the middle of an event: the tasks the
+/// process waits for before it exits end only once that event is committed and
+/// acknowledged.
+async fn stopping_finishes_the_event_being_applied(backend: Backend) -> anyhow::Result<()> {
+    let (producer, consumer) = (store(backend).await?, store(backend).await?);
+    let nats = NatsServer::start()?;
+    let settings = harness::nats_settings(&nats.url());
+    let producing = CancellationToken::new();
+    let _producer = Eventbus::start(
+        "producer",
+        producer.db.clone(),
+        catalogue::OCCUPATIONS,
+        &settings,
+        &harness::outbox_settings(),
+        &harness::inbox_settings(),
+        producing.clone(),
+    )
+    .await?;
+    let lifecycle = careers_eventbus::Lifecycle {
+        stop: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    };
+    let mut consuming = Eventbus::start(
+        "consumer",
+        consumer.db.clone(),
+        catalogue::LMI,
+        &settings,
+        &harness::outbox_settings(),
+        &harness::inbox_settings(),
+        lifecycle.clone(),
+    )
+    .await?;
+    let gate = careers_eventbus::testing::Gate::default();
+    consuming.consume(
+        projector_spec(),
+        Projector {
+            gate: Some(gate.clone()),
+            ..Projector::default()
+        },
+    );
+    produce(&producer.db, "2134", 1, "Programmers").await?;
+    tokio::time::timeout(WAIT, gate.entered.notified()).await?;
+
+    lifecycle.stop.cancel();
+    lifecycle.tasks.close();
+    let waited = tokio::time::timeout(Duration::from_millis(500), lifecycle.tasks.wait()).await;
+    assert!(
+        waited.is_err(),
+        "the tasks ended with an event half applied"
+    );
+    gate.release.notify_one();
+    tokio::time::timeout(WAIT, lifecycle.tasks.wait()).await?;
+
+    assert_eq!(applications(&consumer.db).await?, (1, 0));
+    let jetstream = provision::connect_now(&settings, "stop-test").await?;
+    let info = jetstream
+        .get_stream(catalogue::OCCUPATIONS.name)
+        .await?
+        .get_consumer::<jetstream::consumer::pull::Config>(&projector_spec().durable)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?
+        .info()
+        .await?
+        .clone();
+    assert_eq!(
+        (info.num_pending, info.num_ack_pending),
+        (0, 0),
+        "the event was not acknowledged before the consumer stopped"
+    );
+    producing.cancel();
     Ok(())
 }
