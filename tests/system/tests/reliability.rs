@@ -180,44 +180,29 @@ async fn a_broker_killed_twice_during_a_large_submission_loses_and_repeats_nothi
     stack.stop().await
 }
 
-/// The lmi binary `make test` builds beside this test's own.
-fn lmi_binary() -> anyhow::Result<std::path::PathBuf> {
-    let exe = std::env::current_exe()?;
-    // target/debug/deps/<test> → target/debug/lmi
-    let binary = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .map(|debug| debug.join("lmi"))
-        .ok_or_else(|| anyhow::anyhow!("no target directory"))?;
-    anyhow::ensure!(
-        binary.exists(),
-        "{} is missing; make test builds every binary first",
-        binary.display()
-    );
-    Ok(binary)
-}
-
 fn spawn_lmi(
     database_url: &str,
     nats_url: &str,
     port: u16,
     keys: &careers_testkit::service::TestKeys,
 ) -> anyhow::Result<tokio::process::Child> {
-    Ok(tokio::process::Command::new(lmi_binary()?)
-        .env_clear()
-        .env("CAREERS_LMI__DATABASE__URL", database_url)
-        .env("CAREERS_LMI__NATS__URL", nats_url)
-        .env("CAREERS_LMI__GRPC__LISTEN", format!("127.0.0.1:{port}"))
-        .env("CAREERS_LMI__METRICS__ENABLED", "false")
-        .env("CAREERS_LMI__IDENTITY__JWKS_PATH", &keys.jwks_path)
-        .env("CAREERS_LMI__SHUTDOWN__DRAIN_DELAY", "0s")
-        // Short, so what the killed upload staged is swept within the test.
-        .env("CAREERS_LMI__SUBMISSIONS__STAGING_TIMEOUT", "5s")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?)
+    Ok(
+        tokio::process::Command::new(careers_testkit::process::binary("lmi")?)
+            .env_clear()
+            .env("CAREERS_LMI__DATABASE__URL", database_url)
+            .env("CAREERS_LMI__NATS__URL", nats_url)
+            .env("CAREERS_LMI__GRPC__LISTEN", format!("127.0.0.1:{port}"))
+            .env("CAREERS_LMI__METRICS__ENABLED", "false")
+            .env("CAREERS_LMI__IDENTITY__JWKS_PATH", &keys.jwks_path)
+            .env("CAREERS_LMI__SHUTDOWN__DRAIN_DELAY", "0s")
+            // Short, so what the killed upload staged is swept within the test.
+            .env("CAREERS_LMI__SUBMISSIONS__STAGING_TIMEOUT", "5s")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

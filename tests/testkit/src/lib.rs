@@ -7,6 +7,7 @@
 //!   `CAREERS_TEST_DATABASE_URL`) or one per test process; a fresh database per test,
 //!   cloned from a migrated template.
 //! - [`service`]: a careers service running in the test process on a free port.
+//! - [`process`]: a careers service binary running as its own process.
 //! - [`spans`]: an in-memory span exporter.
 //! - [`sqlite`]: a fresh SQLite file per test.
 
@@ -14,6 +15,7 @@ pub mod grpc;
 pub mod http;
 pub mod nats;
 pub mod postgres;
+pub mod process;
 pub mod service;
 pub mod spans;
 pub mod sqlite;
