@@ -8,7 +8,7 @@
 use std::{
     collections::{BTreeSet, HashMap},
     net::SocketAddr,
-    path::Path,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -49,7 +49,7 @@ pub struct PlatformSettings {
 #[serde(default)]
 pub struct CursorSettings {
     /// A file of at least 32 bytes; unset, each process makes its own key.
-    pub key_path: Option<std::path::PathBuf>,
+    pub key_path: Option<PathBuf>,
 }
 
 /// The gateway's public keys for the internal identity token.
@@ -57,7 +57,7 @@ pub struct CursorSettings {
 #[serde(default)]
 pub struct IdentitySettings {
     /// A JWKS file; `make run` writes the development one.
-    pub jwks_path: std::path::PathBuf,
+    pub jwks_path: PathBuf,
 }
 
 impl Default for IdentitySettings {
@@ -209,15 +209,27 @@ pub struct Sources<'a> {
     pub file: Option<&'a Path>,
     /// Environment variables; only those starting `CAREERS_<SERVICE>__` are read.
     pub environment: HashMap<String, String>,
+    /// A directory of secrets, one file per setting named by its key path
+    /// (`database.url`), as a Kubernetes Secret is mounted: layered over the file and
+    /// under the environment. `CAREERS_SECRETS_DIR` in the process environment.
+    pub secrets_dir: Option<PathBuf>,
 }
+
+/// The variable naming the secrets directory (not prefixed: every program reads it).
+pub const SECRETS_DIR_VARIABLE: &str = "CAREERS_SECRETS_DIR";
 
 impl<'a> Sources<'a> {
     /// Defaults, the optional file and the process environment.
     pub fn from_process(defaults: &'a str, file: Option<&'a Path>) -> Self {
+        let environment: HashMap<String, String> = std::env::vars().collect();
         Self {
             defaults,
             file,
-            environment: std::env::vars().collect(),
+            secrets_dir: environment
+                .get(SECRETS_DIR_VARIABLE)
+                .filter(|dir| !dir.is_empty())
+                .map(PathBuf::from),
+            environment,
         }
     }
 }
@@ -257,13 +269,21 @@ pub fn load_standalone<S: DeserializeOwned>(
     }
 }
 
-/// Defaults, then the file, then `CAREERS_<PROGRAM>__` variables.
+/// Defaults, then the file, then the secrets directory, then `CAREERS_<PROGRAM>__`
+/// variables.
 fn merge(program: &str, sources: Sources<'_>) -> Result<Config, SettingsError> {
     let prefix = format!("CAREERS_{}", program.to_ascii_uppercase());
     let mut builder =
         Config::builder().add_source(File::from_str(sources.defaults, FileFormat::Toml));
     if let Some(path) = sources.file {
         builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+    }
+    if let Some(dir) = &sources.secrets_dir {
+        builder = builder.add_source(
+            Environment::default()
+                .separator(".")
+                .source(Some(secrets(dir)?)),
+        );
     }
     let environment = Environment::with_prefix(&prefix)
         .prefix_separator("__")
@@ -274,6 +294,31 @@ fn merge(program: &str, sources: Sources<'_>) -> Result<Config, SettingsError> {
         .add_source(environment)
         .build()
         .map_err(|error| SettingsError::Invalid(one_line(&error)))
+}
+
+/// The settings in a secrets directory: each regular file (symbolic links followed, as
+/// Kubernetes mounts them) is a key path holding its value, trailing newline removed.
+/// Kubernetes' own `..data` entries are skipped.
+fn secrets(dir: &Path) -> Result<HashMap<String, String>, SettingsError> {
+    let unreadable = |error: std::io::Error| {
+        SettingsError::Invalid(format!("secrets directory {}: {error}", dir.display()))
+    };
+    let mut values = HashMap::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        let Some(key) = path.file_name().and_then(|name| name.to_str()) else {
+            continue;
+        };
+        if key.starts_with('.') || !std::fs::metadata(&path).is_ok_and(|meta| meta.is_file()) {
+            continue;
+        }
+        let value = std::fs::read_to_string(&path).map_err(unreadable)?;
+        values.insert(
+            key.to_owned(),
+            value.trim_end_matches(['\r', '\n']).to_owned(),
+        );
+    }
+    Ok(values)
 }
 
 /// Deserialises `T`, collecting the paths it ignored.
@@ -360,7 +405,31 @@ mod tests {
                 .iter()
                 .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
                 .collect(),
+            secrets_dir: None,
         }
+    }
+
+    #[test]
+    fn a_secrets_directory_sets_keys_under_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("database.url"), "postgres://u:p@db/lmi\n").unwrap();
+        std::fs::write(dir.path().join("grpc.listen"), "0.0.0.0:50051").unwrap();
+        // What a Kubernetes Secret volume holds beside the keys.
+        std::fs::create_dir(dir.path().join("..data")).unwrap();
+        let mut with_secrets = sources(&[("CAREERS_LMI__GRPC__LISTEN", "0.0.0.0:50099")]);
+        with_secrets.secrets_dir = Some(dir.path().to_owned());
+        let settings = load::<ServiceOnly>("lmi", with_secrets).unwrap();
+        assert_eq!(
+            settings.platform.database.url.expose_secret(),
+            "postgres://u:p@db/lmi"
+        );
+        assert_eq!(settings.platform.grpc.listen.port(), 50099);
+
+        std::fs::write(dir.path().join("database.nonsense"), "x").unwrap();
+        let mut unknown = sources(&[]);
+        unknown.secrets_dir = Some(dir.path().to_owned());
+        let error = load::<ServiceOnly>("lmi", unknown).unwrap_err();
+        assert!(error.to_string().contains("database.nonsense"), "{error}");
     }
 
     #[test]

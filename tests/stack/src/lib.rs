@@ -46,6 +46,7 @@ pub fn gateway_settings(
         Sources {
             defaults: careers_gateway::DEFAULTS,
             file: None,
+            secrets_dir: None,
             environment: environment.into_iter().collect(),
         },
     )?)

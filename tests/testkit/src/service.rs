@@ -118,6 +118,7 @@ pub async fn spawn_adjusted<S: Service>(
         Sources {
             defaults: S::DEFAULTS,
             file: None,
+            secrets_dir: None,
             environment,
         },
     )?;
