@@ -1,6 +1,6 @@
 # The project's commands. Each target is a line or two; the logic lives in scripts/.
 .DEFAULT_GOAL := help
-.PHONY: help build run test lint bench fmt tools
+.PHONY: help build run test lint bench fmt tools image
 
 help: ## Show the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -11,7 +11,7 @@ build: ## Build every binary and link it into ./bin/
 run: ## Start the whole system locally (Ctrl-C stops it; data kept in ./data)
 	@scripts/run.sh
 
-test: ## Run every test (installs pinned nats-server, PostgreSQL and nextest first)
+test: ## Run every test and check deploy/ (installs the pinned tools it needs first)
 	@scripts/test.sh
 
 lint: ## cargo fmt --check, clippy -D warnings, buf lint, cargo deny
@@ -19,6 +19,9 @@ lint: ## cargo fmt --check, clippy -D warnings, buf lint, cargo deny
 
 bench: ## Run the benchmarks in release mode (BENCH=name runs one)
 	@scripts/bench.sh
+
+image: ## Build one container image per service (needs a Docker engine)
+	@scripts/image.sh
 
 fmt: ## Format the code
 	@cargo fmt --all

