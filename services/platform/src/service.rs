@@ -8,23 +8,27 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::Arc,
+    time::Duration,
 };
 
 use clap::{Parser, Subcommand};
+use futures::{FutureExt, Stream};
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use serde::de::DeserializeOwned;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tonic::{service::Routes, transport::server::TcpIncoming};
+use tonic::service::Routes;
 
 use crate::{
     cursor::Cursors,
     grpc,
     identity::IdentityVerifier,
     readiness::Readiness,
-    settings::{self, Settings, Sources},
-    store, telemetry,
+    settings::{self, DatabaseSettings, Settings, Sources},
+    store::{self, StoreError},
+    telemetry,
 };
 
 /// What a service brings; everything else is shared.
@@ -85,7 +89,7 @@ pub enum AppError {
     #[error(transparent)]
     Telemetry(#[from] telemetry::TelemetryError),
     #[error(transparent)]
-    Store(#[from] store::StoreError),
+    Store(#[from] StoreError),
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
     #[error(transparent)]
@@ -105,31 +109,46 @@ pub enum AppError {
 #[derive(Debug)]
 pub struct App<S: Service> {
     context: Context<S::Settings>,
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     routes: Routes,
 }
 
 impl<S: Service> App<S> {
-    /// Connects and migrates the store, binds the gRPC port and builds the routes.
+    /// Binds the gRPC port, connects and migrates the store and builds the routes.
+    ///
+    /// Until the store answers and its schema is current, only health is served on the
+    /// port: `liveness` SERVING, the full name NOT_SERVING. A database that is down at
+    /// start, or migrations left to a Job that has not run yet, make the pod unready and
+    /// never get it restarted. Bad settings still fail at once.
     pub async fn build(settings: Settings<S::Settings>) -> Result<Self, AppError> {
         let platform = &settings.platform;
         let addr = platform.grpc.listen;
         // Bind first: a taken port should fail at once, before any slow work.
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| AppError::Bind { addr, source })?;
+        let listener = Arc::new(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| AppError::Bind { addr, source })?,
+        );
 
         let identity = IdentityVerifier::from_jwks_file(&platform.identity.jwks_path)?;
         let cursors = Cursors::from_settings(&platform.cursor)?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let readiness = Readiness::new(reporter, S::GRPC_SERVICE).await;
-        let db = store::connect(&platform.database).await?;
-        readiness.set_store_ok(true).await;
-        if platform.database.migrate_on_start {
-            store::migrate::<S::Migrator>(&db, &platform.database.redacted_url()).await?;
-            tracing::info!(service = S::NAME, "migrations applied");
+        let started = CancellationToken::new();
+        let health_only = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(health_service.clone())
+                .serve_with_incoming_shutdown(
+                    accepted(listener.clone()),
+                    started.clone().cancelled_owned(),
+                ),
+        );
+        let db = prepare_store::<S::Migrator>(&platform.database, &readiness).await;
+        started.cancel();
+        if let Ok(Err(error)) = health_only.await {
+            tracing::warn!(%error, "the health-only server stopped with an error");
         }
-        readiness.set_migrated().await;
+        let db = db?;
 
         let context = Context {
             settings,
@@ -186,11 +205,7 @@ impl<S: Service> App<S> {
         let server = tonic::transport::Server::builder()
             .trace_fn(grpc::request_span)
             .add_routes(routes)
-            .serve_with_incoming_shutdown(
-                // Without TCP_NODELAY a small response can wait for a delayed ACK (~40 ms).
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                close.clone().cancelled_owned(),
-            );
+            .serve_with_incoming_shutdown(accepted(listener), close.clone().cancelled_owned());
         tokio::pin!(server);
         tracing::info!(service = S::NAME, "serving gRPC");
 
@@ -232,6 +247,90 @@ impl<S: Service> App<S> {
             }
         }
     }
+}
+
+/// The connections `listener` accepts, for one server after another (the health-only one
+/// at start, then the service's). Accept errors (a file-descriptor limit, say) are logged
+/// and retried rather than ending the server.
+fn accepted(listener: Arc<TcpListener>) -> impl Stream<Item = std::io::Result<TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    // Without TCP_NODELAY a small response can wait for a delayed ACK (~40 ms).
+                    stream.set_nodelay(true).ok();
+                    return Some((Ok(stream), listener));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Connects to the store and brings its schema up to date, waiting (with backoff, logged)
+/// while it is unreachable; with `migrate_on_start` off, waits until no migration is
+/// pending. Reports the store reachable and the schema migrated as each comes true.
+async fn prepare_store<M: MigratorTrait>(
+    settings: &DatabaseSettings,
+    readiness: &Readiness,
+) -> Result<DatabaseConnection, AppError> {
+    let redacted = settings.redacted_url();
+    let mut attempt = 0u32;
+    let mut wait = |reason: String| {
+        attempt = attempt.saturating_add(1);
+        let pause = Duration::from_millis(200)
+            .saturating_mul(2u32.saturating_pow(attempt.min(6)))
+            .min(Duration::from_secs(10));
+        tracing::warn!(%reason, retry_in = ?pause, "store not ready; serving health only");
+        tokio::time::sleep(pause)
+    };
+    let db = loop {
+        match store::connect(settings).await {
+            Ok(db) => break db,
+            Err(error @ StoreError::Connect { .. }) => wait(error.to_string()).await,
+            Err(error) => return Err(error.into()),
+        }
+    };
+    readiness.set_store_ok(true).await;
+    loop {
+        if settings.migrate_on_start {
+            match store::migrate::<M>(&db, &redacted).await {
+                Ok(()) => {
+                    tracing::info!("migrations applied");
+                    break;
+                }
+                Err(StoreError::Migrate { source, .. }) if is_connection_error(&source) => {
+                    wait(format!("migrations interrupted: {source}")).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        } else {
+            match M::get_pending_migrations(&db).await {
+                Ok(pending) if pending.is_empty() => break,
+                Ok(pending) => {
+                    wait(format!(
+                        "{} migrations pending and migrate_on_start is off: run the `migrate` \
+                         command (the migration Job)",
+                        pending.len()
+                    ))
+                    .await;
+                }
+                Err(error) => wait(format!("cannot read the applied migrations: {error}")).await,
+            }
+        }
+    }
+    readiness.set_migrated().await;
+    Ok(db)
+}
+
+fn is_connection_error(error: &sea_orm::DbErr) -> bool {
+    matches!(
+        error,
+        sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_)
+    )
 }
 
 /// The command line every service binary shares.
@@ -296,8 +395,13 @@ async fn run<S: Service>(cli: Cli) -> Result<(), AppError> {
         }
         Command::Serve => {
             telemetry::serve_metrics(&settings.platform.metrics)?;
-            let app = App::<S>::build(settings).await?;
-            app.run_until(crate::shutdown::signal()).await
+            // A signal while the store is still awaited stops the process too.
+            let shutdown = crate::shutdown::signal().boxed().shared();
+            let app = tokio::select! {
+                app = App::<S>::build(settings) => app?,
+                () = shutdown.clone() => return Ok(()),
+            };
+            app.run_until(shutdown).await
         }
     }
 }

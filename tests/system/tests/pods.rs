@@ -1,10 +1,15 @@
-//! Scale-out as Kubernetes runs it, with the real binaries on PostgreSQL and nats-server:
-//! two occupations replicas share the `occupations_lmi` durable while lmi publishes
+//! Services as Kubernetes runs them: the real binaries, as processes, on PostgreSQL and
+//! nats-server.
+//!
+//! Scale-out: two occupations replicas share the `occupations_lmi` durable while lmi publishes
 //! FiguresPublished events. One replica gets SIGTERM in the middle of the stream; the
 //! other carries on. Every event is applied exactly once across the two (the counts each
 //! logs when it stops add up to the events published, and the inbox holds each once).
 //! lmi gets SIGTERM in the middle of a streamed submission: the call completes, then the
 //! process exits 0.
+//!
+//! Start: a database that is down, then not yet migrated, leaves a pod alive (liveness
+//! SERVING, so it is never restarted) and unready until both are fixed.
 
 use std::time::Duration;
 
@@ -20,6 +25,7 @@ use careers_testkit::{
     eventually, free_port, grpc,
     nats::NatsServer,
     postgres,
+    postgres::PgCluster,
     process::{self, ServiceProcess},
     service::TestKeys,
 };
@@ -373,5 +379,61 @@ async fn two_replicas_share_a_durable_and_sigterm_drains_requests_and_events() -
     );
     lmi.terminate()?;
     lmi.wait(Duration::from_secs(60)).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_down_or_unmigrated_at_start_leaves_the_pod_alive_and_unready() -> anyhow::Result<()>
+{
+    let cluster = PgCluster::start()?;
+    let admin = Database::connect(cluster.admin_url().as_str()).await?;
+    admin.execute_unprepared("CREATE DATABASE startup").await?;
+    admin.close().await?;
+    let url = format!("postgres://postgres@127.0.0.1:{}/startup", cluster.port);
+    cluster.stop()?;
+
+    let keys = TestKeys::new()?;
+    let port = free_port()?;
+    let unreachable_nats = format!("nats://127.0.0.1:{}", free_port()?);
+    let mut environment = replica("occupations", &url, &unreachable_nats, port, &keys);
+    environment.extend(self::environment(
+        "occupations",
+        &[("readiness.catch_up_timeout", "1s".into())],
+    ));
+    let mut occupations = ServiceProcess::spawn("occupations", &environment)?;
+    grpc::wait_for_health(port, "liveness", ServingStatus::Serving, WAIT).await?;
+    let full_name = careers_proto::service_names::OCCUPATIONS;
+    for _ in 0..10 {
+        assert_eq!(
+            grpc::health(port, full_name).await?,
+            ServingStatus::NotServing
+        );
+        assert!(occupations.running(), "exited with the database down");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // The database is back, its schema not yet migrated: still unready, and it says why.
+    cluster.restart()?;
+    eventually(WAIT, "the wait for the migration Job logged", || {
+        let logs = occupations.logs();
+        async move { Ok(logs.iter().any(|line| line.contains("migrations pending"))) }
+    })
+    .await?;
+    assert_eq!(
+        grpc::health(port, full_name).await?,
+        ServingStatus::NotServing
+    );
+    assert!(occupations.running());
+
+    process::run(
+        "occupations",
+        &["migrate"],
+        &self::environment("occupations", &[("database.url", url.clone())]),
+    )
+    .await?;
+    grpc::wait_for_health(port, full_name, ServingStatus::Serving, WAIT).await?;
+    occupations.terminate()?;
+    let status = occupations.wait(Duration::from_secs(60)).await?;
+    assert!(status.success(), "exited with {status}");
     Ok(())
 }
