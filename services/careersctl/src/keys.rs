@@ -26,6 +26,22 @@ pub fn ensure(dir: &Path, stem: &str, kid: &str) -> anyhow::Result<(PathBuf, Pat
     Ok((pem, jwks))
 }
 
+/// `<dir>/<stem>.pem` (private, 0600) and `<dir>/<stem>.jwks.json`, new; fails rather than
+/// overwrite a key someone may depend on.
+pub fn generate(dir: &Path, stem: &str, kid: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    for existing in [
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}.jwks.json")),
+    ] {
+        anyhow::ensure!(
+            !existing.exists(),
+            "{} exists; choose another --name or --dir",
+            existing.display()
+        );
+    }
+    ensure(dir, stem, kid)
+}
+
 /// `<dir>/casenotes-kek` and `<dir>/casenotes-audit.key` (both 0600), made if missing.
 pub fn ensure_casenotes_secrets(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let kek = dir.join("casenotes-kek");

@@ -8,6 +8,7 @@
 //! - `careersctl lmi push FILE`: an SSC's CSV or JSON file through the gateway.
 //! - `careersctl audit verify [--org O]`: check case notes' audit chains; exit 1 if broken.
 //! - `careersctl keys rewrap`: re-wrap case notes' data keys under the newest KEK.
+//! - `careersctl keys generate --dir D`: an internal identity key pair for a deployment.
 
 mod casenotes;
 mod dev;
@@ -172,6 +173,18 @@ enum KeysCommand {
     /// Re-wrap every data key not wrapped by the first KEK of casenotes.crypto; afterwards
     /// the older KEKs can be removed from the secret.
     Rewrap,
+    /// Make the gateway's internal identity key pair: `<dir>/<name>.pem` (the private key,
+    /// for the gateway) and `<dir>/<name>.jwks.json` (for every service). Refuses to
+    /// overwrite either.
+    Generate {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "internal")]
+        name: String,
+        /// The key id: the gateway's `identity.key_id`.
+        #[arg(long, default_value = "internal-1")]
+        kid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +310,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Rewrap) => {
             let rewrapped = casenotes::rewrap(&settings.casenotes).await?;
             println!("{rewrapped} data keys re-wrapped under the newest KEK");
+            return Ok(());
+        }
+        Command::Keys(KeysCommand::Generate { dir, name, kid }) => {
+            let (pem, jwks) = keys::generate(dir, name, kid)?;
+            println!("{}\n{}", pem.display(), jwks.display());
             return Ok(());
         }
         _ => {}

@@ -95,6 +95,37 @@ fn an_unreachable_broker_fails_with_a_clear_message() -> anyhow::Result<()> {
 }
 
 #[test]
+fn keys_generate_makes_a_pair_services_accept_and_never_overwrites() -> anyhow::Result<()> {
+    use careers_platform::identity::{Identity, IdentitySigner, IdentityVerifier};
+
+    let directory = tempfile::tempdir()?;
+    let dir = directory.path().to_str().unwrap_or_default();
+    let args = ["keys", "generate", "--dir", dir, "--kid", "prod-internal-7"];
+    let made = careersctl("nats://127.0.0.1:1", &args)?;
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let pem = std::fs::read(directory.path().join("internal.pem"))?;
+    let signer = IdentitySigner::from_pem(&pem, "prod-internal-7")?;
+    let verifier = IdentityVerifier::from_jwks_file(&directory.path().join("internal.jwks.json"))?;
+    let token = signer.sign(&Identity {
+        sub: "gateway".into(),
+        roles: vec!["adviser".into()],
+        org: None,
+        ssc: None,
+    })?;
+    assert_eq!(verifier.verify(&token)?.sub, "gateway");
+
+    let again = careersctl("nats://127.0.0.1:1", &args)?;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    assert_eq!(std::fs::read(directory.path().join("internal.pem"))?, pem);
+    Ok(())
+}
+
+#[test]
 fn apikey_create_list_and_revoke_edit_the_key_file() -> anyhow::Result<()> {
     let directory = tempfile::tempdir()?;
     let file = directory.path().join("keys.json");
