@@ -8,7 +8,9 @@
 3. Runs checkov (--skip-download) on each rendering, with the skip list below.
 4. Our own policy: every workload has probes (native gRPC for the careers services,
    with the health names the contract gives), requests and limits, and the restricted
-   securityContext; no service-account token.
+   securityContext; no service-account token. Wiring: a default-deny NetworkPolicy, every
+   port a pod declares admitted by some policy, every Service, PDB and HPA pointing at
+   pods or Deployments that exist.
 5. The rendered nats.conf passes `nats-server -t -c`.
 6. The Dockerfile: bases pinned by digest, a numeric non-root USER, a target per service.
 
@@ -121,9 +123,57 @@ def policy_problems(resources):
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                 if probe not in container:
                     problems.append(f"{where}: no {probe}")
-            service = resource["metadata"]["name"]
-            if service in READINESS:
-                problems += grpc_probe_problems(where, container, READINESS[service])
+            if container["name"] in READINESS:
+                problems += grpc_probe_problems(where, container, READINESS[container["name"]])
+    return problems + wiring_problems(resources)
+
+
+def selects(selector, labels):
+    return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
+
+
+def wiring_problems(resources):
+    """Selectors that select nothing, ports no policy admits, no default deny."""
+    problems = []
+    pods = [
+        (f"{r['kind']}/{r['metadata']['name']}", r["spec"]["template"]["metadata"].get("labels", {}), pod_spec(r))
+        for r in resources
+        if r["kind"] in ("Deployment", "StatefulSet")
+    ]
+    policies = [r for r in resources if r["kind"] == "NetworkPolicy"]
+    if pods and not any(
+        p["spec"].get("podSelector") == {}
+        and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+        for p in policies
+    ):
+        problems.append("no default-deny NetworkPolicy (podSelector {}, Ingress and Egress, no rules)")
+    for name, labels, spec in pods:
+        admitted = set()
+        for policy in policies:
+            selector = policy["spec"].get("podSelector", {}).get("matchLabels", {})
+            if selector and selects(selector, labels):
+                for rule in policy["spec"].get("ingress", []):
+                    admitted |= {port.get("port") for port in rule.get("ports", [])}
+        for container in spec["containers"]:
+            for port in container.get("ports", []):
+                if port["containerPort"] not in admitted:
+                    problems.append(f"{name}: no NetworkPolicy admits port {port['containerPort']}")
+    deployments = {r["metadata"]["name"] for r in resources if r["kind"] == "Deployment"}
+    for resource in resources:
+        kind, name = resource["kind"], resource["metadata"]["name"]
+        if kind == "Service" and resource["spec"].get("selector"):
+            if not any(selects(resource["spec"]["selector"], labels) for _, labels, _ in pods):
+                problems.append(f"Service/{name}: its selector matches no pod")
+        if kind == "PodDisruptionBudget":
+            selector = resource["spec"]["selector"].get("matchLabels", {})
+            if not any(selects(selector, labels) for _, labels, _ in pods):
+                problems.append(f"PodDisruptionBudget/{name}: its selector matches no pod")
+        if kind == "HorizontalPodAutoscaler":
+            target = resource["spec"]["scaleTargetRef"]
+            if target["kind"] != "Deployment" or target["name"] not in deployments:
+                problems.append(f"HorizontalPodAutoscaler/{name}: no Deployment {target['name']}")
     return problems
 
 
@@ -143,7 +193,9 @@ def grpc_probe_problems(where, container, readiness_name):
 
 
 def policy_self_test(resources):
-    """Each broken copy of a careers Deployment must be refused."""
+    """Each broken copy of a workload, and of the wiring, must be refused."""
+    if policy_problems(resources):
+        sys.exit("policy self-test: the rendering itself does not pass")
     deployment = next(r for r in resources if r["kind"] == "Deployment" and r["metadata"]["name"] == "lmi")
     breakages = {
         "no readiness probe": lambda c: c.pop("readinessProbe"),
@@ -162,7 +214,26 @@ def policy_self_test(resources):
     pod_spec(token)["automountServiceAccountToken"] = True
     if not policy_problems([token]):
         sys.exit("policy self-test: a mounted service-account token passed the policy check")
-    print(f"policy self-test: {len(breakages) + 1} broken Deployments refused")
+
+    def broken(kind, name, breakage):
+        variant = copy.deepcopy(resources)
+        target = next(r for r in variant if r["kind"] == kind and r["metadata"]["name"] == name)
+        breakage(target)
+        return variant
+
+    wiring = {
+        "a Job without limits": broken("Job", "lmi-migrate", lambda r: pod_spec(r)["containers"][0]["resources"].pop("limits")),
+        "a StatefulSet without a readiness probe": broken("StatefulSet", "nats", lambda r: pod_spec(r)["containers"][0].pop("readinessProbe")),
+        "a Service selecting nothing": broken("Service", "lmi", lambda r: r["spec"]["selector"].update({"app.kubernetes.io/name": "lmy"})),
+        "a PDB selecting nothing": broken("PodDisruptionBudget", "gateway", lambda r: r["spec"]["selector"]["matchLabels"].update({"app.kubernetes.io/component": "x"})),
+        "an HPA of nothing": broken("HorizontalPodAutoscaler", "lmi", lambda r: r["spec"]["scaleTargetRef"].update(name="lmy")),
+        "a port no policy admits": broken("NetworkPolicy", "lmi", lambda r: r["spec"]["ingress"].pop(0)),
+        "no default deny": [r for r in resources if r["metadata"]["name"] != "default-deny"],
+    }
+    for what, variant in wiring.items():
+        if not policy_problems(variant):
+            sys.exit(f"policy self-test: {what} passed the policy check")
+    print(f"policy self-test: {len(breakages) + 1 + len(wiring)} broken copies refused")
 
 
 def validate_custom(resources, overlay):
