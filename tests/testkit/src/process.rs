@@ -110,6 +110,15 @@ impl ServiceProcess {
         Ok(())
     }
 
+    /// SIGTERM, then waits for the exit; fails unless the process drained and exited 0
+    /// within `timeout`.
+    pub async fn stop(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        self.terminate()?;
+        let status = self.wait(timeout).await?;
+        anyhow::ensure!(status.success(), "exited with {status} after SIGTERM");
+        Ok(())
+    }
+
     /// Waits for the process to exit, failing after `timeout`.
     pub async fn wait(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
         tokio::time::timeout(timeout, self.child.wait())
