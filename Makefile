@@ -1,9 +1,9 @@
 # The project's commands. Each target is a line or two; the logic lives in scripts/.
 .DEFAULT_GOAL := help
-.PHONY: help build run test lint bench fmt tools image
+.PHONY: help build run test lint bench fmt tools image fresh-check
 
 help: ## Show the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 build: ## Build every binary and link it into ./bin/
 	@scripts/build.sh
@@ -28,3 +28,6 @@ fmt: ## Format the code
 
 tools: ## Install the pinned tools into the cache and link them under .tools/
 	@scripts/tools.sh
+
+fresh-check: ## The two commands in a clean Debian 12 chroot from a clone of HEAD (root; slow)
+	@scripts/fresh-check.sh
