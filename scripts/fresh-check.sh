@@ -115,7 +115,7 @@ mount_into() {
 
 # Runs a login shell in the chroot with a clean environment, as a user's terminal would.
 in_chroot() {
-  chroot "$work" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 /bin/bash -lc "$1"
+  chroot "$work" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 "${trust_env[@]}" /bin/bash -lc "$1"
 }
 
 make_base
@@ -127,6 +127,19 @@ rm -f "$work/.complete"
 git clone --quiet --no-hardlinks "$root" "$work/root/careers"
 [ ! -e "$work/root/shared" ] || fail "the chroot must not hold ../shared"
 cp /etc/resolv.conf "$work/etc/resolv.conf"
+# The network's TLS trust is this machine's: local certificate authorities (a proxy's, a
+# company's) are added to the chroot's store, and the variables that point tools at a
+# bundle are passed through.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$work/usr/local/share/ca-certificates/"
+  chroot "$work" /usr/sbin/update-ca-certificates >/dev/null 2>&1 ||
+    fail "update-ca-certificates failed in the chroot"
+fi
+trust_env=()
+for variable in SSL_CERT_FILE SSL_CERT_DIR NODE_EXTRA_CA_CERTS PIP_CERT REQUESTS_CA_BUNDLE \
+  CURL_CA_BUNDLE GIT_SSL_CAINFO; do
+  [ -z "${!variable:-}" ] || trust_env+=("$variable=${!variable}")
+done
 mount_into proc proc /proc
 mount_into sysfs sys /sys
 mount_into bind /dev /dev
@@ -147,7 +160,7 @@ tail -n 5 "$log_dir/make-test.log" >&2
 say "make run (log: $log_dir/make-run.log)"
 run_started=$SECONDS
 # In its own process group, so that Ctrl-C can be sent to all of it as a terminal would.
-setsid chroot "$work" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+setsid chroot "$work" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 "${trust_env[@]}" \
   /bin/bash -lc 'cd /root/careers && exec make run' >"$log_dir/make-run.log" 2>&1 &
 run_pid=$!
 ready_line='careers is ready at http://127.0.0.1:8080'
