@@ -901,38 +901,25 @@ pub async fn merge_shortage(
     connection: &impl ConnectionTrait,
     flag: &ShortageFlag,
 ) -> Result<(), DbErr> {
-    let held = all(
-        connection,
-        "SELECT period_end, period, recorded_at, figure_id FROM shortage_flags \
-         WHERE soc_code = $1 AND region = $2",
-        vec![flag.soc_code.clone().into(), flag.region.clone().into()],
-        |row| {
-            Ok((
-                row.try_get_by_index::<String>(0)?,
-                row.try_get_by_index::<String>(1)?,
-                row.try_get_by_index::<i64>(2)?,
-                row.try_get_by_index::<String>(3)?,
-            ))
-        },
-    )
-    .await?
-    .pop();
-    let incoming = (
-        flag.period_end.clone(),
-        flag.period.clone(),
-        flag.recorded_at,
-        flag.figure_id.clone(),
-    );
-    if held.as_ref().is_some_and(|held| *held >= incoming) {
-        return Ok(());
-    }
+    // The rank is compared by the upsert itself, under the row lock its conflict takes:
+    // a read followed by a write would let two consumers put an older flag over a newer.
+    // Text compares byte by byte, whatever the database's collation.
+    let c = match connection.get_database_backend() {
+        DatabaseBackend::Postgres => " COLLATE \"C\"",
+        _ => "",
+    };
     execute(
         connection,
-        "INSERT INTO shortage_flags (soc_code, region, period_end, period, recorded_at, \
-         figure_id, in_shortage) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (soc_code, region) DO UPDATE SET period_end = excluded.period_end, \
-         period = excluded.period, recorded_at = excluded.recorded_at, \
-         figure_id = excluded.figure_id, in_shortage = excluded.in_shortage",
+        &format!(
+            "INSERT INTO shortage_flags (soc_code, region, period_end, period, recorded_at, \
+             figure_id, in_shortage) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (soc_code, region) DO UPDATE SET period_end = excluded.period_end, \
+             period = excluded.period, recorded_at = excluded.recorded_at, \
+             figure_id = excluded.figure_id, in_shortage = excluded.in_shortage \
+             WHERE (excluded.period_end{c}, excluded.period{c}, excluded.recorded_at, \
+             excluded.figure_id{c}) > (shortage_flags.period_end{c}, shortage_flags.period{c}, \
+             shortage_flags.recorded_at, shortage_flags.figure_id{c})"
+        ),
         vec![
             flag.soc_code.clone().into(),
             flag.region.clone().into(),

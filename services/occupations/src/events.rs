@@ -83,7 +83,7 @@ impl Handler for LmiFigures {
                 horizon: figure.horizon,
             });
         }
-        figures::merge_many(txn, &batch.soc_code, incoming).await?;
+        figures::merge_many(txn, incoming).await?;
         Ok(())
     }
 

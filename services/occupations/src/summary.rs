@@ -175,6 +175,7 @@ mod tests {
             figure_id: format!("{breakdown}-{period}"),
             suppressed,
             horizon: String::new(),
+            period_order: period::order_key(period).0,
         }
     }
 

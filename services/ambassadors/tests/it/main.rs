@@ -744,6 +744,49 @@ async fn shortage_flags_keep_the_latest_on_postgres() -> anyhow::Result<()> {
     shortage_flags_keep_the_latest(&store.url).await
 }
 
+/// Two replicas on one durable: the newer flag's consumer holds the row in an open
+/// transaction while the older one's consumer reads nothing committed and waits on the
+/// row lock. When the newer commits, the older must not overwrite it.
+#[tokio::test]
+async fn a_waiting_older_shortage_flag_never_overwrites_a_newer_one_on_postgres()
+-> anyhow::Result<()> {
+    use sea_orm::TransactionTrait;
+    let store = postgres::empty_database().await?;
+    let db = Database::connect(store.url.as_str()).await?;
+    Migrator::up(&db, None).await?;
+    let flag = |period: &str, in_shortage: bool| {
+        let (period_end, period) = careers_proto::period::order_key(period);
+        store::ShortageFlag {
+            soc_code: "2122".to_owned(),
+            region: "K02000001".to_owned(),
+            period_end,
+            period: period.to_owned(),
+            recorded_at: 1,
+            figure_id: format!("f-{period}"),
+            in_shortage,
+        }
+    };
+    let newer = db.begin().await?;
+    store::merge_shortage(&newer, &flag("2025", true)).await?;
+    let older = tokio::spawn({
+        let db = db.clone();
+        let flag = flag("2024", false);
+        async move {
+            let txn = db.begin().await?;
+            store::merge_shortage(&txn, &flag).await?;
+            txn.commit().await
+        }
+    });
+    // Long enough for the older consumer to reach the row lock.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!older.is_finished(), "the older flag waits on the row lock");
+    newer.commit().await?;
+    older.await??;
+    assert_eq!(store::shortage_codes(&db).await?, vec!["2122".to_owned()]);
+    db.close().await?;
+    Ok(())
+}
+
 /// A run a stopped process left "running" is marked failed once it is older than
 /// `matching.run_timeout`; a recent one is left alone.
 async fn abandoned_runs_are_marked_failed(url: &str) -> anyhow::Result<()> {

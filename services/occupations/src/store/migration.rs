@@ -1,5 +1,6 @@
 //! The occupations store's migrations, after the event backbone's.
 
+use sea_orm::Statement;
 use sea_orm_migration::prelude::*;
 
 /// The occupations store's schema.
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         migrations.push(Box::new(CreateHistory));
         migrations.push(Box::new(CreateSynonyms));
         migrations.push(Box::new(AddFigureHorizon));
+        migrations.push(Box::new(AddFigurePeriodOrder));
         migrations
     }
 }
@@ -129,6 +131,48 @@ impl MigrationTrait for AddFigureHorizon {
                 "ALTER TABLE lmi_figures ADD COLUMN horizon TEXT NOT NULL DEFAULT ''",
             )
             .await?;
+        Ok(())
+    }
+}
+
+/// The first part of a figure's merge rank, stored so that the upsert itself can refuse a
+/// figure that ranks below the one held (a guard in its `WHERE`): with two consumers, a
+/// read followed by a write could let an older figure overwrite a newer one.
+struct AddFigurePeriodOrder;
+
+impl MigrationName for AddFigurePeriodOrder {
+    fn name(&self) -> &str {
+        "m20261207_000001_occupations_figure_period_order"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddFigurePeriodOrder {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        db.execute_unprepared(
+            "ALTER TABLE lmi_figures ADD COLUMN period_order TEXT NOT NULL DEFAULT ''",
+        )
+        .await?;
+        // A handful of distinct periods, however many figures: one update each.
+        let periods = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT DISTINCT period FROM lmi_figures",
+            ))
+            .await?;
+        for row in periods {
+            let period: String = row.try_get("", "period")?;
+            db.execute_raw(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                "UPDATE lmi_figures SET period_order = $1 WHERE period = $2",
+                [
+                    careers_proto::period::order_key(&period).0.into(),
+                    period.into(),
+                ],
+            ))
+            .await?;
+        }
         Ok(())
     }
 }
