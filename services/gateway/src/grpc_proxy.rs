@@ -10,7 +10,7 @@ use std::{convert::Infallible, sync::Arc, task::Poll, time::Duration};
 use axum::http::{HeaderValue, Request, Response};
 use careers_platform::identity;
 use futures::future::BoxFuture;
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 use tower::Service;
 
 use crate::{
@@ -19,11 +19,11 @@ use crate::{
     internal::InternalTokens,
 };
 
-/// One re-served service: its full name and where it runs.
+/// One re-served service: its full name and its replicas.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub service: &'static str,
-    pub channel: Channel,
+    pub upstream: crate::balance::Balanced,
 }
 
 #[derive(Debug, Clone)]
@@ -65,11 +65,11 @@ impl GrpcProxy {
             .trim_start_matches('/')
             .split_once('/')
             .ok_or_else(|| Status::unimplemented(format!("no gRPC method at {path}")))?;
-        let channel = self
+        let upstream = self
             .routes
             .iter()
             .find(|route| route.service == service)
-            .map(|route| route.channel.clone())
+            .map(|route| route.upstream.clone())
             .ok_or_else(|| Status::unimplemented(format!("no service {service} here")))?;
         let caller = front::admit(
             &self.front,
@@ -113,16 +113,14 @@ impl GrpcProxy {
                 headers.insert("grpc-timeout", value);
             }
         }
-        let mut channel = channel;
         // As a plain stream of data: a gRPC-Web body's size hint is the encoded one, and
         // HTTP/2 would send it as a content-length the decoded body does not match.
         let request = request.map(|body| {
             tonic::body::Body::new(axum::body::Body::from_stream(body.into_data_stream()))
         });
-        let forwarded = crate::retry::ready_call(&mut channel, request).await;
-        match forwarded {
+        match upstream.send(request).await {
             Ok(response) => Ok(response.map(axum::body::Body::new)),
-            Err(error) => {
+            Err(crate::balance::NotSent(error)) => {
                 tracing::warn!(%error, service, "upstream unreachable");
                 Err(careers_platform::status::status(
                     Code::Unavailable,

@@ -7,11 +7,13 @@
 //!   limits, load shedding, deadlines on every upstream call; the caller passed to
 //!   services as the internal identity token.
 //! - [`grpc_proxy`]: the services' gRPC APIs re-served on the gRPC port, gRPC-Web too.
+//! - [`balance`]: every upstream call spread over all of a service's ready replicas.
 //! - [`openapi`]: `/openapi.json` from the route table, `/docs`.
 
 pub mod access;
 pub mod api;
 pub mod apikeys;
+pub mod balance;
 mod bearer;
 mod catalogue;
 mod clients;
@@ -39,12 +41,8 @@ use careers_platform::{
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, server::TcpIncoming};
-use tonic_health::{
-    ServingStatus,
-    pb::{HealthCheckRequest, health_check_response, health_client::HealthClient},
-    server::HealthReporter,
-};
+use tonic::transport::server::TcpIncoming;
+use tonic_health::{ServingStatus, server::HealthReporter};
 
 /// The embedded default configuration (TOML).
 pub const DEFAULTS: &str = include_str!("defaults.toml");
@@ -293,12 +291,21 @@ pub struct ReadinessSettings {
     /// How long `/readyz` waits for each upstream's health answer.
     #[serde(with = "humantime_serde")]
     pub upstream_timeout: Duration,
+    /// How often each replica of each upstream is health-checked; a replica not SERVING
+    /// takes no calls until a check passes ([`balance`]).
+    #[serde(with = "humantime_serde")]
+    pub replica_check_interval: Duration,
+    /// How often upstream names are resolved again, to follow replicas coming and going.
+    #[serde(with = "humantime_serde")]
+    pub replica_resolve_interval: Duration,
 }
 
 impl Default for ReadinessSettings {
     fn default() -> Self {
         Self {
             upstream_timeout: Duration::from_secs(1),
+            replica_check_interval: Duration::from_secs(1),
+            replica_resolve_interval: Duration::from_secs(5),
         }
     }
 }
@@ -327,21 +334,13 @@ pub enum GatewayError {
     Serve(String),
 }
 
-/// One upstream as `/readyz` checks it.
-#[derive(Debug, Clone)]
-struct Upstream {
-    name: &'static str,
-    service: &'static str,
-    channel: Channel,
-}
-
 /// A built gateway, bound to its ports.
 #[derive(Debug)]
 pub struct App {
     settings: Settings,
     http: TcpListener,
     grpc: TcpListener,
-    upstreams: Vec<Upstream>,
+    upstreams: Vec<balance::Balanced>,
     api: api::ApiState,
     front: front::Front,
 }
@@ -357,25 +356,17 @@ impl App {
         };
         let http = bind("http", settings.http.listen).await?;
         let grpc = bind("grpc", settings.grpc.listen).await?;
-        let upstreams = settings
-            .upstreams
-            .all()
-            .into_iter()
-            .map(|(name, service, url)| {
-                let channel = Channel::from_shared(url.to_owned())
+        let mut upstreams = Vec::new();
+        for (name, service, url) in settings.upstreams.all() {
+            let balanced =
+                balance::Balanced::new(name, service, url, settings.readiness.upstream_timeout)
+                    .await
                     .map_err(|_| GatewayError::Upstream {
                         name,
                         url: url.to_owned(),
-                    })?
-                    .connect_timeout(settings.readiness.upstream_timeout)
-                    .connect_lazy();
-                Ok(Upstream {
-                    name,
-                    service,
-                    channel,
-                })
-            })
-            .collect::<Result<Vec<Upstream>, GatewayError>>()?;
+                    })?;
+            upstreams.push(balanced);
+        }
         let front = front::Front::new(
             bearer::Bearer::load(&settings.auth)?,
             apikeys::ApiKeys::load(settings.auth.api_keys_path.clone()),
@@ -391,8 +382,8 @@ impl App {
         let channel = |name: &str| {
             upstreams
                 .iter()
-                .find(|upstream| upstream.name == name)
-                .map(|upstream| retry::RetryReads(upstream.channel.clone()))
+                .find(|upstream| upstream.name() == name)
+                .map(|upstream| retry::RetryReads(upstream.clone()))
         };
         let (Some(occupations), Some(lmi), Some(casenotes), Some(ambassadors)) = (
             channel("occupations"),
@@ -431,6 +422,14 @@ impl App {
         self.grpc.local_addr().map(|addr| addr.port()).unwrap_or(0)
     }
 
+    /// An upstream's replicas (`occupations`, `lmi`, …), as the balancer sees them.
+    pub fn upstream(&self, name: &str) -> Option<balance::Balanced> {
+        self.upstreams
+            .iter()
+            .find(|upstream| upstream.name() == name)
+            .cloned()
+    }
+
     /// Serves until `shutdown`, then reports NOT_SERVING, waits `drain_delay` and stops.
     pub async fn run_until(
         self,
@@ -449,6 +448,13 @@ impl App {
             self.settings.readiness.upstream_timeout,
             close.clone(),
         );
+        balance::spawn_refresh(
+            self.upstreams.clone(),
+            self.settings.readiness.replica_check_interval,
+            self.settings.readiness.replica_resolve_interval,
+            self.settings.readiness.upstream_timeout,
+            close.clone(),
+        );
         self.front
             .spawn_upkeep(self.settings.auth.api_keys_reload, close.clone());
         let cors = self.settings.cors.layer()?;
@@ -459,8 +465,8 @@ impl App {
                 self.upstreams
                     .iter()
                     .map(|upstream| grpc_proxy::Route {
-                        service: upstream.service,
-                        channel: upstream.channel.clone(),
+                        service: upstream.service(),
+                        upstream: upstream.clone(),
                     })
                     .collect(),
             ),
@@ -543,28 +549,19 @@ async fn stop_serving(reporter: &HealthReporter) {
 
 #[derive(Clone)]
 struct ReadyState {
-    upstreams: Vec<Upstream>,
+    upstreams: Vec<balance::Balanced>,
     timeout: Duration,
 }
 
 /// Whether an upstream answers SERVING for its full name within `timeout`.
-async fn upstream_serving(upstream: &Upstream, timeout: Duration) -> bool {
-    let request = HealthCheckRequest {
-        service: upstream.service.to_owned(),
-    };
-    let answer = tokio::time::timeout(
-        timeout,
-        HealthClient::new(upstream.channel.clone()).check(request),
-    )
-    .await;
-    matches!(answer, Ok(Ok(ref response))
-        if response.get_ref().status() == health_check_response::ServingStatus::Serving)
+async fn upstream_serving(upstream: &balance::Balanced, timeout: Duration) -> bool {
+    upstream.any_serving(timeout).await
 }
 
 /// Keeps each re-served service's health name on the gateway's port following its
 /// upstream, checked every two seconds until `stop`.
 fn spawn_upstream_health(
-    upstreams: Vec<Upstream>,
+    upstreams: Vec<balance::Balanced>,
     reporter: HealthReporter,
     timeout: Duration,
     stop: CancellationToken,
@@ -577,7 +574,9 @@ fn spawn_upstream_health(
                 } else {
                     ServingStatus::NotServing
                 };
-                reporter.set_service_status(upstream.service, status).await;
+                reporter
+                    .set_service_status(upstream.service(), status)
+                    .await;
             }
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -592,7 +591,7 @@ fn spawn_upstream_health(
 async fn readyz(State(state): State<ReadyState>) -> (StatusCode, Json<serde_json::Value>) {
     let checks = state.upstreams.iter().map(|upstream| async {
         (
-            upstream.name,
+            upstream.name(),
             upstream_serving(upstream, state.timeout).await,
         )
     });

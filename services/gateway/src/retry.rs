@@ -1,6 +1,8 @@
 //! Retries with backoff for idempotent reads only: a call whose method is a read by the
 //! APIs' naming (`Get…`, `List…`, `Search…`, `Suggest…`, `Count…`) is sent again, up to
-//! [`RETRIES`] times, when the service could not be reached or answered UNAVAILABLE. A
+//! [`RETRIES`] times, when the replica could not be reached, answered UNAVAILABLE, or its
+//! answer broke off before the end (reads are read whole first); the balancer has by then
+//! taken an unreachable replica out, so the next attempt goes to another. A
 //! write is sent once: the caller decides whether to repeat it. A call that ran out of
 //! time is never retried.
 
@@ -12,12 +14,14 @@ use http_body_util::{BodyExt, Full};
 use tonic::{Status, body::Body, transport::Channel};
 use tower::Service;
 
+use crate::balance::{Balanced, NotSent};
+
 pub const RETRIES: u32 = 2;
 const FIRST_DELAY: Duration = Duration::from_millis(50);
 
-/// A channel to one service that retries its reads.
+/// A service's replicas, with its reads retried.
 #[derive(Debug, Clone)]
-pub struct RetryReads(pub Channel);
+pub struct RetryReads(pub Balanced);
 
 fn is_read(path: &str) -> bool {
     let method = path.rsplit('/').next().unwrap_or_default();
@@ -27,7 +31,7 @@ fn is_read(path: &str) -> bool {
 }
 
 /// UNAVAILABLE in a trailers-only answer (what a refusing or stopping server sends).
-fn unavailable(response: &Response<Body>) -> bool {
+pub(crate) fn unavailable(response: &Response<Body>) -> bool {
     let unavailable = (tonic::Code::Unavailable as i32).to_string();
     response
         .headers()
@@ -44,12 +48,25 @@ pub(crate) async fn ready_call(
     channel.call(request).await
 }
 
-async fn send(channel: &mut Channel, request: Request<Body>) -> Response<Body> {
-    // A transport failure as the status a client would read: connect errors are
-    // UNAVAILABLE, an expired deadline CANCELLED.
-    ready_call(channel, request)
-        .await
-        .unwrap_or_else(|error| Status::from_error(error.into()).into_http())
+/// A call that reached no replica as the status a client would read: connect errors are
+/// UNAVAILABLE, an expired deadline CANCELLED.
+fn not_sent(NotSent(status): NotSent) -> Response<Body> {
+    status.into_http()
+}
+
+/// The response read to its end: a replica killed between the headers and the trailers
+/// leaves a broken body, which for a read is as good as not sent (and is sent again).
+async fn whole(response: Response<Body>) -> Result<Response<Body>, NotSent> {
+    let (parts, body) = response.into_parts();
+    let collected = body.collect().await.map_err(|error| {
+        NotSent(Status::unavailable(format!(
+            "the answer broke off: {}",
+            error.message()
+        )))
+    })?;
+    let trailers = collected.trailers().cloned();
+    let body = Full::new(collected.to_bytes()).with_trailers(async move { trailers.map(Ok) });
+    Ok(Response::from_parts(parts, Body::new(body)))
 }
 
 impl Service<Request<Body>> for RetryReads {
@@ -62,10 +79,10 @@ impl Service<Request<Body>> for RetryReads {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let mut channel = self.0.clone();
+        let upstream = self.0.clone();
         Box::pin(async move {
             if !is_read(request.uri().path()) {
-                return Ok(send(&mut channel, request).await);
+                return Ok(upstream.send(request).await.unwrap_or_else(not_sent));
             }
             // A read is one small message: keep it to send again.
             let (parts, body) = request.into_parts();
@@ -81,9 +98,19 @@ impl Service<Request<Body>> for RetryReads {
                 *again.uri_mut() = parts.uri.clone();
                 *again.version_mut() = parts.version;
                 *again.headers_mut() = parts.headers.clone();
-                let response = send(&mut channel, again).await;
-                if attempt == RETRIES || !unavailable(&response) {
-                    return Ok(response);
+                let response = match upstream.send(again).await {
+                    Ok(response) => whole(response).await,
+                    Err(not_sent) => Err(not_sent),
+                };
+                let retry = match &response {
+                    Ok(response) => unavailable(response),
+                    Err(NotSent(status)) => !matches!(
+                        status.code(),
+                        tonic::Code::Cancelled | tonic::Code::DeadlineExceeded
+                    ),
+                };
+                if attempt == RETRIES || !retry {
+                    return Ok(response.unwrap_or_else(not_sent));
                 }
                 attempt += 1;
                 tracing::debug!(path = %parts.uri.path(), attempt, "read retried");

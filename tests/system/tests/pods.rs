@@ -10,6 +10,9 @@
 //!
 //! Start: a database that is down, then not yet migrated, leaves a pod alive (liveness
 //! SERVING, so it is never restarted) and unready until both are fixed.
+//!
+//! Balancing: one gateway spreads reads over two occupations replicas, and when one is
+//! killed (`kill -9`) reads go on and the dead replica is dropped within seconds.
 
 use std::time::Duration;
 
@@ -413,4 +416,153 @@ async fn a_store_down_or_unmigrated_at_start_leaves_the_pod_alive_and_unready() 
     .await?;
     grpc::wait_for_health(port, full_name, ServingStatus::Serving, WAIT).await?;
     occupations.stop(STOP).await
+}
+
+/// Reads of one occupation through the gateway, `count` of them, `parallel` at a time;
+/// returns how many did not answer 200.
+async fn read_through(gateway_port: u16, token: &str, count: usize, parallel: usize) -> usize {
+    let headers = careers_stack::auth(token, "application/json");
+    let mut failed = 0;
+    let mut remaining = count;
+    while remaining > 0 {
+        let batch = remaining.min(parallel);
+        remaining -= batch;
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..batch {
+            calls.spawn(careers_stack::call(
+                gateway_port,
+                "GET",
+                "/v1/occupations/2134".into(),
+                headers.clone(),
+                Vec::new(),
+            ));
+        }
+        while let Some(answer) = calls.join_next().await {
+            match answer {
+                Ok(Ok(response)) if response.status == 200 => {}
+                Ok(Ok(response)) => {
+                    println!("read failed: {} {}", response.status, response.body);
+                    failed += 1;
+                }
+                other => {
+                    println!("read failed: {other:?}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_spreads_reads_over_replicas_and_drops_a_killed_one() -> anyhow::Result<()> {
+    let database = postgres::empty_database().await?;
+    let nats = NatsServer::start()?;
+    let internal = TestKeys::new()?;
+    seed("occupations", &database.url).await?;
+    let ports = [free_port()?, free_port()?];
+    let replica_process = |port| {
+        ServiceProcess::spawn(
+            "occupations",
+            &replica("occupations", &database.url, &nats.url(), port, &internal),
+        )
+    };
+    let mut replicas = [replica_process(ports[0])?, replica_process(ports[1])?];
+    for port in ports {
+        grpc::wait_for_health(
+            port,
+            careers_proto::service_names::OCCUPATIONS,
+            ServingStatus::Serving,
+            WAIT,
+        )
+        .await?;
+    }
+    let bearer = TestKeys::new()?;
+    // The other upstreams are not needed: nothing listens there.
+    let nowhere = free_port()?;
+    let mut settings = careers_stack::gateway_settings(
+        [
+            ("occupations", nowhere),
+            ("lmi", nowhere),
+            ("casenotes", nowhere),
+            ("ambassadors", nowhere),
+        ],
+        &bearer,
+        &internal,
+    )?;
+    settings.upstreams.occupations = format!(
+        "http://127.0.0.1:{},http://127.0.0.1:{}",
+        ports[0], ports[1]
+    );
+    let app = careers_gateway::App::build(settings).await?;
+    let occupations = app
+        .upstream("occupations")
+        .ok_or_else(|| anyhow::anyhow!("no occupations upstream"))?;
+    let gateway_port = app.http_port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let gateway = tokio::spawn(app.run_until(async {
+        stopped.await.ok();
+    }));
+    let token = careers_stack::bearer_token(&bearer, &["adviser"], None)?;
+
+    assert_eq!(read_through(gateway_port, &token, 1_000, 8).await, 0);
+    let calls: Vec<u64> = occupations
+        .replicas()
+        .iter()
+        .map(|replica| replica.calls())
+        .collect();
+    let total: u64 = calls.iter().sum();
+    println!("balancing: calls per replica {calls:?} of {total}");
+    for share in &calls {
+        let share = *share as f64 / total as f64;
+        assert!((0.35..=0.65).contains(&share), "shares {calls:?}");
+    }
+
+    // kill -9 of one replica in the middle of reads.
+    let reads = tokio::spawn({
+        let token = token.clone();
+        async move { read_through(gateway_port, &token, 1_000, 8).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    replicas[0].kill().await?;
+    let killed_at = std::time::Instant::now();
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], ports[0]));
+    eventually(Duration::from_secs(5), "the killed replica dropped", || {
+        let replicas = occupations.replicas();
+        async move {
+            Ok(replicas
+                .iter()
+                .any(|replica| replica.addr == dead && !replica.healthy()))
+        }
+    })
+    .await?;
+    println!(
+        "balancing: killed replica out after {:?}",
+        killed_at.elapsed()
+    );
+    let failed = reads.await?;
+    println!("balancing: {failed} of 1000 reads failed across the kill");
+    assert!(
+        failed == 0,
+        "under 0.1% of 1000 reads may fail: {failed} did"
+    );
+    let live = std::net::SocketAddr::from(([127, 0, 0, 1], ports[1]));
+    let live_calls = || {
+        occupations
+            .replicas()
+            .iter()
+            .find(|replica| replica.addr == live)
+            .map_or(0, |replica| replica.calls())
+    };
+    let before = live_calls();
+    assert_eq!(read_through(gateway_port, &token, 200, 8).await, 0);
+    assert_eq!(
+        live_calls() - before,
+        200,
+        "every read after the kill goes to the live replica"
+    );
+
+    stop.send(()).ok();
+    gateway.await??;
+    replicas[1].stop(STOP).await
 }
