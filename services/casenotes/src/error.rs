@@ -2,10 +2,8 @@
 
 use careers_platform::status;
 use sea_orm::DbErr;
-use std::collections::HashMap;
 
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{audit_log::AuditLogError, crypto::CryptoError, keystore::KeystoreError};
 
@@ -53,12 +51,9 @@ impl From<CasenotesError> for Status {
             }
             CasenotesError::NotFound(_) => status::status(Code::NotFound, "not_found", message),
             CasenotesError::Invalid(fields) => status::invalid_fields(message, fields),
+            // The contract's own code, with the field still named.
             CasenotesError::NoteTooLong { .. } => {
-                // The contract's own code, with the field still named.
-                let mut details =
-                    ErrorDetails::with_error_info("note_too_long", status::DOMAIN, HashMap::new());
-                details.add_bad_request_violation("text", message.clone());
-                Status::with_error_details(Code::InvalidArgument, message, details)
+                status::invalid_field("note_too_long", "text", message)
             }
             CasenotesError::ConsentRequired(_) => {
                 status::status(Code::FailedPrecondition, "consent_required", message)

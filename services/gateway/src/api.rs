@@ -212,7 +212,7 @@ impl Problem {
         Self {
             status,
             code: code.to_owned(),
-            detail: detail.into(),
+            detail: careers_platform::status::bounded(detail),
             errors: Vec::new(),
             retry_after: None,
         }
@@ -275,6 +275,13 @@ impl Problem {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if http == StatusCode::INTERNAL_SERVER_ERROR {
+            // The service logged its cause; this names the call it answered.
+            tracing::error!(
+                request_id = crate::front::current_request_id().unwrap_or_default(),
+                code = ?status.code(),
+                message = %careers_platform::status::bounded(status.message()),
+                "upstream answered an internal error"
+            );
             return Self::new(http, "internal", "internal error");
         }
         let info = status.get_details_error_info().map(|info| info.reason);
@@ -289,7 +296,31 @@ impl Problem {
                 "upstream_timeout".to_owned(),
                 "the service behind this route did not answer in time".to_owned(),
             ),
-            (None, _) => ("upstream_error".to_owned(), status.message().to_owned()),
+            // Without the service's own code the words are tonic's (h2 errors, decoded
+            // lengths): logged, never shown.
+            (None, http) => {
+                tracing::warn!(
+                    request_id = crate::front::current_request_id().unwrap_or_default(),
+                    code = ?status.code(),
+                    message = %careers_platform::status::bounded(status.message()),
+                    "upstream answered without a careers code"
+                );
+                if matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted)
+                    || http == StatusCode::PAYLOAD_TOO_LARGE
+                {
+                    (
+                        "too_large".to_owned(),
+                        "the request or its answer is larger than the service takes; send less \
+                         (smaller batches or pages)"
+                            .to_owned(),
+                    )
+                } else {
+                    (
+                        "upstream_error".to_owned(),
+                        "the service could not handle this request".to_owned(),
+                    )
+                }
+            }
         };
         let errors = status
             .get_details_bad_request()
@@ -336,6 +367,12 @@ impl IntoResponse for Problem {
                 .iter()
                 .map(|(field, message)| json!({"field": field, "message": message}))
                 .collect();
+        }
+        let request_id = body["request_id"].as_str().unwrap_or_default();
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(request_id, code = %self.code, "answered 500");
+        } else if self.status.is_server_error() {
+            tracing::warn!(request_id, status = self.status.as_u16(), code = %self.code, "answered a server error");
         }
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(

@@ -10,11 +10,25 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// The ErrorInfo domain of every careers error.
 pub const DOMAIN: &str = "careers";
 
+/// The longest message a status carries, in characters. Messages echo what the caller
+/// sent; a 100,000-character value echoed in the `grpc-message` header (and again in the
+/// details) would exceed HTTP/2's header limit and reach the caller as a transport error.
+pub const MESSAGE_LIMIT: usize = 300;
+
+/// `text` cut to [`MESSAGE_LIMIT`] characters, marked with `…` where it was cut.
+pub fn bounded(text: impl Into<String>) -> String {
+    let text = text.into();
+    match text.char_indices().nth(MESSAGE_LIMIT) {
+        None => text,
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
 /// A status with its contract `code` (snake_case) and a message a person can act on.
 pub fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
     Status::with_error_details(
         code,
-        message,
+        bounded(message),
         ErrorDetails::with_error_info(reason, DOMAIN, HashMap::new()),
     )
 }
@@ -23,16 +37,16 @@ pub fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
 pub fn invalid_fields(message: impl Into<String>, fields: &[(&str, String)]) -> Status {
     let mut details = ErrorDetails::with_error_info("validation_failed", DOMAIN, HashMap::new());
     for (field, problem) in fields {
-        details.add_bad_request_violation(*field, problem.clone());
+        details.add_bad_request_violation(bounded(*field), bounded(problem.clone()));
     }
-    Status::with_error_details(Code::InvalidArgument, message, details)
+    Status::with_error_details(Code::InvalidArgument, bounded(message), details)
 }
 
 /// INVALID_ARGUMENT with a code of its own (`dbs_expired`), the field still named.
 pub fn invalid_field(reason: &str, field: &str, message: impl Into<String>) -> Status {
-    let message = message.into();
+    let message = bounded(message);
     let mut details = ErrorDetails::with_error_info(reason, DOMAIN, HashMap::new());
-    details.add_bad_request_violation(field, message.clone());
+    details.add_bad_request_violation(bounded(field), message.clone());
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
@@ -60,6 +74,21 @@ mod tests {
         );
         let violations = status.get_details_bad_request().unwrap().field_violations;
         assert_eq!(violations[0].field, "soc_code");
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let echoed = "é".repeat(100_000);
+        let status = invalid_fields(
+            format!("name is too long: {echoed}"),
+            &[("name", format!("must be shorter than {echoed}"))],
+        );
+        assert_eq!(status.message().chars().count(), MESSAGE_LIMIT + 1);
+        assert!(status.message().ends_with('…'));
+        let violation = &status.get_details_bad_request().unwrap().field_violations[0];
+        assert_eq!(violation.field, "name");
+        assert_eq!(violation.description.chars().count(), MESSAGE_LIMIT + 1);
+        assert_eq!(bounded("short"), "short");
     }
 
     #[test]
