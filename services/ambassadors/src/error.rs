@@ -71,8 +71,8 @@ impl From<AmbassadorsError> for Status {
             AmbassadorsError::BadCursor => {
                 status::status(Code::InvalidArgument, "bad_cursor", message)
             }
-            AmbassadorsError::Store(_)
-            | AmbassadorsError::Events(_)
+            AmbassadorsError::Store(store) => status::store(store),
+            AmbassadorsError::Events(_)
             | AmbassadorsError::Sealing(_)
             | AmbassadorsError::Corrupt(_) => status::internal(&error),
         }

@@ -70,8 +70,8 @@ impl From<CasenotesError> for Status {
             CasenotesError::BadCursor => {
                 status::status(Code::InvalidArgument, "bad_cursor", message)
             }
-            CasenotesError::Store(_)
-            | CasenotesError::Keystore(_)
+            CasenotesError::Store(store) => status::store(store),
+            CasenotesError::Keystore(_)
             | CasenotesError::Crypto(_)
             | CasenotesError::Audit(_)
             | CasenotesError::Events(_)

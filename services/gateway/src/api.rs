@@ -336,7 +336,8 @@ impl Problem {
             code,
             detail,
             errors,
-            retry_after: None,
+            // An unavailable service (down, draining, its store busy) is worth a retry.
+            retry_after: (http == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
         }
     }
 }

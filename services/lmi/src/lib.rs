@@ -180,7 +180,8 @@ impl From<LmiError> for Status {
             LmiError::ReasonRequired => {
                 status::invalid_fields(message.clone(), &[("reason", message)])
             }
-            LmiError::Corrupt(_) | LmiError::Store(_) | LmiError::Events(_) | LmiError::Seed(_) => {
+            LmiError::Store(store) => status::store(store),
+            LmiError::Corrupt(_) | LmiError::Events(_) | LmiError::Seed(_) => {
                 status::internal(&error)
             }
         }

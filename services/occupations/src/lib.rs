@@ -118,8 +118,8 @@ impl From<OccupationsError> for Status {
             OccupationsError::NotFound(_) => {
                 status::status(Code::NotFound, "not_found", error.to_string())
             }
-            OccupationsError::Store(_)
-            | OccupationsError::Events(_)
+            OccupationsError::Store(store) => status::store(store),
+            OccupationsError::Events(_)
             | OccupationsError::Search(_)
             | OccupationsError::Seed(_) => status::internal(&error),
         }

@@ -50,6 +50,20 @@ pub fn invalid_field(reason: &str, field: &str, message: impl Into<String>) -> S
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
+/// A store failure: with every connection taken (a burst of slow calls), UNAVAILABLE
+/// `store_busy`, which the caller may retry; anything else INTERNAL, logged.
+pub fn store(error: &sea_orm::DbErr) -> Status {
+    if matches!(error, sea_orm::DbErr::ConnectionAcquire(_)) {
+        tracing::warn!(%error, "no store connection free");
+        return status(
+            Code::Unavailable,
+            "store_busy",
+            "the service is busy; retry in a moment",
+        );
+    }
+    internal(error)
+}
+
 /// INTERNAL without detail; the cause is logged once here and never sent.
 pub fn internal(cause: &dyn std::fmt::Display) -> Status {
     tracing::error!(error = %cause, "internal error");
@@ -89,6 +103,28 @@ mod tests {
         assert_eq!(violation.field, "name");
         assert_eq!(violation.description.chars().count(), MESSAGE_LIMIT + 1);
         assert_eq!(bounded("short"), "short");
+    }
+
+    #[tokio::test]
+    async fn a_store_with_every_connection_taken_is_unavailable_not_internal() {
+        use sea_orm::{ConnectOptions, ConnectionTrait, Database, TransactionTrait};
+        let mut options = ConnectOptions::new("sqlite::memory:");
+        options
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_millis(100));
+        let db = Database::connect(options).await.unwrap();
+        let held = db.begin().await.unwrap();
+        let error = db.execute_unprepared("SELECT 1").await.unwrap_err();
+        let status = store(&error);
+        assert_eq!(status.code(), Code::Unavailable, "{error}");
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            "store_busy"
+        );
+        held.rollback().await.unwrap();
+        let other = store(&sea_orm::DbErr::Custom("disk on fire".into()));
+        assert_eq!(other.code(), Code::Internal);
+        assert_eq!(other.message(), "internal error");
     }
 
     #[test]
