@@ -16,6 +16,7 @@ pub mod http;
 pub mod nats;
 pub mod postgres;
 pub mod process;
+pub mod projection;
 pub mod service;
 pub mod spans;
 pub mod sqlite;

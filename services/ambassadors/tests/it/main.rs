@@ -787,6 +787,94 @@ async fn a_waiting_older_shortage_flag_never_overwrites_a_newer_one_on_postgres(
     Ok(())
 }
 
+/// ambassadors' projections on a deployment with two replicas: catalogue snapshots and
+/// shortage flags, shuffled with redeliveries through two consumers at once, end as one
+/// in-order consumer leaves them.
+#[tokio::test]
+async fn two_concurrent_consumers_agree_with_one_on_postgres() -> anyhow::Result<()> {
+    use careers_testkit::projection::two_consumers_agree_with_one;
+    use sea_orm::TransactionTrait;
+    let store = postgres::empty_database().await?;
+    let db = Database::connect(store.url.as_str()).await?;
+    Migrator::up(&db, None).await?;
+
+    let snapshots: Vec<(String, i64)> = ["2134", "2122", "3131"]
+        .iter()
+        .flat_map(|code| (1..=5).map(move |version| ((*code).to_owned(), version)))
+        .collect();
+    let held = two_consumers_agree_with_one(
+        &db,
+        &snapshots,
+        0..10,
+        |db, (code, version)| async move {
+            let txn = db.begin().await?;
+            let group = format!("g{version}");
+            store::apply_occupation(&txn, &code, version, &group, "engineering").await?;
+            txn.commit().await
+        },
+        |db| async move {
+            let rows = db
+                .query_all_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT soc_code, version, sub_major_group FROM known_occupations \
+                     ORDER BY soc_code",
+                ))
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get_by_index::<String>(0)?,
+                        row.try_get_by_index::<i64>(1)?,
+                        row.try_get_by_index::<String>(2)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, sea_orm::DbErr>>()
+        },
+        |db| async move { store::clear_occupations(&db).await },
+    )
+    .await?;
+    assert!(
+        held.iter()
+            .all(|(_, version, group)| *version == 5 && group == "g5")
+    );
+
+    let periods = ["2023", "2024-Q1", "2024", "2025-Q1"];
+    let flags: Vec<store::ShortageFlag> = ["2134", "2122"]
+        .iter()
+        .flat_map(|code| {
+            periods.iter().enumerate().map(move |(index, period)| {
+                let (period_end, period) = careers_proto::period::order_key(period);
+                store::ShortageFlag {
+                    soc_code: (*code).to_owned(),
+                    region: "K02000001".to_owned(),
+                    period_end,
+                    period: period.to_owned(),
+                    recorded_at: i64::try_from(index % 2).unwrap_or(0),
+                    figure_id: format!("f{index}"),
+                    // Only 2134's last period is in shortage.
+                    in_shortage: *code == "2134" && index == periods.len() - 1,
+                }
+            })
+        })
+        .collect();
+    let codes = two_consumers_agree_with_one(
+        &db,
+        &flags,
+        0..10,
+        |db, flag| async move {
+            let txn = db.begin().await?;
+            store::merge_shortage(&txn, &flag).await?;
+            txn.commit().await
+        },
+        |db| async move { store::shortage_codes(&db).await },
+        |db| async move { store::clear_shortages(&db).await },
+    )
+    .await?;
+    assert_eq!(codes, vec!["2134".to_owned()]);
+    db.close().await?;
+    Ok(())
+}
+
 /// A run a stopped process left "running" is marked failed once it is older than
 /// `matching.run_timeout`; a recent one is left alone.
 async fn abandoned_runs_are_marked_failed(url: &str) -> anyhow::Result<()> {

@@ -442,3 +442,113 @@ async fn casenotes_event_instances_carry_no_personal_values() -> anyhow::Result<
     assert_eq!(subjects.len(), 3, "{subjects:?}");
     Ok(())
 }
+
+/// Rows of `sql` as text columns, for comparing projection states.
+async fn rows(
+    db: &sea_orm::DatabaseConnection,
+    sql: &str,
+) -> Result<Vec<Vec<String>>, sea_orm::DbErr> {
+    let found = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await?;
+    found
+        .iter()
+        .map(|row| {
+            (0..row.column_names().len())
+                .map(|index| {
+                    row.try_get_by_index::<String>(index)
+                        .or_else(|_| row.try_get_by_index::<i64>(index).map(|n| n.to_string()))
+                        .or_else(|_| row.try_get_by_index::<i32>(index).map(|n| n.to_string()))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// casenotes' projections on a deployment with two replicas: catalogue snapshots and
+/// engagement encounters, shuffled with redeliveries through two consumers at once, end
+/// as one in-order consumer leaves them.
+#[tokio::test]
+async fn two_concurrent_consumers_agree_with_one_on_postgres() -> anyhow::Result<()> {
+    use careers_casenotes::store;
+    use careers_testkit::{postgres, projection::two_consumers_agree_with_one};
+    use sea_orm::TransactionTrait;
+    let database = postgres::empty_database().await?;
+    let db = Database::connect(database.url.as_str()).await?;
+    careers_casenotes::Migrator::up(&db, None).await?;
+
+    let snapshots: Vec<(String, i64)> = ["2134", "2122", "3131"]
+        .iter()
+        .flat_map(|code| (1..=5).map(move |version| ((*code).to_owned(), version)))
+        .collect();
+    let catalogue = two_consumers_agree_with_one(
+        &db,
+        &snapshots,
+        0..10,
+        |db, (code, version)| async move {
+            let txn = db.begin().await?;
+            store::apply_occupation(&txn, &code, version).await?;
+            txn.commit().await
+        },
+        |db| async move {
+            rows(
+                &db,
+                "SELECT soc_code, version FROM known_occupations ORDER BY soc_code",
+            )
+            .await
+        },
+        |db| async move {
+            db.execute_unprepared("DELETE FROM known_occupations")
+                .await
+                .map(|_| ())
+        },
+    )
+    .await?;
+    assert!(catalogue.iter().all(|row| row[1] == "5"), "{catalogue:?}");
+
+    let encounters: Vec<store::EncounterRow> = (0..6)
+        .flat_map(|engagement| {
+            ["school:105574", &format!("client:c{}", engagement % 2)].map(|subject| {
+                store::EncounterRow {
+                    subject: subject.to_owned(),
+                    benchmark: 5,
+                    date: "2026-11-02".into(),
+                    source: "engagement".into(),
+                    source_id: format!("e{engagement}"),
+                }
+            })
+        })
+        .collect();
+    let held = two_consumers_agree_with_one(
+        &db,
+        &encounters,
+        0..10,
+        |db, encounter| async move {
+            let txn = db.begin().await?;
+            store::insert_encounter(&txn, &encounter).await?;
+            txn.commit().await
+        },
+        |db| async move {
+            rows(
+                &db,
+                "SELECT subject, source_id FROM encounters ORDER BY subject, source_id",
+            )
+            .await
+        },
+        |db| async move {
+            db.execute_unprepared("DELETE FROM encounters")
+                .await
+                .map(|_| ())
+        },
+    )
+    .await?;
+    assert_eq!(
+        held.len(),
+        encounters.len(),
+        "each engagement counted once per subject"
+    );
+    Ok(())
+}

@@ -49,3 +49,41 @@ pub async fn clear(connection: &impl ConnectionTrait) -> Result<(), DbErr> {
     Entity::delete_many().exec(connection).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use careers_testkit::{postgres, projection::two_consumers_agree_with_one};
+    use sea_orm::{Database, QueryOrder, TransactionTrait};
+    use sea_orm_migration::MigratorTrait;
+
+    use super::*;
+
+    /// Snapshots of three occupations, versions 1 to 5, shuffled with redeliveries
+    /// through two consumers: each code ends at its highest version, as in order.
+    #[tokio::test]
+    async fn two_concurrent_consumers_agree_with_one_on_postgres() -> anyhow::Result<()> {
+        let database = postgres::empty_database().await?;
+        let db = Database::connect(database.url.as_str()).await?;
+        crate::Migrator::up(&db, None).await?;
+        let snapshots: Vec<(String, i64)> = ["2134", "2122", "3131"]
+            .iter()
+            .flat_map(|code| (1..=5).map(move |version| ((*code).to_owned(), version)))
+            .collect();
+        let held = two_consumers_agree_with_one(
+            &db,
+            &snapshots,
+            0..20,
+            |db, (code, version)| async move {
+                let txn = db.begin().await?;
+                apply_snapshot(&txn, &code, version, &format!("{code} v{version}")).await?;
+                txn.commit().await
+            },
+            |db| async move { Entity::find().order_by_asc(Column::SocCode).all(&db).await },
+            |db| async move { clear(&db).await },
+        )
+        .await?;
+        let versions: Vec<i64> = held.iter().map(|model| model.version).collect();
+        assert_eq!(versions, [5, 5, 5]);
+        Ok(())
+    }
+}
