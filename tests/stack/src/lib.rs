@@ -233,3 +233,90 @@ pub fn auth(token: &str, content_type: &str) -> Vec<(String, String)> {
         ("Content-Type".into(), content_type.into()),
     ]
 }
+
+/// All four services in this process on SQLite (occupations and lmi seeded; no
+/// nats-server, the outboxes keep their events) behind a gateway: what the API-wide
+/// tests (fuzzing, hostile input) drive.
+pub struct AllServices {
+    pub gateway: RunningGateway,
+    pub bearer: TestKeys,
+    services: Vec<careers_testkit::service::RunningService>,
+    _stores: Vec<careers_testkit::sqlite::TestSqlite>,
+}
+
+impl std::fmt::Debug for AllServices {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AllServices")
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AllServices {
+    pub async fn start() -> anyhow::Result<Self> {
+        use careers_platform::Service;
+        use careers_testkit::service::spawn_trusting;
+        let internal = std::sync::Arc::new(TestKeys::new()?);
+        let stores = (0..4)
+            .map(|_| careers_testkit::sqlite::TestSqlite::new())
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let seeds = careers_testkit::repository_root().join("seeds");
+        let connect = |index: usize| sea_orm::Database::connect(stores[index].url.as_str());
+        let occupations =
+            spawn_trusting::<careers_occupations::Occupations>(&stores[0].url, &[], &internal)
+                .await?;
+        careers_occupations::Occupations::seed(&connect(0).await?, &seeds).await?;
+        let lmi = spawn_trusting::<careers_lmi::Lmi>(&stores[1].url, &[], &internal).await?;
+        careers_lmi::Lmi::seed(&connect(1).await?, &seeds).await?;
+        let casenotes =
+            spawn_trusting::<careers_casenotes::Casenotes>(&stores[2].url, &[], &internal).await?;
+        let ambassadors =
+            spawn_trusting::<careers_ambassadors::Ambassadors>(&stores[3].url, &[], &internal)
+                .await?;
+        let bearer = TestKeys::new()?;
+        let gateway = RunningGateway::start(gateway_settings(
+            [
+                ("occupations", occupations.port),
+                ("lmi", lmi.port),
+                ("casenotes", casenotes.port),
+                ("ambassadors", ambassadors.port),
+            ],
+            &bearer,
+            &internal,
+        )?)
+        .await?;
+        Ok(Self {
+            gateway,
+            bearer,
+            services: vec![occupations, lmi, casenotes, ambassadors],
+            _stores: stores,
+        })
+    }
+
+    /// A bearer token holding every role, for school 105574 and the `dev` SSC.
+    pub fn every_role(&self, sub: &str) -> anyhow::Result<String> {
+        Ok(self.bearer.signer.sign_for(
+            &careers_platform::identity::Identity {
+                sub: sub.into(),
+                roles: careers_gateway::access::ROLES
+                    .iter()
+                    .map(|role| (*role).to_owned())
+                    .collect(),
+                org: Some("105574".into()),
+                ssc: Some("dev".into()),
+            },
+            "careers-dev",
+            "careers",
+            std::time::Duration::from_secs(3600),
+        )?)
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.gateway.stop().await?;
+        for service in self.services {
+            service.shutdown().await?;
+        }
+        Ok(())
+    }
+}

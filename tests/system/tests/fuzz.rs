@@ -4,20 +4,9 @@
 //! response that breaks the document. The document itself must pass
 //! openapi-spec-validator.
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{path::PathBuf, process::Command};
 
-use careers_ambassadors::Ambassadors;
-use careers_casenotes::Casenotes;
-use careers_gateway::access::ROLES;
-use careers_lmi::Lmi;
-use careers_occupations::Occupations;
-use careers_platform::{Service, identity::Identity};
-use careers_testkit::{
-    service::{TestKeys, spawn_trusting},
-    sqlite::TestSqlite,
-};
-use common::{RunningGateway, gateway_settings};
-use sea_orm::Database;
+use common::AllServices;
 
 mod common;
 
@@ -37,44 +26,9 @@ fn tool(name: &str) -> anyhow::Result<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_survives_fuzzing_against_its_own_document() -> anyhow::Result<()> {
     let (schemathesis, validator) = (tool("schemathesis")?, tool("openapi-spec-validator")?);
-    let internal = std::sync::Arc::new(TestKeys::new()?);
-    let stores = [
-        TestSqlite::new()?,
-        TestSqlite::new()?,
-        TestSqlite::new()?,
-        TestSqlite::new()?,
-    ];
-    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds");
-    let occupations = spawn_trusting::<Occupations>(&stores[0].url, &[], &internal).await?;
-    Occupations::seed(&Database::connect(stores[0].url.as_str()).await?, &seeds).await?;
-    let lmi = spawn_trusting::<Lmi>(&stores[1].url, &[], &internal).await?;
-    Lmi::seed(&Database::connect(stores[1].url.as_str()).await?, &seeds).await?;
-    let casenotes = spawn_trusting::<Casenotes>(&stores[2].url, &[], &internal).await?;
-    let ambassadors = spawn_trusting::<Ambassadors>(&stores[3].url, &[], &internal).await?;
-    let bearer = TestKeys::new()?;
-    let gateway = RunningGateway::start(gateway_settings(
-        [
-            ("occupations", occupations.port),
-            ("lmi", lmi.port),
-            ("casenotes", casenotes.port),
-            ("ambassadors", ambassadors.port),
-        ],
-        &bearer,
-        &internal,
-    )?)
-    .await?;
-    let port = gateway.http_port;
-    let token = bearer.signer.sign_for(
-        &Identity {
-            sub: "fuzzer".into(),
-            roles: ROLES.iter().map(|role| (*role).to_owned()).collect(),
-            org: Some("105574".into()),
-            ssc: Some("dev".into()),
-        },
-        "careers-dev",
-        "careers",
-        Duration::from_secs(3600),
-    )?;
+    let system = AllServices::start().await?;
+    let port = system.gateway.http_port;
+    let token = system.every_role("fuzzer")?;
 
     let directory = tempfile::tempdir()?;
     let document = directory.path().join("openapi.json");
@@ -153,9 +107,5 @@ async fn the_api_survives_fuzzing_against_its_own_document() -> anyhow::Result<(
         "schemathesis found problems:\n{output}"
     );
 
-    gateway.stop().await?;
-    for service in [occupations, lmi, casenotes, ambassadors] {
-        service.shutdown().await?;
-    }
-    Ok(())
+    system.stop().await
 }

@@ -4,20 +4,7 @@
 //! value once made the gRPC status too large for HTTP/2's headers, which reached the
 //! caller as a 500).
 
-use std::time::Duration;
-
-use careers_ambassadors::Ambassadors;
-use careers_casenotes::Casenotes;
-use careers_gateway::access::ROLES;
-use careers_lmi::Lmi;
-use careers_occupations::Occupations;
-use careers_platform::{Service, identity::Identity};
-use careers_testkit::{
-    service::{TestKeys, spawn_trusting},
-    sqlite::TestSqlite,
-};
-use common::{RunningGateway, call, gateway_settings};
-use sea_orm::Database;
+use common::{AllServices, call};
 use serde_json::{Value, json};
 
 mod common;
@@ -59,44 +46,9 @@ fn with_long(value: &Value, path: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_value_in_any_string_field_is_a_400_naming_it() -> anyhow::Result<()> {
-    let internal = std::sync::Arc::new(TestKeys::new()?);
-    let stores = [
-        TestSqlite::new()?,
-        TestSqlite::new()?,
-        TestSqlite::new()?,
-        TestSqlite::new()?,
-    ];
-    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds");
-    let occupations = spawn_trusting::<Occupations>(&stores[0].url, &[], &internal).await?;
-    Occupations::seed(&Database::connect(stores[0].url.as_str()).await?, &seeds).await?;
-    let lmi = spawn_trusting::<Lmi>(&stores[1].url, &[], &internal).await?;
-    Lmi::seed(&Database::connect(stores[1].url.as_str()).await?, &seeds).await?;
-    let casenotes = spawn_trusting::<Casenotes>(&stores[2].url, &[], &internal).await?;
-    let ambassadors = spawn_trusting::<Ambassadors>(&stores[3].url, &[], &internal).await?;
-    let bearer = TestKeys::new()?;
-    let gateway = RunningGateway::start(gateway_settings(
-        [
-            ("occupations", occupations.port),
-            ("lmi", lmi.port),
-            ("casenotes", casenotes.port),
-            ("ambassadors", ambassadors.port),
-        ],
-        &bearer,
-        &internal,
-    )?)
-    .await?;
-    let port = gateway.http_port;
-    let token = bearer.signer.sign_for(
-        &Identity {
-            sub: "hostile".into(),
-            roles: ROLES.iter().map(|role| (*role).to_owned()).collect(),
-            org: Some("105574".into()),
-            ssc: Some("dev".into()),
-        },
-        "careers-dev",
-        "careers",
-        Duration::from_secs(3600),
-    )?;
+    let system = AllServices::start().await?;
+    let port = system.gateway.http_port;
+    let token = system.every_role("hostile")?;
     let send = |path: String, body: &Value| {
         call(
             port,
@@ -210,6 +162,5 @@ async fn a_long_value_in_any_string_field_is_a_400_naming_it() -> anyhow::Result
         failures.len(),
         failures.join("\n")
     );
-    gateway.stop().await?;
-    Ok(())
+    system.stop().await
 }

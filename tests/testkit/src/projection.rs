@@ -7,6 +7,15 @@ use std::future::Future;
 use rand::{SeedableRng, seq::SliceRandom};
 use sea_orm::{DatabaseConnection, DbErr};
 
+/// Catalogue snapshots: three occupations at versions 1 to 5 each, as (SOC code, version).
+/// In order, or in any order through a version-guarded projection, each ends at 5.
+pub fn catalogue_snapshots() -> Vec<(String, i64)> {
+    ["2134", "2122", "3131"]
+        .iter()
+        .flat_map(|code| (1..=5).map(move |version| ((*code).to_owned(), version)))
+        .collect()
+}
+
 /// Applies `events` in order through one consumer and reads `state`; then for each of
 /// `seeds` runs, after `clear`, every event twice in a shuffled order, split between two
 /// consumers running at once. `apply` handles one event as a consumer does (its own

@@ -480,10 +480,7 @@ async fn two_concurrent_consumers_agree_with_one_on_postgres() -> anyhow::Result
     let db = Database::connect(database.url.as_str()).await?;
     careers_casenotes::Migrator::up(&db, None).await?;
 
-    let snapshots: Vec<(String, i64)> = ["2134", "2122", "3131"]
-        .iter()
-        .flat_map(|code| (1..=5).map(move |version| ((*code).to_owned(), version)))
-        .collect();
+    let snapshots = careers_testkit::projection::catalogue_snapshots();
     let catalogue = two_consumers_agree_with_one(
         &db,
         &snapshots,

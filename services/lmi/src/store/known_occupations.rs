@@ -65,10 +65,7 @@ mod tests {
         let database = postgres::empty_database().await?;
         let db = Database::connect(database.url.as_str()).await?;
         crate::Migrator::up(&db, None).await?;
-        let snapshots: Vec<(String, i64)> = ["2134", "2122", "3131"]
-            .iter()
-            .flat_map(|code| (1..=5).map(move |version| ((*code).to_owned(), version)))
-            .collect();
+        let snapshots = careers_testkit::projection::catalogue_snapshots();
         let held = two_consumers_agree_with_one(
             &db,
             &snapshots,
