@@ -4,7 +4,12 @@
 //!
 //! Limits are per replica: with N replicas a principal may get up to N times its rate.
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -54,6 +59,72 @@ pub struct Front {
     pub api_keys: Arc<ApiKeys>,
     pub principals: Arc<DefaultKeyedRateLimiter<String>>,
     pub in_flight: Arc<Semaphore>,
+    pub per_caller: Arc<PerCaller>,
+}
+
+/// Requests in flight per principal, at most `limits.max_concurrent_per_caller`: one
+/// caller holding slow requests open cannot take every slot of `limits.max_concurrent`.
+#[derive(Debug)]
+pub struct PerCaller {
+    limit: usize,
+    held: Mutex<HashMap<String, usize>>,
+}
+
+/// One request's place in its caller's share; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    owner: Arc<PerCaller>,
+    key: String,
+}
+
+impl PerCaller {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A slot for `sub`, or 429 `too_many_in_flight` when it holds its limit already.
+    pub(crate) fn take(self: &Arc<Self>, sub: &str) -> Result<Slot, Problem> {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = held.entry(sub.to_owned()).or_insert(0);
+        if *count >= self.limit {
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_in_flight",
+                format!(
+                    "this caller already has {} requests in flight; wait for one to finish",
+                    self.limit
+                ),
+            )
+            .retry_after(1));
+        }
+        *count += 1;
+        Ok(Slot {
+            owner: self.clone(),
+            key: sub.to_owned(),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut held = self
+            .owner
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = held.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl Front {
@@ -67,6 +138,7 @@ impl Front {
                 Quota::per_second(per_second).allow_burst(burst),
             )),
             in_flight: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            per_caller: Arc::new(PerCaller::new(limits.max_concurrent_per_caller)),
         }
     }
 
@@ -115,7 +187,13 @@ pub(crate) async fn guard(State(front): State<Front>, request: Request, next: Ne
         &what,
         request.headers(),
     ) {
-        Ok(caller) => CALLER.scope(caller, next.run(request)).await,
+        Ok(caller) => {
+            let _slot = match front.per_caller.take(&caller.sub) {
+                Ok(slot) => slot,
+                Err(problem) => return problem.into_response(),
+            };
+            CALLER.scope(caller, next.run(request)).await
+        }
         Err(problem) => problem.into_response(),
     }
 }

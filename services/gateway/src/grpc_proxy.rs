@@ -79,6 +79,11 @@ impl GrpcProxy {
             request.headers(),
         )
         .map_err(|problem| problem.to_status())?;
+        let _slot = self
+            .front
+            .per_caller
+            .take(&caller.sub)
+            .map_err(|problem| problem.to_status())?;
         let token = self.signer.token(&caller).map_err(|error| {
             tracing::error!(%error, "cannot sign the internal identity token");
             Status::internal("internal error")

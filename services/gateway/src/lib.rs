@@ -88,6 +88,9 @@ pub struct Limits {
     pub rate_burst: u32,
     /// Requests in flight at once; beyond it, 503 at once (load shedding).
     pub max_concurrent: usize,
+    /// Requests in flight at once from one principal (token subject or API key); beyond
+    /// it, 429 `too_many_in_flight`, so that one caller cannot take every slot.
+    pub max_concurrent_per_caller: usize,
     /// Every upstream call's deadline, passed on as `grpc-timeout`; 504 when it passes.
     #[serde(with = "humantime_serde")]
     pub upstream_timeout: Duration,
@@ -103,6 +106,7 @@ impl Default for Limits {
             rate_per_second: 50,
             rate_burst: 100,
             max_concurrent: 512,
+            max_concurrent_per_caller: 32,
             upstream_timeout: Duration::from_secs(10),
             submission_timeout: Duration::from_secs(600),
         }

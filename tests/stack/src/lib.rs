@@ -34,6 +34,10 @@ pub fn gateway_settings(
             "CAREERS_GATEWAY__LIMITS__RATE_BURST".into(),
             "1000000".into(),
         ),
+        (
+            "CAREERS_GATEWAY__LIMITS__MAX_CONCURRENT_PER_CALLER".into(),
+            "1000000".into(),
+        ),
     ];
     for (name, port) in upstreams {
         environment.push((

@@ -559,3 +559,84 @@ async fn reads_are_retried_with_backoff_and_writes_are_not() -> anyhow::Result<(
     gateway.stop().await?;
     Ok(())
 }
+
+/// One caller holding slow requests open (headers sent, the body never) gets at most
+/// `limits.max_concurrent_per_caller` of them admitted; its next request is 429
+/// `too_many_in_flight` at once, while another caller is served as usual. When the slow
+/// requests go, the caller's slots come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_caller_holding_slow_requests_cannot_lock_out_another() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let internal = std::sync::Arc::new(TestKeys::new()?);
+    let store = careers_testkit::sqlite::TestSqlite::new()?;
+    let occupations = careers_testkit::service::spawn_trusting::<careers_occupations::Occupations>(
+        &store.url,
+        &[],
+        &internal,
+    )
+    .await?;
+    let closed = free_port()?;
+    let bearer = TestKeys::new()?;
+    let mut settings = gateway_settings(
+        [
+            ("occupations", occupations.port),
+            ("lmi", closed),
+            ("casenotes", closed),
+            ("ambassadors", closed),
+        ],
+        &bearer,
+        &internal,
+    )?;
+    // Room for six at once in all: without a share per caller, six slow requests from
+    // one caller would leave nothing for anyone else.
+    settings.limits.max_concurrent = 6;
+    settings.limits.max_concurrent_per_caller = 4;
+    let gateway = RunningGateway::start(settings).await?;
+    let door = Door {
+        port: gateway.http_port,
+        bearer,
+    };
+    let (hog, other) = (
+        door.token("hog", "adviser")?,
+        door.token("other", "adviser")?,
+    );
+
+    let mut slow = Vec::new();
+    for _ in 0..6 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", door.port)).await?;
+        let head = format!(
+            "POST /v1/clients HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {hog}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        );
+        stream.write_all(head.as_bytes()).await?;
+        slow.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = door.get_as(&hog, "/v1/occupations").await?;
+    assert_eq!(
+        (refused.status, code(&refused).as_str()),
+        (429, "too_many_in_flight"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    for _ in 0..3 {
+        let served = door.get_as(&other, "/v1/occupations").await?;
+        assert_eq!(served.status, 200, "{}", served.body);
+    }
+
+    drop(slow);
+    let dropped = std::time::Instant::now();
+    eventually(Duration::from_secs(5), "the slots given back", || {
+        let hog = hog.clone();
+        let door = &door;
+        async move { Ok(door.get_as(&hog, "/v1/occupations").await?.status == 200) }
+    })
+    .await?;
+    println!(
+        "slots back {:?} after the slow requests went",
+        dropped.elapsed()
+    );
+    gateway.stop().await?;
+    occupations.shutdown().await
+}
