@@ -24,6 +24,7 @@ use axum::http::{Request, Response, Uri};
 use tokio_util::sync::CancellationToken;
 use tonic::{body::Body, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_check_response, health_client::HealthClient};
+use tower::Service;
 
 /// One service's replicas.
 #[derive(Debug, Clone)]
@@ -222,7 +223,7 @@ impl Balanced {
         };
         replica.calls.fetch_add(1, Ordering::Relaxed);
         let mut channel = replica.channel.clone();
-        match crate::retry::ready_call(&mut channel, request).await {
+        match ready_call(&mut channel, request).await {
             Ok(response) => {
                 if crate::retry::unavailable(&response) {
                     // Stopping, or its store is down: no more calls until a check passes.
@@ -247,6 +248,15 @@ impl Replica {
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
+}
+
+/// Waits for the channel to take a call, then makes it.
+async fn ready_call(
+    channel: &mut Channel,
+    request: Request<Body>,
+) -> Result<Response<Body>, tonic::transport::Error> {
+    futures::future::poll_fn(|context| channel.poll_ready(context)).await?;
+    channel.call(request).await
 }
 
 async fn serving(channel: &Channel, service: &str, timeout: Duration) -> bool {

@@ -11,7 +11,7 @@ use std::{task::Poll, time::Duration};
 use axum::http::{Request, Response};
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
-use tonic::{Status, body::Body, transport::Channel};
+use tonic::{Status, body::Body};
 use tower::Service;
 
 use crate::balance::{Balanced, NotSent};
@@ -37,15 +37,6 @@ pub(crate) fn unavailable(response: &Response<Body>) -> bool {
         .headers()
         .get("grpc-status")
         .is_some_and(|status| status.as_bytes() == unavailable.as_bytes())
-}
-
-/// Waits for the channel to take a call, then makes it.
-pub(crate) async fn ready_call(
-    channel: &mut Channel,
-    request: Request<Body>,
-) -> Result<Response<Body>, tonic::transport::Error> {
-    futures::future::poll_fn(|context| channel.poll_ready(context)).await?;
-    channel.call(request).await
 }
 
 /// A call that reached no replica as the status a client would read: connect errors are
