@@ -10,7 +10,7 @@ use careers_lmi::{domain::Row, ons};
 use careers_platform::identity::{self, Identity, IdentitySigner};
 use careers_proto::careers::{
     lmi::v1::{
-        FigureRow, FigureRows, Submission, SubmissionHeader, SubmitFiguresRequest,
+        FigureRow, FigureRows, Submission, SubmissionEnd, SubmissionHeader, SubmitFiguresRequest,
         lmi_service_client::LmiServiceClient, submit_figures_request::Part,
     },
     occupations::v1::{GetOccupationRequest, occupations_service_client::OccupationsServiceClient},
@@ -61,6 +61,7 @@ async fn submit(
         part: Some(Part::Header(SubmissionHeader {
             submission_key: submission.key.clone(),
             dry_run,
+            sealed: true,
         })),
     }];
     for chunk in submission.rows.chunks(CHUNK) {
@@ -70,6 +71,11 @@ async fn submit(
             })),
         });
     }
+    messages.push(SubmitFiguresRequest {
+        part: Some(Part::End(SubmissionEnd {
+            rows: submission.rows.len() as u64,
+        })),
+    });
     let answer = lmi
         .submit_figures(request(signer, tokio_stream::iter(messages))?)
         .await

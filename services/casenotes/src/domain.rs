@@ -1,7 +1,7 @@
 //! The client record's rules, checked before anything is stored: every problem of a
 //! request is reported at once, each naming its field.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 
 /// CONTRACT.md's stages.
 pub const STAGES: [&str; 13] = [
@@ -485,6 +485,18 @@ pub fn check_outcome(
         Some(parsed) if problems.is_empty() => Ok(parsed),
         _ => Err(problems),
     }
+}
+
+/// An instant as the store keeps it: microseconds since the epoch.
+pub(crate) fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+/// A stored instant as the API shows it: RFC 3339, UTC, to the microsecond.
+pub(crate) fn instant(micros: i64) -> String {
+    DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]

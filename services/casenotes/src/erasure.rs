@@ -9,7 +9,7 @@ use careers_proto::careers::casenotes::events::v1::ClientErased;
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
-use crate::{error::CasenotesError, grpc::instant, keystore, store};
+use crate::{domain::instant, error::CasenotesError, keystore, store};
 
 /// Erases one client of `org`; answers when (micros). The main store commits first (rows
 /// gone, tombstone kept, event queued), then the key store destroys the key beside its own

@@ -20,8 +20,8 @@ use careers_platform::identity::{self, Identity};
 use careers_proto::careers::{
     lmi::v1::{
         DeltaFigure, FigureRow, FigureRows, GetSubmissionRequest, ReportEntry, Submission,
-        SubmissionDelta, SubmissionHeader, SubmitFiguresRequest, SubmitFiguresResponse,
-        lmi_service_client::LmiServiceClient, submit_figures_request::Part,
+        SubmissionDelta, SubmissionEnd, SubmissionHeader, SubmitFiguresRequest,
+        SubmitFiguresResponse, lmi_service_client::LmiServiceClient, submit_figures_request::Part,
     },
     occupations::v1::{
         GetOccupationRequest, Occupation, occupations_service_client::OccupationsServiceClient,
@@ -745,28 +745,20 @@ async fn stream_csv(
     use futures::StreamExt;
     use tokio_stream::wrappers::ReceiverStream;
 
-    let (chunks, received) = tokio::sync::mpsc::channel::<Option<Vec<FigureRow>>>(4);
+    let (chunks, received) = tokio::sync::mpsc::channel::<SubmitFiguresRequest>(4);
     let bytes = body
         .into_data_stream()
         .map(|chunk| chunk.map_err(std::io::Error::other));
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(bytes));
     let mut parser = tokio::task::spawn_blocking(move || {
-        let sent = parse_csv(reader, |rows| chunks.blocking_send(Some(rows)).is_ok());
-        if sent.is_err() {
-            // Never let the stream end cleanly after a bad record: lmi would take the
-            // rows so far as the whole submission.
-            let _ = chunks.blocking_send(None);
-        }
-        sent
+        let send = |part| chunks.blocking_send(SubmitFiguresRequest { part: Some(part) });
+        let rows = parse_csv(reader, |rows| send(Part::Rows(FigureRows { rows })).is_ok())?;
+        // Only a file read to its end is sealed: after a bad record the stream just ends,
+        // and lmi records nothing however cleanly the transport closes it.
+        let _ = send(Part::End(SubmissionEnd { rows }));
+        Ok(rows)
     });
-    let rows = ReceiverStream::new(received).then(|chunk| async move {
-        match chunk {
-            Some(rows) => SubmitFiguresRequest {
-                part: Some(Part::Rows(FigureRows { rows })),
-            },
-            None => std::future::pending().await,
-        }
-    });
+    let rows = ReceiverStream::new(received);
     let messages = futures::stream::once(async { header }).chain(rows);
     let mut request = upstream_request(state, caller, messages)?;
     request.set_timeout(state.submission_timeout);
@@ -776,6 +768,14 @@ async fn stream_csv(
     loop {
         tokio::select! {
             answer = &mut call => {
+                if answer.is_err() && !parsed {
+                    // lmi refuses a stream the parser ended early; the parser's reason is
+                    // the one the caller can act on, and it is ready by now.
+                    let parsed = tokio::time::timeout(std::time::Duration::from_secs(1), &mut parser).await;
+                    if let Ok(Ok(Err(problem))) = parsed {
+                        return Err(problem);
+                    }
+                }
                 return Ok(answer?.into_inner());
             }
             outcome = &mut parser, if !parsed => {
@@ -827,6 +827,7 @@ async fn submission(
         part: Some(Part::Header(SubmissionHeader {
             submission_key,
             dry_run: query.dry_run,
+            sealed: true,
         })),
     };
     let answer = match content_type.as_str() {
@@ -845,6 +846,11 @@ async fn submission(
                     .chain(rows.chunks(CSV_CHUNK).map(|chunk| SubmitFiguresRequest {
                         part: Some(Part::Rows(FigureRows {
                             rows: chunk.to_vec(),
+                        })),
+                    }))
+                    .chain(std::iter::once(SubmitFiguresRequest {
+                        part: Some(Part::End(SubmissionEnd {
+                            rows: rows.len() as u64,
                         })),
                     }))
                     .collect();

@@ -225,7 +225,7 @@ impl Balanced {
         let mut channel = replica.channel.clone();
         match ready_call(&mut channel, request).await {
             Ok(response) => {
-                if crate::retry::unavailable(&response) {
+                if unavailable(&response) {
                     // Stopping, or its store is down: no more calls until a check passes.
                     replica.healthy.store(false, Ordering::Relaxed);
                 }
@@ -248,6 +248,15 @@ impl Replica {
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
+}
+
+/// UNAVAILABLE in a trailers-only answer (what a refusing or stopping server sends).
+pub(crate) fn unavailable(response: &Response<Body>) -> bool {
+    let unavailable = (tonic::Code::Unavailable as i32).to_string();
+    response
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|status| status.as_bytes() == unavailable.as_bytes())
 }
 
 /// Waits for the channel to take a call, then makes it.

@@ -480,8 +480,8 @@ impl App {
             .add_service(health_service);
         if self.settings.grpc.reflection {
             routes = routes
-                .add_service(grpc::reflection_v1()?)
-                .add_service(grpc::reflection_v1alpha()?);
+                .add_service(grpc::reflection_v1().map_err(careers_platform::AppError::from)?)
+                .add_service(grpc::reflection_v1alpha().map_err(careers_platform::AppError::from)?);
         }
         let grpc_server = tonic::transport::Server::builder()
             // gRPC-Web comes over HTTP/1.1 from browsers.

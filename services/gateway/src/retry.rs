@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use tonic::{Status, body::Body};
 use tower::Service;
 
-use crate::balance::{Balanced, NotSent};
+use crate::balance::{Balanced, NotSent, unavailable};
 
 pub const RETRIES: u32 = 2;
 const FIRST_DELAY: Duration = Duration::from_millis(50);
@@ -28,15 +28,6 @@ fn is_read(path: &str) -> bool {
     ["Get", "List", "Search", "Suggest", "Count"]
         .iter()
         .any(|prefix| method.starts_with(prefix))
-}
-
-/// UNAVAILABLE in a trailers-only answer (what a refusing or stopping server sends).
-pub(crate) fn unavailable(response: &Response<Body>) -> bool {
-    let unavailable = (tonic::Code::Unavailable as i32).to_string();
-    response
-        .headers()
-        .get("grpc-status")
-        .is_some_and(|status| status.as_bytes() == unavailable.as_bytes())
 }
 
 /// A call that reached no replica as the status a client would read: connect errors are

@@ -7,7 +7,7 @@ use careers_proto::careers::lmi::v1::{
     FigureRow, FigureView, GetSscRequest, GetSscResponse, GetSubmissionRequest,
     GetSubmissionResponse, HeldFigure, ListFiguresRequest, ListFiguresResponse, ListReviewRequest,
     ListReviewResponse, ListSscsRequest, ListSscsResponse, PublishedFigure, RejectFigureRequest,
-    RejectFigureResponse, ReportEntry, SubmissionDelta, SubmitFiguresRequest,
+    RejectFigureResponse, ReportEntry, ReviewedFigure, SubmissionDelta, SubmitFiguresRequest,
     SubmitFiguresResponse, UpdateSscRequest, UpdateSscResponse, lmi_service_server::LmiService,
     submit_figures_request::Part,
 };
@@ -173,7 +173,7 @@ pub(crate) fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-pub(crate) fn to_published(record: figures::Record) -> PublishedFigure {
+fn to_published(record: figures::Record) -> PublishedFigure {
     let suppressed = record.status == "suppressed";
     PublishedFigure {
         received_at: Some(timestamp(record.recorded_at)),
@@ -193,6 +193,16 @@ pub(crate) fn to_published(record: figures::Record) -> PublishedFigure {
         sample_size: record.sample_size.and_then(|size| u64::try_from(size).ok()),
         quality: record.quality,
         suppressed,
+    }
+}
+
+fn to_reviewed((record, at): (figures::Record, DateTime<Utc>)) -> ReviewedFigure {
+    ReviewedFigure {
+        status: record.status.clone(),
+        reason: record.review_reason.clone(),
+        reviewed_by: record.reviewed_by.clone(),
+        reviewed_at: Some(timestamp(at)),
+        figure: Some(to_published(record)),
     }
 }
 
@@ -263,19 +273,37 @@ async fn stored_delta(db: &DatabaseConnection, id: &str) -> Result<SubmissionDel
 async fn receive(
     intake: &mut submit::Intake<'_>,
     stream: &mut Streaming<SubmitFiguresRequest>,
+    sealed: bool,
 ) -> Result<(), Status> {
+    let mut ended = None;
     while let Some(message) = stream.message().await? {
-        let Some(Part::Rows(chunk)) = message.part else {
-            return Err(LmiError::HeaderFirst.into());
-        };
-        if intake.rows() + chunk.rows.len() as u64 > MAX_ROWS {
-            return Err(LmiError::TooManyRows(MAX_ROWS).into());
+        match message.part {
+            Some(Part::Rows(chunk)) if ended.is_none() => {
+                if intake.rows() + chunk.rows.len() as u64 > MAX_ROWS {
+                    return Err(LmiError::TooManyRows(MAX_ROWS).into());
+                }
+                intake
+                    .push(chunk.rows.into_iter().map(to_row).collect())
+                    .await?;
+            }
+            Some(Part::End(end)) if ended.is_none() => ended = Some(end.rows),
+            Some(Part::Header(_)) => return Err(LmiError::HeaderFirst.into()),
+            _ => return Err(LmiError::AfterEnd.into()),
         }
-        intake
-            .push(chunk.rows.into_iter().map(to_row).collect())
-            .await?;
     }
-    Ok(())
+    match ended {
+        Some(rows) if rows != intake.rows() => Err(LmiError::Unsealed {
+            sent: Some(rows),
+            received: intake.rows(),
+        }
+        .into()),
+        None if sealed => Err(LmiError::Unsealed {
+            sent: None,
+            received: intake.rows(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 fn require_reviewer(identity: &careers_platform::identity::Identity) -> Result<(), LmiError> {
@@ -342,7 +370,7 @@ impl LmiService for Handlers {
             }
             submit::Opened::Receiving(intake) => intake,
         };
-        if let Err(error) = receive(&mut intake, &mut stream).await {
+        if let Err(error) = receive(&mut intake, &mut stream, header.sealed).await {
             intake.abandon().await;
             return Err(error);
         }
@@ -466,7 +494,7 @@ impl LmiService for Handlers {
         )
         .await?;
         Ok(Response::new(ApproveFigureResponse {
-            reviewed: Some(reviewed),
+            reviewed: Some(to_reviewed(reviewed)),
         }))
     }
 
@@ -490,7 +518,7 @@ impl LmiService for Handlers {
         )
         .await?;
         Ok(Response::new(RejectFigureResponse {
-            reviewed: Some(reviewed),
+            reviewed: Some(to_reviewed(reviewed)),
         }))
     }
 

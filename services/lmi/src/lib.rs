@@ -96,6 +96,17 @@ impl Default for SubmissionSettings {
     }
 }
 
+fn unsealed(sent: Option<u64>, received: u64) -> String {
+    match sent {
+        Some(sent) => format!(
+            "the stream's end counts {sent} rows but {received} arrived; nothing was recorded, send it again"
+        ),
+        None => format!(
+            "the stream ended after {received} rows without its end part (the upload was cut off or given up); nothing was recorded, send it again"
+        ),
+    }
+}
+
 /// Everything that can go wrong in lmi, mapped once to a status.
 #[derive(Debug, thiserror::Error)]
 pub enum LmiError {
@@ -109,6 +120,10 @@ pub enum LmiError {
     InvalidKey,
     #[error("the first message must be the submission header, and only the first")]
     HeaderFirst,
+    #[error("nothing may follow the end of a submission's stream")]
+    AfterEnd,
+    #[error("{}", unsealed(*.sent, *.received))]
+    Unsealed { sent: Option<u64>, received: u64 },
     #[error("a submission holds at most {0} rows")]
     TooManyRows(u64),
     #[error("{}", .0.iter().map(|(field, problem)| format!("{field}: {problem}")).collect::<Vec<_>>().join("; "))]
@@ -164,7 +179,7 @@ impl From<LmiError> for Status {
                 status::status(Code::AlreadyExists, "already_exists", message)
             }
             LmiError::BadCursor => status::status(Code::InvalidArgument, "bad_cursor", message),
-            LmiError::HeaderFirst => {
+            LmiError::HeaderFirst | LmiError::AfterEnd | LmiError::Unsealed { .. } => {
                 status::status(Code::InvalidArgument, "malformed_submission", message)
             }
             LmiError::TooManyRows(_) => {

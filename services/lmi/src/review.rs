@@ -3,13 +3,14 @@
 
 use careers_eventbus::{RelayWaker, enqueue};
 use careers_platform::identity::Identity;
-use careers_proto::careers::lmi::{events::v1::FiguresPublished, v1::ReviewedFigure};
-use chrono::Utc;
+use careers_proto::careers::lmi::events::v1::FiguresPublished;
+use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 
 use crate::{LmiError, domain::Row, store::figures, submit::published_figure};
 
-/// Approves (publishing it, in the same transaction) or rejects a held figure.
+/// Approves (publishing it, in the same transaction) or rejects a held figure; answers
+/// the figure as decided, and when.
 pub async fn decide(
     db: &DatabaseConnection,
     waker: &RelayWaker,
@@ -17,7 +18,7 @@ pub async fn decide(
     figure_id: &str,
     reason: &str,
     approve: bool,
-) -> Result<ReviewedFigure, LmiError> {
+) -> Result<(figures::Record, DateTime<Utc>), LmiError> {
     let status = if approve { "published" } else { "rejected" };
     let now = Utc::now();
     let txn = careers_eventbus::begin_write(db).await?;
@@ -62,11 +63,5 @@ pub async fn decide(
     txn.commit().await?;
     waker.wake();
     tracing::info!(figure = %record.figure_id, status, reviewer = %reviewer.sub, "review decision recorded");
-    Ok(ReviewedFigure {
-        status: record.status.clone(),
-        reason: record.review_reason.clone(),
-        reviewed_by: record.reviewed_by.clone(),
-        reviewed_at: Some(crate::grpc::timestamp(now)),
-        figure: Some(crate::grpc::to_published(record)),
-    })
+    Ok((record, now))
 }

@@ -4,20 +4,17 @@
 use opentelemetry::propagation::{Extractor, Injector};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::service::AppError;
-
 /// Reflection v1, for current clients such as `buf curl`.
 pub fn reflection_v1() -> Result<
     tonic_reflection::server::v1::ServerReflectionServer<
         impl tonic_reflection::server::v1::ServerReflection,
     >,
-    AppError,
+    tonic_reflection::server::Error,
 > {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(careers_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|error| AppError::Service(format!("reflection: {error}")))
 }
 
 /// Reflection v1alpha: grpcurl 1.8 lists services only through this one.
@@ -25,13 +22,12 @@ pub fn reflection_v1alpha() -> Result<
     tonic_reflection::server::v1alpha::ServerReflectionServer<
         impl tonic_reflection::server::v1alpha::ServerReflection,
     >,
-    AppError,
+    tonic_reflection::server::Error,
 > {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(careers_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
-        .map_err(|error| AppError::Service(format!("reflection: {error}")))
 }
 
 /// The span of one incoming call, a child of the caller's trace when the request

@@ -101,6 +101,8 @@ pub enum AppError {
     },
     #[error("grpc: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("grpc reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
     #[error("{0}")]
     Service(String),
 }

@@ -10,7 +10,7 @@ use careers_occupations::Occupations;
 use careers_platform::Service;
 use careers_proto::careers::{
     lmi::v1::{
-        FigureRow, FigureRows, SubmissionHeader, SubmitFiguresRequest,
+        FigureRow, FigureRows, SubmissionEnd, SubmissionHeader, SubmitFiguresRequest,
         lmi_service_client::LmiServiceClient, submit_figures_request::Part,
     },
     occupations::v1::{GetOccupationRequest, occupations_service_client::OccupationsServiceClient},
@@ -82,6 +82,7 @@ async fn catalogue_and_figures_flow(
                     part: Some(Part::Header(SubmissionHeader {
                         submission_key: key.into(),
                         dry_run: false,
+                        sealed: false,
                     })),
                 },
                 SubmitFiguresRequest {
@@ -162,6 +163,63 @@ async fn catalogue_and_figures_flow(
             );
         }
     }
+
+    // A sealed stream records only when its end part arrives and counts every row: a
+    // stream that just stops (an upload cut off on the way) or miscounts records nothing.
+    let sealed = |key: &'static str, rows: Vec<FigureRow>, end: Vec<Part>| {
+        let channel = grpc::channel(lmi.port);
+        let token = lmi.token(&["ssc_publisher"], Some("ons"));
+        async move {
+            let header = Part::Header(SubmissionHeader {
+                submission_key: key.into(),
+                dry_run: false,
+                sealed: true,
+            });
+            let messages: Vec<SubmitFiguresRequest> = [header, Part::Rows(FigureRows { rows })]
+                .into_iter()
+                .chain(end)
+                .map(|part| SubmitFiguresRequest { part: Some(part) })
+                .collect();
+            let mut request = tonic::Request::new(tokio_stream::iter(messages));
+            request
+                .metadata_mut()
+                .insert(careers_platform::identity::METADATA_KEY, token?.parse()?);
+            anyhow::Ok(
+                LmiServiceClient::new(channel?)
+                    .submit_figures(request)
+                    .await,
+            )
+        }
+    };
+    let end = |rows| Part::End(SubmissionEnd { rows });
+    let broken = [
+        ("no-end", vec![], "without its end part"),
+        ("miscounted", vec![end(3)], "counts 3 rows but 1 arrived"),
+        ("after-end", vec![end(1), end(1)], "nothing may follow"),
+    ];
+    for (key, parts, says) in broken {
+        let refused = sealed(key, vec![good.clone()], parts)
+            .await?
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("{key}: a broken sealed stream was recorded"))?;
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{key}");
+        assert!(
+            refused.message().contains(says),
+            "{key}: {}",
+            refused.message()
+        );
+    }
+    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM submissions").await?, 1);
+    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM staging").await?, 0);
+    let whole = sealed("sealed", vec![good.clone(), bad.clone()], vec![end(2)])
+        .await??
+        .into_inner();
+    let counts = whole
+        .submission
+        .and_then(|answer| answer.counts)
+        .unwrap_or_default();
+    assert_eq!((counts.rows, counts.accepted), (2, 1));
+    assert_eq!(count(&lmi_db, "SELECT COUNT(*) FROM submissions").await?, 2);
 
     // A call without the gateway's identity token is refused.
     let refused = OccupationsServiceClient::new(grpc::channel(occupations.port)?)

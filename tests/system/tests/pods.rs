@@ -125,6 +125,7 @@ fn header(key: &str) -> SubmitFiguresRequest {
         part: Some(Part::Header(SubmissionHeader {
             submission_key: key.into(),
             dry_run: false,
+            sealed: false,
         })),
     }
 }

@@ -16,7 +16,7 @@ use careers_proto::careers::casenotes::{
     events::v1::{NoteRecorded, ReferralRequested},
     v1::{self as api, casenotes_service_server::CasenotesService},
 };
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{NaiveDate, SecondsFormat, Utc};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
@@ -24,7 +24,7 @@ use crate::{
     audit::AuditKey,
     audit_log::{self, Record},
     crypto::Cell,
-    domain::{self, NewClient},
+    domain::{self, NewClient, instant, micros},
     erasure,
     error::CasenotesError,
     protection::{AuditSink, KeySource, Sealer},
@@ -89,16 +89,6 @@ impl Actor {
             )))
         }
     }
-}
-
-pub(crate) fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-pub(crate) fn instant(micros: i64) -> String {
-    DateTime::from_timestamp_micros(micros)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 type Answer<T> = Result<Response<T>, Status>;
