@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make lint`: formatting, clippy with warnings as errors, buf lint on the protos, and
-# cargo-deny's licence, ban and source checks. Each stage prints its wall time.
+# cargo-deny's licence, ban and source checks, and no import loops between the modules of
+# any crate (scripts/module-loops.py). Each stage prints its wall time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -17,5 +18,6 @@ stage() {
 
 stage "cargo fmt" cargo fmt --all -- --check
 stage "buf lint" buf lint proto
+stage "import loops" python3 scripts/module-loops.py
 stage "cargo deny" cargo deny --log-level error check licenses bans sources
 stage "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -26,9 +26,9 @@ use tokio::sync::Semaphore;
 
 use crate::{
     access::{self, Allowed},
-    api::Problem,
     apikeys::ApiKeys,
     bearer::Bearer,
+    problem::{Problem, with_request_id},
 };
 
 /// The header an API key comes in.
@@ -38,18 +38,11 @@ const REQUEST_ID: &str = "x-request-id";
 tokio::task_local! {
     /// The caller the front door admitted, for the handler it runs.
     static CALLER: Identity;
-    /// This request's id, for problem bodies.
-    static REQUEST: String;
 }
 
 /// The admitted caller, when running under [`guard`].
 pub(crate) fn admitted_caller() -> Option<Identity> {
     CALLER.try_with(Identity::clone).ok()
-}
-
-/// This request's id, when running under [`request_id`].
-pub(crate) fn current_request_id() -> Option<String> {
-    REQUEST.try_with(String::clone).ok()
 }
 
 /// What the front door shares between requests.
@@ -324,11 +317,10 @@ pub(crate) async fn request_id(request: Request, next: Next) -> Response {
                     .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:".contains(&byte))
         })
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
-    let mut response = REQUEST
-        .scope(id.clone(), async {
-            as_problem(next.run(request).await).await
-        })
-        .await;
+    let mut response = with_request_id(id.clone(), async {
+        as_problem(next.run(request).await).await
+    })
+    .await;
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID, value);

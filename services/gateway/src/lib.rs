@@ -2,7 +2,7 @@
 //!
 //! - `/healthz` and `/readyz` on its HTTP port, gRPC health (`liveness`,
 //!   `careers.gateway`) and reflection on its gRPC port.
-//! - [`api`]: the HTTP/JSON API, behind [`front`]: bearer tokens ([`bearer`]) or API keys
+//! - [`routes`]: the HTTP/JSON API, behind [`front`]: bearer tokens ([`bearer`]) or API keys
 //!   ([`apikeys`]) checked against one route table ([`access`]), per-principal rate
 //!   limits, load shedding, deadlines on every upstream call; the caller passed to
 //!   services as the internal identity token.
@@ -11,23 +11,16 @@
 //! - [`openapi`]: `/openapi.json` from the route table, `/docs`.
 
 pub mod access;
-pub mod api;
 pub mod apikeys;
 pub mod balance;
 mod bearer;
-mod catalogue;
-mod clients;
 pub mod front;
 mod grpc_proxy;
 mod internal;
-mod listings;
 pub mod openapi;
-mod profile;
-mod register;
-mod registry;
+mod problem;
 mod retry;
-mod search;
-mod upstream;
+pub mod routes;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -345,7 +338,7 @@ pub struct App {
     http: TcpListener,
     grpc: TcpListener,
     upstreams: Vec<balance::Balanced>,
-    api: api::ApiState,
+    api: routes::ApiState,
     front: front::Front,
 }
 
@@ -397,7 +390,7 @@ impl App {
         ) else {
             return Err(GatewayError::Serve("upstreams missing".into()));
         };
-        let api = api::ApiState {
+        let api = routes::ApiState {
             bearer: front.bearer.clone(),
             internal: std::sync::Arc::new(internal::InternalTokens::new(internal)),
             occupations,
@@ -503,7 +496,7 @@ impl App {
                 timeout: self.settings.readiness.upstream_timeout,
             })
             .merge(openapi::routes())
-            .merge(api::routes(
+            .merge(routes::routes(
                 self.api,
                 self.front,
                 self.settings.limits.max_body_bytes,

@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    api::{ApiState, Problem, authenticate, upstream_request},
-    listings::{PageQuery, page, query},
+    problem::Problem,
+    routes::call::{ApiState, PageQuery, authenticate, page, query, upstream_request},
 };
 
 fn ssc_json(ssc: Ssc) -> Value {

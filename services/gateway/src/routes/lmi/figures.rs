@@ -1,8 +1,5 @@
-//! The list routes: query parameters checked, passed to the owning service, its page
-//! returned as `{"items": [...], "next_cursor": ...}`.
+//! Published figures and the QA review queue.
 //!
-//! - `GET /v1/occupations?major_group=&stem=&route=&min_median_pay=&outlook=&cursor=&limit=`:
-//!   any authenticated role.
 //! - `GET /v1/lmi/figures?soc_code=&region=&measure=&breakdown=&period_from=&period_to=&as_of=&view=&cursor=&limit=`:
 //!   any authenticated role; published figures only.
 //! - `GET /v1/lmi/review`, `POST /v1/lmi/review/{row_id}/approve|reject`: `qa_reviewer`.
@@ -13,36 +10,18 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use careers_proto::careers::{
-    lmi::v1::{
-        ApproveFigureRequest, FigureView, ListFiguresRequest, ListReviewRequest, PublishedFigure,
-        RejectFigureRequest, lmi_service_client::LmiServiceClient,
-    },
-    occupations::v1::{
-        ListOccupationsRequest, occupations_service_client::OccupationsServiceClient,
-    },
+use careers_proto::careers::lmi::v1::{
+    ApproveFigureRequest, FigureView, ListFiguresRequest, ListReviewRequest, PublishedFigure,
+    RejectFigureRequest, ReportEntry, lmi_service_client::LmiServiceClient,
 };
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{ApiState, Problem, authenticate, upstream_request};
-
-/// The query, or a 400 naming what is wrong with it (an unknown parameter included).
-pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
-    query.map(|Query(query)| query).map_err(|rejection| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "validation_failed",
-            format!("query: {}", rejection.body_text()),
-        )
-    })
-}
-
-pub(crate) fn page(items: Vec<Value>, next_cursor: String) -> Response {
-    let next_cursor = (!next_cursor.is_empty()).then_some(next_cursor);
-    Json(json!({"items": items, "next_cursor": next_cursor})).into_response()
-}
+use crate::{
+    problem::Problem,
+    routes::call::{ApiState, PageQuery, authenticate, page, query, upstream_request},
+};
 
 fn instant(timestamp: Option<prost_types::Timestamp>) -> Option<String> {
     timestamp
@@ -64,15 +43,6 @@ pub(crate) fn figure_json(figure: PublishedFigure) -> Value {
         "received_at": instant(figure.received_at),
         "suppressed": figure.suppressed,
     })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PageQuery {
-    #[serde(default)]
-    pub(crate) cursor: String,
-    #[serde(default)]
-    pub(crate) limit: u32,
 }
 
 /// `GET /v1/lmi/review` (`qa_reviewer`): held figures, oldest first, each with the
@@ -102,11 +72,7 @@ pub(crate) async fn review(
         .map(|held| {
             let mut item = held.figure.map(figure_json).unwrap_or_default();
             item["row_id"] = item["figure_id"].clone();
-            item["findings"] = held
-                .findings
-                .into_iter()
-                .map(crate::api::report_entry_json)
-                .collect();
+            item["findings"] = held.findings.into_iter().map(report_entry_json).collect();
             item
         })
         .collect();
@@ -177,70 +143,12 @@ pub(crate) async fn decide(
     Ok(Json(body).into_response())
 }
 
-/// The catalogue's query parameters, shared by the listing and search (`q`, search only).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct OccupationsQuery {
-    #[serde(default)]
-    pub(crate) q: String,
-    #[serde(default)]
-    pub(crate) major_group: String,
-    pub(crate) stem: Option<bool>,
-    #[serde(default)]
-    pub(crate) route: String,
-    pub(crate) min_median_pay: Option<f64>,
-    #[serde(default)]
-    pub(crate) outlook: String,
-    #[serde(default)]
-    pub(crate) cursor: String,
-    #[serde(default)]
-    pub(crate) limit: u32,
-}
-
-pub(crate) async fn occupations(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    parameters: Result<Query<OccupationsQuery>, QueryRejection>,
-) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
-    let parameters = query(parameters)?;
-    if !parameters.q.is_empty() {
-        return Err(Problem::invalid_fields(vec![(
-            "q".to_owned(),
-            "the listing takes no query: search at /v1/occupations/search".to_owned(),
-        )]));
-    }
-    let request = upstream_request(
-        &state,
-        &caller,
-        ListOccupationsRequest {
-            major_group: parameters.major_group,
-            stem: parameters.stem,
-            route: parameters.route,
-            min_median_pay: parameters.min_median_pay,
-            outlook: parameters.outlook,
-            cursor: parameters.cursor,
-            limit: parameters.limit,
-        },
-    )?;
-    let answer = OccupationsServiceClient::new(state.occupations.clone())
-        .list_occupations(request)
-        .await?
-        .into_inner();
-    let items = answer
-        .items
-        .into_iter()
-        .map(|occupation| {
-            json!({
-                "soc_code": occupation.soc_code, "title": occupation.title,
-                "major_group": occupation.major_group, "sub_major_group": occupation.sub_major_group,
-                "minor_group": occupation.minor_group, "version": occupation.version,
-                "stem": occupation.stem.map(|stem| stem.is_stem),
-                "entry_routes": occupation.entry_routes.iter().map(|route| route.r#type.as_str()).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Ok(page(items, answer.next_cursor))
+/// One report entry as JSON.
+pub(crate) fn report_entry_json(entry: ReportEntry) -> Value {
+    json!({
+        "row": entry.row, "line": entry.line, "field": entry.field, "rule": entry.rule,
+        "severity": entry.severity, "message": entry.message,
+    })
 }
 
 #[derive(Debug, Deserialize)]

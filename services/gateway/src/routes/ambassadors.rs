@@ -4,24 +4,42 @@
 
 use std::future::Future;
 
-use crate::api::Channel;
 use axum::{
+    Router,
     body::Bytes,
     extract::{Path, Query, State, rejection::QueryRejection},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
+    routing::{get, post},
 };
 use careers_proto::careers::ambassadors::v1::{
     self as api, ambassadors_service_client::AmbassadorsServiceClient,
 };
 
-use crate::{
-    api::{ApiState, Problem},
-    listings::{PageQuery, query},
-    upstream::{self, body, if_match, json, versioned},
+use super::call::{
+    self as upstream, ApiState, Channel, PageQuery, body, if_match, json, query, versioned,
 };
+use crate::problem::Problem;
 
 type Client = AmbassadorsServiceClient<Channel>;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/ambassadors", get(list).post(register))
+        .route(
+            "/v1/ambassadors/{id}",
+            get(get_one).patch(update).delete(erase),
+        )
+        .route(
+            "/v1/activity-requests",
+            get(list_requests).post(create_request),
+        )
+        .route("/v1/activity-requests/{id}", get(get_request))
+        .route("/v1/matching/runs", post(start_run))
+        .route("/v1/matching/runs/{id}", get(get_run))
+        .route("/v1/engagements", get(list_engagements))
+        .merge(engagement_routes())
+}
 
 /// Calls ambassadors as the authenticated caller.
 async fn call<Req, Resp, Fut>(
@@ -104,7 +122,7 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
-    crate::api::authenticate(&state, &headers)?;
+    super::call::authenticate(&state, &headers)?;
     let expected_version = if_match(&headers)?;
     let patch: serde_json::Map<String, serde_json::Value> = body(&bytes)?;
     let message = api::UpdateAmbassadorRequest {
@@ -248,13 +266,13 @@ pub(crate) async fn list_engagements(
 /// `POST /v1/engagements/{id}/accept|decline|confirm|complete|cancel`; only `complete`
 /// reads a body (`{"feedback","students_reached"}`, both optional).
 /// One route per action, so the access table can name who takes each.
-pub(crate) fn engagement_routes() -> axum::Router<ApiState> {
+fn engagement_routes() -> Router<ApiState> {
     ["accept", "decline", "confirm", "complete", "cancel"]
         .into_iter()
-        .fold(axum::Router::new(), |router, action| {
+        .fold(Router::new(), |router, action| {
             router.route(
                 &format!("/v1/engagements/{{id}}/{action}"),
-                axum::routing::post(
+                post(
                     move |state: State<ApiState>,
                           headers: HeaderMap,
                           Path(id): Path<String>,

@@ -22,9 +22,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tonic::Code;
 
+use super::occupation::occupation_json;
 use crate::{
-    api::{ApiState, Problem, authenticate, occupation_json, upstream_request},
-    listings::{figure_json, query},
+    problem::Problem,
+    routes::{
+        call::{ApiState, authenticate, query, upstream_request},
+        lmi::figure_json,
+    },
 };
 
 /// The trend: median annual pay, UK-wide, all workers, period by period.

@@ -17,9 +17,10 @@ use careers_proto::careers::occupations::v1::{
 use serde::Deserialize;
 use serde_json::json;
 
+use super::occupation::OccupationsQuery;
 use crate::{
-    api::{ApiState, Problem, authenticate, upstream_request},
-    listings::{OccupationsQuery, query},
+    problem::Problem,
+    routes::call::{ApiState, authenticate, query, upstream_request},
 };
 
 pub(crate) async fn search(

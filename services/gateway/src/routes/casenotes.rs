@@ -4,12 +4,13 @@
 
 use std::future::Future;
 
-use crate::api::Channel;
 use axum::{
+    Router,
     body::Bytes,
     extract::{Path, Query, State, rejection::QueryRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
+    routing::{get, post},
 };
 use careers_proto::careers::casenotes::v1::{
     self as api, casenotes_service_client::CasenotesServiceClient,
@@ -17,13 +18,52 @@ use careers_proto::careers::casenotes::v1::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{
-    api::{ApiState, Problem, authenticate},
-    listings::{PageQuery, query},
-    upstream::{self, body, if_match, json, versioned},
+use super::call::{
+    self as upstream, ApiState, Channel, PageQuery, authenticate, body, if_match, json, query,
+    versioned,
 };
+use crate::problem::Problem;
 
 type Client = CasenotesServiceClient<Channel>;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/clients", get(list).post(create))
+        .route("/v1/clients/{id}", get(get_one).patch(update).delete(erase))
+        .route("/v1/clients/{id}/notes", get(list_notes).post(record_note))
+        .route(
+            "/v1/clients/{id}/notes/{note_id}/amendments",
+            post(amend_note),
+        )
+        .route(
+            "/v1/clients/{id}/interactions",
+            get(list_interactions).post(record_interaction),
+        )
+        .route(
+            "/v1/clients/{id}/consents",
+            get(list_consents).post(record_consent),
+        )
+        .route(
+            "/v1/clients/{id}/referrals",
+            get(list_referrals).post(request_referral),
+        )
+        .route(
+            "/v1/clients/{id}/action-plan",
+            get(action_plan).put(put_action_plan),
+        )
+        .route(
+            "/v1/clients/{id}/outcomes",
+            get(list_outcomes).post(record_outcome),
+        )
+        .route("/v1/clients/{id}/export", get(export))
+        .route("/v1/clients/{id}/gatsby", get(client_gatsby))
+        .route("/v1/clients/{id}/transfers", post(request_transfer))
+        .route("/v1/transfers", get(list_transfers))
+        .route("/v1/transfers/{id}/accept", post(accept_transfer))
+        .route("/v1/schools/{urn}/gatsby", get(school_gatsby))
+        .route("/v1/audit", get(audit))
+        .route("/v1/audit/verify", post(verify_audit))
+}
 
 /// Calls casenotes as the authenticated caller.
 async fn call<Req, Resp, Fut>(

@@ -14,7 +14,11 @@ use careers_proto::careers::occupations::v1::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::api::{ApiState, Problem, authenticate, occupation_response, upstream_request};
+use super::occupation::occupation_response;
+use crate::{
+    problem::Problem,
+    routes::call::{ApiState, authenticate, upstream_request},
+};
 
 /// The fields a patch may carry, text or lists of text.
 const TEXT_FIELDS: [&str; 3] = ["title", "description", "entry_routes_text"];
