@@ -3,6 +3,8 @@
 //! - `careers::<service>::v1`: the service's gRPC API (client and server).
 //! - `careers::<service>::events::v1`: the events that service publishes.
 //! - [`period`]: the template's periods and their order.
+//! - [`soc`]: the shape of a SOC 2020 unit group code.
+//! - [`time`]: instants between `Timestamp` and chrono.
 //!
 //! Sources live in `proto/careers/`; nothing generated is committed.
 
@@ -20,6 +22,8 @@ mod generated {
 pub use generated::careers;
 
 pub mod period;
+pub mod soc;
+pub mod time;
 
 /// The encoded descriptor set of every careers proto, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

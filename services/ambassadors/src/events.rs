@@ -11,7 +11,7 @@ use careers_proto::careers::{
     lmi::events::v1::FiguresPublished,
     occupations::events::v1::OccupationUpserted,
 };
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use crate::{domain, geo::Places, micros, store};
@@ -39,10 +39,7 @@ impl Handler for KnownOccupations {
             HandlerError::Rejected(format!("undecodable OccupationUpserted: {error}"))
         })?;
         let code = &snapshot.soc_code;
-        if !(code.len() == 4
-            && code.bytes().all(|byte| byte.is_ascii_digit())
-            && !code.starts_with('0'))
-        {
+        if !careers_proto::soc::is_soc_code(code) {
             return Err(HandlerError::Rejected(format!(
                 "malformed SOC code {code:?}"
             )));
@@ -192,12 +189,8 @@ impl Handler for Shortages {
             }
             let recorded_at = figure
                 .recorded_at
-                .and_then(|time| {
-                    DateTime::<Utc>::from_timestamp(
-                        time.seconds,
-                        u32::try_from(time.nanos).unwrap_or(0),
-                    )
-                })
+                .as_ref()
+                .and_then(careers_proto::time::instant)
                 .ok_or_else(|| {
                     HandlerError::Rejected(format!(
                         "figure {} has no recorded_at",

@@ -229,7 +229,7 @@ pub fn check_row(
             message,
         });
     };
-    if !crate::events::is_soc_code(&row.soc_code) {
+    if !careers_proto::soc::is_soc_code(&row.soc_code) {
         fail(
             "soc_code",
             "soc_code_format",

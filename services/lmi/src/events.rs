@@ -28,7 +28,7 @@ impl Handler for KnownOccupations {
         let snapshot: OccupationUpserted = event.decode().map_err(|error| {
             HandlerError::Rejected(format!("undecodable OccupationUpserted: {error}"))
         })?;
-        if !is_soc_code(&snapshot.soc_code) {
+        if !careers_proto::soc::is_soc_code(&snapshot.soc_code) {
             return Err(HandlerError::Rejected(format!(
                 "malformed SOC code {:?}",
                 snapshot.soc_code
@@ -44,24 +44,5 @@ impl Handler for KnownOccupations {
 
     async fn reset(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
         known_occupations::clear(txn).await
-    }
-}
-
-/// `^[1-9][0-9]{3}$`: a SOC 2020 unit group code.
-pub fn is_soc_code(code: &str) -> bool {
-    code.len() == 4 && code.bytes().all(|byte| byte.is_ascii_digit()) && !code.starts_with('0')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn soc_codes_are_four_digits_not_starting_with_zero() {
-        assert!(is_soc_code("2134"));
-        assert!(!is_soc_code("0134"));
-        assert!(!is_soc_code("213"));
-        assert!(!is_soc_code("21345"));
-        assert!(!is_soc_code("21a4"));
     }
 }

@@ -11,6 +11,7 @@ use careers_proto::careers::lmi::v1::{
     SubmitFiguresResponse, UpdateSscRequest, UpdateSscResponse, lmi_service_server::LmiService,
     submit_figures_request::Part,
 };
+use careers_proto::time::timestamp;
 use chrono::{DateTime, Utc};
 use prost::Message;
 use sea_orm::DatabaseConnection;
@@ -79,7 +80,7 @@ fn figures_query(
     check(
         "soc_code",
         &request.soc_code,
-        crate::events::is_soc_code(&request.soc_code),
+        careers_proto::soc::is_soc_code(&request.soc_code),
         "a SOC 2020 unit group code (four digits)",
     );
     check(
@@ -132,9 +133,7 @@ fn figures_query(
     let as_of = match &request.as_of {
         None => None,
         Some(timestamp) => {
-            let instant = u32::try_from(timestamp.nanos)
-                .ok()
-                .and_then(|nanos| DateTime::from_timestamp(timestamp.seconds, nanos));
+            let instant = careers_proto::time::instant(timestamp);
             if instant.is_none() {
                 problems.push(("as_of", "is not a valid instant".to_owned()));
             }
@@ -164,13 +163,6 @@ fn figures_query(
         history: view == FigureView::History,
     };
     Ok((filter, after, limit))
-}
-
-pub(crate) fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
-    }
 }
 
 fn to_published(record: figures::Record) -> PublishedFigure {

@@ -452,10 +452,7 @@ pub fn published_figure(
         unit: row.unit.clone(),
         source: row.source.clone(),
         horizon: row.horizon.clone(),
-        recorded_at: Some(prost_types::Timestamp {
-            seconds: recorded_at.timestamp(),
-            nanos: i32::try_from(recorded_at.timestamp_subsec_nanos()).unwrap_or(0),
-        }),
+        recorded_at: Some(careers_proto::time::timestamp(recorded_at)),
         suppressed,
     }
 }

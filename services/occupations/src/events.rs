@@ -4,7 +4,6 @@ use careers_eventbus::{ConsumerSpec, Envelope, Event, Handler, HandlerError, cat
 use careers_proto::careers::{
     lmi::events::v1::FiguresPublished, occupations::events::v1::OccupationUpserted,
 };
-use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use crate::store::{figures, occupations};
@@ -50,12 +49,8 @@ impl Handler for LmiFigures {
         for figure in batch.figures {
             let recorded_at = figure
                 .recorded_at
-                .and_then(|time| {
-                    DateTime::<Utc>::from_timestamp(
-                        time.seconds,
-                        u32::try_from(time.nanos).unwrap_or(0),
-                    )
-                })
+                .as_ref()
+                .and_then(careers_proto::time::instant)
                 .ok_or_else(|| {
                     HandlerError::Rejected(format!(
                         "figure {} has no recorded_at",

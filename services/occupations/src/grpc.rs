@@ -11,6 +11,7 @@ use careers_proto::careers::occupations::v1::{
     SuggestOccupationsRequest, SuggestOccupationsResponse, Suggestion, UpdateOccupationRequest,
     UpdateOccupationResponse, occupations_service_server::OccupationsService,
 };
+use careers_proto::time::timestamp;
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
@@ -92,7 +93,7 @@ impl Handlers {
 }
 
 fn check_soc_code(code: &str) -> Result<(), OccupationsError> {
-    if crate::is_soc_code(code) {
+    if careers_proto::soc::is_soc_code(code) {
         Ok(())
     } else {
         Err(OccupationsError::InvalidSocCode(code.to_owned()))
@@ -193,11 +194,7 @@ fn to_proto(
                     value: figure.value,
                     unit: figure.unit,
                     source: figure.source,
-                    received_at: Some(prost_types::Timestamp {
-                        seconds: figure.recorded_at.timestamp(),
-                        nanos: i32::try_from(figure.recorded_at.timestamp_subsec_nanos())
-                            .unwrap_or(0),
-                    }),
+                    received_at: Some(timestamp(figure.recorded_at)),
                     suppressed: figure.suppressed,
                     horizon: figure.horizon,
                 })
@@ -524,10 +521,7 @@ impl OccupationsService for Handlers {
             .map(|change| OccupationChange {
                 version: u64::try_from(change.version).unwrap_or_default(),
                 changed_by: change.changed_by,
-                changed_at: Some(prost_types::Timestamp {
-                    seconds: change.changed_at.timestamp(),
-                    nanos: i32::try_from(change.changed_at.timestamp_subsec_nanos()).unwrap_or(0),
-                }),
+                changed_at: Some(timestamp(change.changed_at)),
                 fields: change
                     .fields
                     .into_iter()

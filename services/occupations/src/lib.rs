@@ -126,11 +126,6 @@ impl From<OccupationsError> for Status {
     }
 }
 
-/// `^[1-9][0-9]{3}$`: a SOC 2020 unit group code.
-pub fn is_soc_code(code: &str) -> bool {
-    code.len() == 4 && code.bytes().all(|byte| byte.is_ascii_digit()) && !code.starts_with('0')
-}
-
 impl From<search::SearchError> for OccupationsError {
     fn from(error: search::SearchError) -> Self {
         match error {

@@ -66,7 +66,7 @@ pub fn read_unit_groups(path: &Path) -> Result<Vec<Content>, OccupationsError> {
         if row.level != "unit" {
             continue;
         }
-        if !crate::is_soc_code(&row.code) {
+        if !careers_proto::soc::is_soc_code(&row.code) {
             return Err(seed_error(format!(
                 "record {}: malformed unit group code {:?}",
                 index + 1,

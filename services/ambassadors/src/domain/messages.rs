@@ -84,7 +84,7 @@ pub fn availability_query(
     places: &Places,
     message: &api::CountAvailableAmbassadorsRequest,
 ) -> Result<Option<Point>, AmbassadorsError> {
-    if !soc_code_is_well_formed(&message.soc_code) {
+    if !careers_proto::soc::is_soc_code(&message.soc_code) {
         return Err(AmbassadorsError::Invalid(vec![(
             "soc_code",
             "must match ^[1-9][0-9]{3}$".to_owned(),

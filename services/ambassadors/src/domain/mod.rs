@@ -118,10 +118,6 @@ fn free_list(field: &'static str, values: &[String], problems: &mut Vec<(&'stati
     }
 }
 
-fn soc_code_is_well_formed(code: &str) -> bool {
-    code.len() == 4 && code.bytes().all(|byte| byte.is_ascii_digit()) && !code.starts_with('0')
-}
-
 fn json(values: &impl serde::Serialize) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".to_owned())
 }
@@ -139,7 +135,7 @@ pub fn new_ambassador(
     let mut problems = Vec::new();
     text("name", &message.name, 200, &mut problems);
     text("employer", &message.employer, 200, &mut problems);
-    if !soc_code_is_well_formed(&message.soc_code) {
+    if !careers_proto::soc::is_soc_code(&message.soc_code) {
         problems.push((
             "soc_code",
             format!(

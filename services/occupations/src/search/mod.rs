@@ -419,9 +419,8 @@ impl SearchIndex {
             };
             let recorded_at = figure
                 .recorded_at
-                .and_then(|time| {
-                    DateTime::from_timestamp(time.seconds, u32::try_from(time.nanos).unwrap_or(0))
-                })
+                .as_ref()
+                .and_then(careers_proto::time::instant)
                 .unwrap_or_default();
             let latest = Latest::new(
                 &figure.period,
@@ -531,7 +530,7 @@ fn kind_name(kind: u64) -> &'static str {
 }
 
 fn soc_number(soc_code: &str) -> Option<u64> {
-    crate::is_soc_code(soc_code)
+    careers_proto::soc::is_soc_code(soc_code)
         .then(|| soc_code.parse().ok())
         .flatten()
 }

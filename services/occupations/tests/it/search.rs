@@ -69,7 +69,7 @@ fn the_quality_set_is_as_the_issue_asks() -> anyhow::Result<()> {
             judged
                 .expected
                 .split(' ')
-                .all(careers_occupations::is_soc_code),
+                .all(careers_proto::soc::is_soc_code),
             "{judged:?}"
         );
         match judged.category.as_str() {
@@ -147,7 +147,7 @@ async fn every_index_title_of_a_single_unit_group_finds_it_in_the_top_5() -> any
             record.get(0).unwrap_or_default(),
             record.get(2).unwrap_or_default(),
         );
-        if careers_occupations::is_soc_code(code) {
+        if careers_proto::soc::is_soc_code(code) {
             groups
                 .entry(title.to_lowercase())
                 .or_default()

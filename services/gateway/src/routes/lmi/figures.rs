@@ -25,7 +25,8 @@ use crate::{
 
 fn instant(timestamp: Option<prost_types::Timestamp>) -> Option<String> {
     timestamp
-        .and_then(|time| DateTime::from_timestamp(time.seconds, u32::try_from(time.nanos).ok()?))
+        .as_ref()
+        .and_then(careers_proto::time::instant)
         .map(|time| time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 

@@ -165,9 +165,10 @@ pub(crate) async fn history(
     let items: Vec<Value> = changes
         .into_iter()
         .map(|change| {
-            let changed_at = change.changed_at.and_then(|time| {
-                chrono::DateTime::from_timestamp(time.seconds, u32::try_from(time.nanos).unwrap_or(0))
-            });
+            let changed_at = change
+                .changed_at
+                .as_ref()
+                .and_then(careers_proto::time::instant);
             let fields: Vec<Value> = change
                 .fields
                 .into_iter()

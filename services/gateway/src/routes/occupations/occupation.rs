@@ -62,9 +62,10 @@ pub(crate) fn occupation_json(occupation: Occupation) -> Value {
         .unwrap_or_default()
         .into_iter()
         .map(|figure| {
-            let received_at = figure.received_at.and_then(|time| {
-                chrono::DateTime::from_timestamp(time.seconds, u32::try_from(time.nanos).unwrap_or(0))
-            });
+            let received_at = figure
+                .received_at
+                .as_ref()
+                .and_then(careers_proto::time::instant);
             json!({
                 "measure": figure.measure, "region": figure.region, "breakdown": figure.breakdown,
                 "period": figure.period, "unit": figure.unit,
