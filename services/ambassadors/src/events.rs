@@ -5,7 +5,10 @@
 
 use std::sync::Arc;
 
-use careers_eventbus::{ConsumerSpec, Envelope, Event, Handler, HandlerError, catalogue};
+use careers_eventbus::{
+    ConsumerSpec, Envelope, Event, Handler, HandlerError, catalogue,
+    known_occupations::OccupationStore,
+};
 use careers_proto::careers::{
     casenotes::events::v1::{ClientErased, ReferralRequested},
     lmi::events::v1::FiguresPublished,
@@ -18,47 +21,34 @@ use crate::{domain, geo::Places, micros, store};
 
 /// The durable consumer that keeps ambassadors' projection of the catalogue.
 pub fn occupations_consumer() -> ConsumerSpec {
-    ConsumerSpec {
-        durable: "ambassadors_occupations".into(),
-        stream: catalogue::OCCUPATIONS,
-        subjects: vec![OccupationUpserted::SUBJECT.into()],
-    }
+    careers_eventbus::known_occupations::consumer("ambassadors")
 }
 
 /// Applies occupation snapshots, newer versions only.
-#[derive(Debug, Clone, Default)]
-pub struct KnownOccupations;
+pub type KnownOccupations = careers_eventbus::known_occupations::KnownOccupations<Catalogue>;
 
-impl Handler for KnownOccupations {
-    async fn handle(
+/// ambassadors keeps each unit group's sector (sub-major group) and STEM discipline.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue;
+
+impl OccupationStore for Catalogue {
+    async fn apply(
         &self,
         txn: &DatabaseTransaction,
-        event: &Envelope,
-    ) -> Result<(), HandlerError> {
-        let snapshot: OccupationUpserted = event.decode().map_err(|error| {
-            HandlerError::Rejected(format!("undecodable OccupationUpserted: {error}"))
-        })?;
-        let code = &snapshot.soc_code;
-        if !careers_proto::soc::is_soc_code(code) {
-            return Err(HandlerError::Rejected(format!(
-                "malformed SOC code {code:?}"
-            )));
-        }
-        let version = i64::try_from(snapshot.version).map_err(|_| {
-            HandlerError::Rejected(format!("version {} out of range", snapshot.version))
-        })?;
+        snapshot: &OccupationUpserted,
+        version: i64,
+    ) -> Result<(), DbErr> {
         store::apply_occupation(
             txn,
-            code,
+            &snapshot.soc_code,
             version,
             &snapshot.sub_major_group,
             &snapshot.stem_discipline,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
-    async fn reset(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    async fn clear(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
         store::clear_occupations(txn).await
     }
 }

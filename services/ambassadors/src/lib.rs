@@ -94,7 +94,10 @@ impl Service for Ambassadors {
         )
         .await
         .map_err(service_error)?;
-        bus.consume(events::occupations_consumer(), events::KnownOccupations);
+        bus.consume(
+            events::occupations_consumer(),
+            events::KnownOccupations::default(),
+        );
         bus.consume(
             events::referrals_consumer(),
             events::Referrals {

@@ -381,7 +381,7 @@ async fn replay(
         jetstream,
         &spec,
         &settings.inbox,
-        &careers_lmi::events::KnownOccupations,
+        &careers_lmi::events::KnownOccupations::default(),
     )
     .await?;
     println!(

@@ -1,7 +1,10 @@
 //! casenotes' event handlers: Gatsby encounters from ambassadors' `EngagementCompleted`,
 //! and the catalogue's SOC codes from `OccupationUpserted` (action plans name them).
 
-use careers_eventbus::{ConsumerSpec, Envelope, Event, Handler, HandlerError, catalogue};
+use careers_eventbus::{
+    ConsumerSpec, Envelope, Event, Handler, HandlerError, catalogue,
+    known_occupations::OccupationStore,
+};
 use careers_proto::careers::{
     ambassadors::events::v1::EngagementCompleted, occupations::events::v1::OccupationUpserted,
 };
@@ -81,43 +84,27 @@ impl Handler for Engagements {
 
 /// The durable consumer that keeps casenotes' projection of the catalogue.
 pub fn occupations_consumer() -> ConsumerSpec {
-    ConsumerSpec {
-        durable: "casenotes_occupations".into(),
-        stream: catalogue::OCCUPATIONS,
-        subjects: vec![OccupationUpserted::SUBJECT.into()],
-    }
+    careers_eventbus::known_occupations::consumer("casenotes")
 }
 
 /// Applies occupation snapshots, newer versions only.
-#[derive(Debug, Clone, Default)]
-pub struct KnownOccupations;
+pub type KnownOccupations = careers_eventbus::known_occupations::KnownOccupations<Catalogue>;
 
-impl Handler for KnownOccupations {
-    async fn handle(
+/// casenotes keeps each unit group's code and version.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue;
+
+impl OccupationStore for Catalogue {
+    async fn apply(
         &self,
         txn: &DatabaseTransaction,
-        event: &Envelope,
-    ) -> Result<(), HandlerError> {
-        let snapshot: OccupationUpserted = event.decode().map_err(|error| {
-            HandlerError::Rejected(format!("undecodable OccupationUpserted: {error}"))
-        })?;
-        let code = &snapshot.soc_code;
-        if !(code.len() == 4
-            && code.bytes().all(|byte| byte.is_ascii_digit())
-            && !code.starts_with('0'))
-        {
-            return Err(HandlerError::Rejected(format!(
-                "malformed SOC code {code:?}"
-            )));
-        }
-        let version = i64::try_from(snapshot.version).map_err(|_| {
-            HandlerError::Rejected(format!("version {} out of range", snapshot.version))
-        })?;
-        store::apply_occupation(txn, code, version).await?;
-        Ok(())
+        snapshot: &OccupationUpserted,
+        version: i64,
+    ) -> Result<(), DbErr> {
+        store::apply_occupation(txn, &snapshot.soc_code, version).await
     }
 
-    async fn reset(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    async fn clear(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
         store::clear_occupations(txn).await
     }
 }

@@ -106,7 +106,10 @@ impl Service for Casenotes {
         .await
         .map_err(service_error)?;
         bus.consume(events::engagements_consumer(), events::Engagements);
-        bus.consume(events::occupations_consumer(), events::KnownOccupations);
+        bus.consume(
+            events::occupations_consumer(),
+            events::KnownOccupations::default(),
+        );
         let protection = &settings.protection;
         let vault = protection.keys.clone().unwrap_or_else(|| {
             Arc::new(protection::Keystore {

@@ -17,6 +17,7 @@ pub mod dlq;
 pub mod entity;
 pub mod envelope;
 mod error;
+pub mod known_occupations;
 pub mod migration;
 pub mod outbox;
 pub mod provision;

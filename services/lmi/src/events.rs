@@ -1,6 +1,6 @@
 //! lmi's event handlers: the projection of known SOC codes from `OccupationUpserted`.
 
-use careers_eventbus::{ConsumerSpec, Envelope, Event, Handler, HandlerError, catalogue};
+use careers_eventbus::{ConsumerSpec, known_occupations::OccupationStore};
 use careers_proto::careers::occupations::events::v1::OccupationUpserted;
 use sea_orm::{DatabaseTransaction, DbErr};
 
@@ -8,41 +8,27 @@ use crate::store::known_occupations;
 
 /// The durable consumer that keeps `known_occupations`.
 pub fn known_occupations_consumer() -> ConsumerSpec {
-    ConsumerSpec {
-        durable: "lmi_occupations".into(),
-        stream: catalogue::OCCUPATIONS,
-        subjects: vec![OccupationUpserted::SUBJECT.into()],
-    }
+    careers_eventbus::known_occupations::consumer("lmi")
 }
 
 /// Applies occupation snapshots to `known_occupations`, newer versions only.
-#[derive(Debug, Clone, Default)]
-pub struct KnownOccupations;
+pub type KnownOccupations = careers_eventbus::known_occupations::KnownOccupations<Catalogue>;
 
-impl Handler for KnownOccupations {
-    async fn handle(
+/// lmi keeps each unit group's code, version and title.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue;
+
+impl OccupationStore for Catalogue {
+    async fn apply(
         &self,
         txn: &DatabaseTransaction,
-        event: &Envelope,
-    ) -> Result<(), HandlerError> {
-        let snapshot: OccupationUpserted = event.decode().map_err(|error| {
-            HandlerError::Rejected(format!("undecodable OccupationUpserted: {error}"))
-        })?;
-        if !careers_proto::soc::is_soc_code(&snapshot.soc_code) {
-            return Err(HandlerError::Rejected(format!(
-                "malformed SOC code {:?}",
-                snapshot.soc_code
-            )));
-        }
-        let version = i64::try_from(snapshot.version).map_err(|_| {
-            HandlerError::Rejected(format!("version {} out of range", snapshot.version))
-        })?;
-        known_occupations::apply_snapshot(txn, &snapshot.soc_code, version, &snapshot.title)
-            .await?;
-        Ok(())
+        snapshot: &OccupationUpserted,
+        version: i64,
+    ) -> Result<(), DbErr> {
+        known_occupations::apply_snapshot(txn, &snapshot.soc_code, version, &snapshot.title).await
     }
 
-    async fn reset(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    async fn clear(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
         known_occupations::clear(txn).await
     }
 }

@@ -229,7 +229,7 @@ impl Service for Lmi {
         .map_err(|error| AppError::Service(error.to_string()))?;
         bus.consume(
             events::known_occupations_consumer(),
-            events::KnownOccupations,
+            events::KnownOccupations::default(),
         );
         let handlers = grpc::Handlers {
             db: context.db.clone(),
