@@ -7,7 +7,10 @@
 use std::sync::Arc;
 
 use careers_eventbus::RelayWaker;
-use careers_platform::{cursor::Cursors, identity};
+use careers_platform::{
+    cursor::{Cursors, PAGE},
+    identity,
+};
 use careers_proto::careers::ambassadors::v1::{
     self as api, ambassadors_service_server::AmbassadorsService,
 };
@@ -26,9 +29,6 @@ use crate::{
 };
 
 type Answer<T> = Result<Response<T>, Status>;
-
-const DEFAULT_LIMIT: u32 = 20;
-const MAX_LIMIT: u32 = 100;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -91,14 +91,9 @@ fn own_or_coordinator(actor: &Actor, id: &str, what: &str) -> Result<(), Ambassa
 }
 
 fn page_limit(limit: u32) -> Result<u64, AmbassadorsError> {
-    match limit {
-        0 => Ok(DEFAULT_LIMIT.into()),
-        limit if limit <= MAX_LIMIT => Ok(limit.into()),
-        limit => Err(AmbassadorsError::Invalid(vec![(
-            "limit",
-            format!("{limit} is over the maximum of {MAX_LIMIT}"),
-        )])),
-    }
+    PAGE.size(limit)
+        .map(u64::from)
+        .map_err(|error| AmbassadorsError::Invalid(vec![("limit", error.to_string())]))
 }
 
 fn today() -> NaiveDate {

@@ -1,7 +1,10 @@
 //! The LmiService API: decode, call the pipeline, encode.
 
 use careers_eventbus::RelayWaker;
-use careers_platform::{cursor::Cursors, identity::caller};
+use careers_platform::{
+    cursor::{Cursors, PAGE},
+    identity::caller,
+};
 use careers_proto::careers::lmi::v1::{
     ApproveFigureRequest, ApproveFigureResponse, CreateSscRequest, CreateSscResponse, DeltaFigure,
     FigureRow, FigureView, GetSscRequest, GetSscResponse, GetSubmissionRequest,
@@ -28,8 +31,6 @@ use crate::{
 
 /// The most rows one submission may carry.
 const MAX_ROWS: u64 = 1_000_000;
-const DEFAULT_LIMIT: u32 = 20;
-const MAX_LIMIT: u32 = 100;
 
 #[derive(Debug, Clone)]
 pub struct Handlers {
@@ -119,17 +120,10 @@ fn figures_query(
     if request.view != 0 && view == FigureView::Unspecified {
         problems.push(("view", format!("{} is not a figure view", request.view)));
     }
-    let limit = match request.limit {
-        0 => DEFAULT_LIMIT,
-        limit if limit <= MAX_LIMIT => limit,
-        limit => {
-            problems.push((
-                "limit",
-                format!("{limit} is over the maximum of {MAX_LIMIT}"),
-            ));
-            MAX_LIMIT
-        }
-    };
+    let limit = PAGE.size(request.limit).unwrap_or_else(|error| {
+        problems.push(("limit", error.to_string()));
+        PAGE.max
+    });
     let as_of = match &request.as_of {
         None => None,
         Some(timestamp) => {
@@ -224,14 +218,8 @@ fn require_operator(identity: &careers_platform::identity::Identity) -> Result<(
 
 /// A page size: 0 means the default; over the maximum is refused.
 fn page_limit(limit: u32) -> Result<u32, LmiError> {
-    match limit {
-        0 => Ok(DEFAULT_LIMIT),
-        limit if limit <= MAX_LIMIT => Ok(limit),
-        limit => Err(LmiError::InvalidQuery(vec![(
-            "limit",
-            format!("{limit} is over the maximum of {MAX_LIMIT}"),
-        )])),
-    }
+    PAGE.size(limit)
+        .map_err(|error| LmiError::InvalidQuery(vec![("limit", error.to_string())]))
 }
 
 /// The delta of a recorded submission, from its figures.

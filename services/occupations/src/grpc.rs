@@ -1,6 +1,9 @@
 //! The OccupationsService API: decode, call the store, encode.
 
-use careers_platform::{cursor::Cursors, identity::caller};
+use careers_platform::{
+    cursor::{Cursors, PAGE, PageLimits},
+    identity::caller,
+};
 use careers_proto::careers::occupations::v1::{
     AlternativeTitle, CrosswalkCode, Crosswalks, EntryRoute, FieldChange, Figure,
     GetOccupationRequest, GetOccupationResponse, ListOccupationHistoryRequest,
@@ -29,18 +32,11 @@ use crate::{
 pub const ATTRIBUTION: &str =
     "Source: Office for National Statistics licensed under the Open Government Licence v.3.0";
 
-const DEFAULT_LIMIT: u32 = 20;
-const MAX_LIMIT: u32 = 100;
-const DEFAULT_SUGGESTIONS: u32 = 10;
-const MAX_SUGGESTIONS: u32 = 20;
-
-fn page_limit(limit: u32, default: u32, maximum: u32) -> Result<u32, OccupationsError> {
-    match limit {
-        0 => Ok(default),
-        limit if limit <= maximum => Ok(limit),
-        limit => Err(OccupationsError::InvalidLimit(limit)),
-    }
-}
+/// Suggestions come as the adviser types: a few, fast.
+const SUGGESTIONS: PageLimits = PageLimits {
+    default: 10,
+    max: 20,
+};
 
 /// The filters of a listing or search, checked.
 fn filters(
@@ -256,7 +252,7 @@ impl OccupationsService for Handlers {
         request: Request<SearchOccupationsRequest>,
     ) -> Result<Response<SearchOccupationsResponse>, Status> {
         let request = request.into_inner();
-        let limit = page_limit(request.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+        let limit = PAGE.size(request.limit).map_err(OccupationsError::from)?;
         let checked = filters(
             &request.major_group,
             request.stem,
@@ -319,7 +315,9 @@ impl OccupationsService for Handlers {
         request: Request<SuggestOccupationsRequest>,
     ) -> Result<Response<SuggestOccupationsResponse>, Status> {
         let request = request.into_inner();
-        let limit = page_limit(request.limit, DEFAULT_SUGGESTIONS, MAX_SUGGESTIONS)?;
+        let limit = SUGGESTIONS
+            .size(request.limit)
+            .map_err(OccupationsError::from)?;
         let index = self.search.clone();
         let found =
             tokio::task::spawn_blocking(move || index.suggest(&request.query, limit as usize))
@@ -358,7 +356,7 @@ impl OccupationsService for Handlers {
         request: Request<ListOccupationsRequest>,
     ) -> Result<Response<ListOccupationsResponse>, Status> {
         let request = request.into_inner();
-        let limit = page_limit(request.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+        let limit = PAGE.size(request.limit).map_err(OccupationsError::from)?;
         let checked = filters(
             &request.major_group,
             request.stem,
@@ -397,11 +395,11 @@ impl OccupationsService for Handlers {
                 &self.db,
                 after.as_deref(),
                 major_group,
-                u64::from(MAX_LIMIT) + 1,
+                u64::from(PAGE.max) + 1,
             )
             .await
             .map_err(OccupationsError::from)?;
-            let exhausted = rows.len() <= MAX_LIMIT as usize;
+            let exhausted = rows.len() <= PAGE.max as usize;
             after = rows.last().map(|row| row.soc_code.clone());
             for row in rows {
                 let occupation = to_proto(row, Vec::new(), None);

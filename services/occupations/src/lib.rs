@@ -67,8 +67,8 @@ pub enum OccupationsError {
     Search(String),
     #[error("the cursor is not one this service issued")]
     BadCursor,
-    #[error("limit {0} is over the maximum of 100")]
-    InvalidLimit(u32),
+    #[error("limit {0}")]
+    InvalidLimit(#[from] careers_platform::cursor::LimitTooLarge),
     #[error("store: {0}")]
     Store(#[from] DbErr),
     #[error("events: {0}")]

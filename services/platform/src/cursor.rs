@@ -181,3 +181,52 @@ mod tests {
         assert!(error.contains("at least 32"), "{error}");
     }
 }
+
+/// A listing's page sizes: what `limit: 0` means, and the most one page holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimits {
+    pub default: u32,
+    pub max: u32,
+}
+
+/// The page sizes of every listing unless it says otherwise.
+pub const PAGE: PageLimits = PageLimits {
+    default: 20,
+    max: 100,
+};
+
+/// A page size over the listing's maximum: refused rather than cut, so a caller who
+/// asked for more is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{limit} is over the maximum of {max}")]
+pub struct LimitTooLarge {
+    pub limit: u32,
+    pub max: u32,
+}
+
+impl PageLimits {
+    /// The page size `limit` asks for: 0 means the default.
+    pub fn size(self, limit: u32) -> Result<u32, LimitTooLarge> {
+        match limit {
+            0 => Ok(self.default),
+            limit if limit <= self.max => Ok(limit),
+            limit => Err(LimitTooLarge {
+                limit,
+                max: self.max,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    #[test]
+    fn zero_is_the_default_and_over_the_maximum_is_refused() {
+        assert_eq!(PAGE.size(0), Ok(20));
+        assert_eq!(PAGE.size(100), Ok(100));
+        let refused = PAGE.size(101).unwrap_err();
+        assert_eq!(refused.to_string(), "101 is over the maximum of 100");
+    }
+}

@@ -23,14 +23,10 @@ pub(crate) fn note_cell(note_id: &str) -> Cell<'_> {
 }
 
 pub(crate) fn page_limit(limit: u32) -> Result<u64, CasenotesError> {
-    match limit {
-        0 => Ok(DEFAULT_LIMIT.into()),
-        limit if limit <= MAX_LIMIT => Ok(limit.into()),
-        limit => Err(CasenotesError::Invalid(vec![(
-            "limit",
-            format!("{limit} is over the maximum of {MAX_LIMIT}"),
-        )])),
-    }
+    careers_platform::cursor::PAGE
+        .size(limit)
+        .map(u64::from)
+        .map_err(|error| CasenotesError::Invalid(vec![("limit", error.to_string())]))
 }
 
 impl Handlers {

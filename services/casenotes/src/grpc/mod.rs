@@ -38,9 +38,6 @@ mod operations;
 pub(crate) use caller::*;
 pub(crate) use messages::*;
 
-const DEFAULT_LIMIT: u32 = 20;
-const MAX_LIMIT: u32 = 100;
-
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct Handlers {
