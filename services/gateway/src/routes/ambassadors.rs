@@ -7,7 +7,7 @@ use std::future::Future;
 use axum::{
     Router,
     body::Bytes,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, Query, rejection::QueryRejection},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -16,10 +16,9 @@ use careers_proto::careers::ambassadors::v1::{
     self as api, ambassadors_service_client::AmbassadorsServiceClient,
 };
 
-use super::call::{
-    self as upstream, ApiState, Channel, PageQuery, body, if_match, json, query, versioned,
-};
+use super::call::{ApiState, Channel, PageQuery, body, if_match, json, query, versioned};
 use crate::problem::Problem;
+use crate::routes::call::Caller;
 
 type Client = AmbassadorsServiceClient<Channel>;
 
@@ -43,30 +42,21 @@ pub(super) fn routes() -> Router<ApiState> {
 
 /// Calls ambassadors as the authenticated caller.
 async fn call<Req, Resp, Fut>(
-    state: &ApiState,
-    headers: &HeaderMap,
+    caller: &Caller,
     message: Req,
     method: impl FnOnce(Client, tonic::Request<Req>) -> Fut,
 ) -> Result<Resp, Problem>
 where
     Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
 {
-    let client = AmbassadorsServiceClient::new(state.ambassadors.clone());
-    upstream::call(state, headers, client, message, method).await
+    caller.call(caller.ambassadors(), message, method).await
 }
 
-pub(crate) async fn register(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Result<Response, Problem> {
+pub(crate) async fn register(caller: Caller, bytes: Bytes) -> Result<Response, Problem> {
     let message: api::RegisterAmbassadorRequest = body(&bytes)?;
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.register_ambassador(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.register_ambassador(request).await
+    })
     .await?;
     let version = answer
         .ambassador
@@ -76,8 +66,7 @@ pub(crate) async fn register(
 }
 
 pub(crate) async fn list(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     parameters: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let parameters = query(parameters)?;
@@ -85,28 +74,18 @@ pub(crate) async fn list(
         limit: parameters.limit,
         cursor: parameters.cursor,
     };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.list_ambassadors(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.list_ambassadors(request).await
+    })
     .await?;
     Ok(json(StatusCode::OK, &answer))
 }
 
-pub(crate) async fn get_one(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, Problem> {
+pub(crate) async fn get_one(caller: Caller, Path(id): Path<String>) -> Result<Response, Problem> {
     let message = api::GetAmbassadorRequest { id };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.get_ambassador(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.get_ambassador(request).await
+    })
     .await?;
     let version = answer
         .ambassador
@@ -117,12 +96,11 @@ pub(crate) async fn get_one(
 
 /// `PATCH /v1/ambassadors/{id}`: a JSON merge patch with `If-Match`.
 pub(crate) async fn update(
-    State(state): State<ApiState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
-    super::call::authenticate(&state, &headers)?;
     let expected_version = if_match(&headers)?;
     let patch: serde_json::Map<String, serde_json::Value> = body(&bytes)?;
     let message = api::UpdateAmbassadorRequest {
@@ -130,12 +108,9 @@ pub(crate) async fn update(
         expected_version,
         merge_patch: serde_json::Value::Object(patch).to_string(),
     };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.update_ambassador(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.update_ambassador(request).await
+    })
     .await?;
     let version = answer
         .ambassador
@@ -144,41 +119,26 @@ pub(crate) async fn update(
     Ok(versioned(StatusCode::OK, &answer.ambassador, version))
 }
 
-pub(crate) async fn erase(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, Problem> {
+pub(crate) async fn erase(caller: Caller, Path(id): Path<String>) -> Result<Response, Problem> {
     let message = api::EraseAmbassadorRequest { id };
-    call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.erase_ambassador(request).await },
-    )
+    call(&caller, message, |mut client, request| async move {
+        client.erase_ambassador(request).await
+    })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub(crate) async fn create_request(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Result<Response, Problem> {
+pub(crate) async fn create_request(caller: Caller, bytes: Bytes) -> Result<Response, Problem> {
     let message: api::CreateActivityRequestRequest = body(&bytes)?;
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.create_activity_request(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.create_activity_request(request).await
+    })
     .await?;
     Ok(json(StatusCode::CREATED, &answer.request))
 }
 
 pub(crate) async fn list_requests(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     parameters: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let parameters = query(parameters)?;
@@ -186,40 +146,29 @@ pub(crate) async fn list_requests(
         limit: parameters.limit,
         cursor: parameters.cursor,
     };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.list_activity_requests(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.list_activity_requests(request).await
+    })
     .await?;
     Ok(json(StatusCode::OK, &answer))
 }
 
 pub(crate) async fn get_request(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let message = api::GetActivityRequestRequest { id };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.get_activity_request(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.get_activity_request(request).await
+    })
     .await?;
     Ok(json(StatusCode::OK, &answer.request))
 }
 
 /// `POST /v1/matching/runs`: 202, the run goes on; its body is ignored.
-pub(crate) async fn start_run(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
+pub(crate) async fn start_run(caller: Caller) -> Result<Response, Problem> {
     let answer = call(
-        &state,
-        &headers,
+        &caller,
         api::StartMatchingRunRequest {},
         |mut client, request| async move { client.start_matching_run(request).await },
     )
@@ -227,25 +176,17 @@ pub(crate) async fn start_run(
     Ok(json(StatusCode::ACCEPTED, &answer))
 }
 
-pub(crate) async fn get_run(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, Problem> {
+pub(crate) async fn get_run(caller: Caller, Path(id): Path<String>) -> Result<Response, Problem> {
     let message = api::GetMatchingRunRequest { id };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.get_matching_run(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.get_matching_run(request).await
+    })
     .await?;
     Ok(json(StatusCode::OK, &answer))
 }
 
 pub(crate) async fn list_engagements(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     parameters: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let parameters = query(parameters)?;
@@ -253,12 +194,9 @@ pub(crate) async fn list_engagements(
         limit: parameters.limit,
         cursor: parameters.cursor,
     };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.list_engagements(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.list_engagements(request).await
+    })
     .await?;
     Ok(json(StatusCode::OK, &answer))
 }
@@ -273,11 +211,8 @@ fn engagement_routes() -> Router<ApiState> {
             router.route(
                 &format!("/v1/engagements/{{id}}/{action}"),
                 post(
-                    move |state: State<ApiState>,
-                          headers: HeaderMap,
-                          Path(id): Path<String>,
-                          bytes: Bytes| {
-                        act_on_engagement(state, headers, id, action, bytes)
+                    move |caller: Caller, Path(id): Path<String>, bytes: Bytes| {
+                        act_on_engagement(caller, id, action, bytes)
                     },
                 ),
             )
@@ -285,8 +220,7 @@ fn engagement_routes() -> Router<ApiState> {
 }
 
 async fn act_on_engagement(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     id: String,
     action: &'static str,
     bytes: Bytes,
@@ -295,8 +229,7 @@ async fn act_on_engagement(
     macro_rules! by_id {
         ($request:ident, $method:ident) => {
             call(
-                &state,
-                &headers,
+                &caller,
                 api::$request { id },
                 |mut client, request| async move { client.$method(request).await },
             )
@@ -316,12 +249,9 @@ async fn act_on_engagement(
                 body(&bytes)?
             };
             let message = api::CompleteEngagementRequest { id, ..message };
-            call(
-                &state,
-                &headers,
-                message,
-                |mut client, request| async move { client.complete_engagement(request).await },
-            )
+            call(&caller, message, |mut client, request| async move {
+                client.complete_engagement(request).await
+            })
             .await?
             .engagement
         }

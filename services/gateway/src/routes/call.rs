@@ -6,11 +6,17 @@ use std::future::Future;
 use axum::{
     Json,
     body::Bytes,
-    extract::{Query, rejection::QueryRejection},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{FromRequestParts, Query, rejection::QueryRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use careers_platform::identity::{self, Identity};
+use careers_proto::careers::{
+    ambassadors::v1::ambassadors_service_client::AmbassadorsServiceClient,
+    casenotes::v1::casenotes_service_client::CasenotesServiceClient,
+    lmi::v1::lmi_service_client::LmiServiceClient,
+    occupations::v1::occupations_service_client::OccupationsServiceClient,
+};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
@@ -38,7 +44,7 @@ pub struct ApiState {
 }
 
 /// The caller: the one the front door admitted, else from `Authorization: Bearer …`.
-pub(crate) fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Identity, Problem> {
+fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Identity, Problem> {
     if let Some(caller) = crate::front::admitted_caller() {
         return Ok(caller);
     }
@@ -64,7 +70,7 @@ pub(crate) fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Iden
 }
 
 /// A gRPC request carrying the caller as the internal identity token.
-pub(crate) fn upstream_request<T>(
+fn upstream_request<T>(
     state: &ApiState,
     caller: &Identity,
     message: T,
@@ -91,20 +97,59 @@ pub(crate) fn upstream_request<T>(
     Ok(request)
 }
 
-/// Calls `client` as the authenticated caller.
-pub(crate) async fn call<C, Req, Resp, Fut>(
-    state: &ApiState,
-    headers: &HeaderMap,
-    client: C,
-    message: Req,
-    method: impl FnOnce(C, tonic::Request<Req>) -> Fut,
-) -> Result<Resp, Problem>
-where
-    Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-{
-    let caller = authenticate(state, headers)?;
-    let request = upstream_request(state, &caller, message)?;
-    Ok(method(client, request).await?.into_inner())
+/// The authenticated caller of a route, with what it takes to call a service as them.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) state: ApiState,
+    pub(crate) identity: Identity,
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Problem> {
+        Ok(Self {
+            identity: authenticate(state, &parts.headers)?,
+            state: state.clone(),
+        })
+    }
+}
+
+impl Caller {
+    /// `message` as a call to a service: the caller's identity token, the deadline and
+    /// the trace.
+    pub(crate) fn request<T>(&self, message: T) -> Result<tonic::Request<T>, Problem> {
+        upstream_request(&self.state, &self.identity, message)
+    }
+
+    /// Calls `method` of `client` with `message` as this caller; the answer's message.
+    pub(crate) async fn call<C, Req, Resp, Fut>(
+        &self,
+        client: C,
+        message: Req,
+        method: impl FnOnce(C, tonic::Request<Req>) -> Fut,
+    ) -> Result<Resp, Problem>
+    where
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        Ok(method(client, self.request(message)?).await?.into_inner())
+    }
+
+    pub(crate) fn occupations(&self) -> OccupationsServiceClient<Channel> {
+        OccupationsServiceClient::new(self.state.occupations.clone())
+    }
+
+    pub(crate) fn lmi(&self) -> LmiServiceClient<Channel> {
+        LmiServiceClient::new(self.state.lmi.clone())
+    }
+
+    pub(crate) fn casenotes(&self) -> CasenotesServiceClient<Channel> {
+        CasenotesServiceClient::new(self.state.casenotes.clone())
+    }
+
+    pub(crate) fn ambassadors(&self) -> AmbassadorsServiceClient<Channel> {
+        AmbassadorsServiceClient::new(self.state.ambassadors.clone())
+    }
 }
 
 /// The body as the request message; a 400 naming the problem otherwise.

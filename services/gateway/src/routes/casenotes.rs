@@ -7,7 +7,7 @@ use std::future::Future;
 use axum::{
     Router,
     body::Bytes,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, Query, rejection::QueryRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -18,11 +18,9 @@ use careers_proto::careers::casenotes::v1::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::call::{
-    self as upstream, ApiState, Channel, PageQuery, authenticate, body, if_match, json, query,
-    versioned,
-};
+use super::call::{ApiState, Channel, PageQuery, body, if_match, json, query, versioned};
 use crate::problem::Problem;
+use crate::routes::call::Caller;
 
 type Client = CasenotesServiceClient<Channel>;
 
@@ -67,16 +65,14 @@ pub(super) fn routes() -> Router<ApiState> {
 
 /// Calls casenotes as the authenticated caller.
 async fn call<Req, Resp, Fut>(
-    state: &ApiState,
-    headers: &HeaderMap,
+    caller: &Caller,
     message: Req,
     method: impl FnOnce(Client, tonic::Request<Req>) -> Fut,
 ) -> Result<Resp, Problem>
 where
     Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
 {
-    let client = CasenotesServiceClient::new(state.casenotes.clone());
-    upstream::call(state, headers, client, message, method).await
+    caller.call(caller.casenotes(), message, method).await
 }
 
 fn client_response(status: StatusCode, client: Option<api::Client>) -> Response {
@@ -84,25 +80,17 @@ fn client_response(status: StatusCode, client: Option<api::Client>) -> Response 
     versioned(status, &client, version)
 }
 
-pub(crate) async fn create(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Result<Response, Problem> {
+pub(crate) async fn create(caller: Caller, bytes: Bytes) -> Result<Response, Problem> {
     let message: api::CreateClientRequest = body(&bytes)?;
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.create_client(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.create_client(request).await
+    })
     .await?;
     Ok(client_response(StatusCode::CREATED, answer.client))
 }
 
 pub(crate) async fn list(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     parameters: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let parameters = query(parameters)?;
@@ -110,24 +98,19 @@ pub(crate) async fn list(
         limit: parameters.limit,
         cursor: parameters.cursor,
     };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.list_clients(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.list_clients(request).await
+    })
     .await?;
     Ok(json(StatusCode::OK, &answer))
 }
 
 pub(crate) async fn get_one(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(client_id): Path<String>,
 ) -> Result<Response, Problem> {
     let answer = call(
-        &state,
-        &headers,
+        &caller,
         api::GetClientRequest { client_id },
         |mut client, request| async move { client.get_client(request).await },
     )
@@ -138,12 +121,11 @@ pub(crate) async fn get_one(
 /// `PATCH /v1/clients/{id}`: a JSON merge patch (RFC 7396) at `If-Match`; `null` clears
 /// an optional field.
 pub(crate) async fn update(
-    State(state): State<ApiState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(client_id): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
-    authenticate(&state, &headers)?;
     let expected_version = if_match(&headers)?;
     let patch: serde_json::Map<String, Value> = body(&bytes)?;
     let mut message = api::UpdateClientRequest {
@@ -196,24 +178,19 @@ pub(crate) async fn update(
     if !problems.is_empty() {
         return Err(Problem::invalid_fields(problems));
     }
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.update_client(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.update_client(request).await
+    })
     .await?;
     Ok(client_response(StatusCode::OK, answer.client))
 }
 
 pub(crate) async fn erase(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(client_id): Path<String>,
 ) -> Result<Response, Problem> {
     call(
-        &state,
-        &headers,
+        &caller,
         api::EraseClientRequest { client_id },
         |mut client, request| async move { client.erase_client(request).await },
     )
@@ -228,8 +205,7 @@ pub(crate) struct TextBody {
 }
 
 pub(crate) async fn amend_note(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path((client_id, note_id)): Path<(String, String)>,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
@@ -239,12 +215,9 @@ pub(crate) async fn amend_note(
         note_id,
         text,
     };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.amend_note(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.amend_note(request).await
+    })
     .await?;
     Ok(json(StatusCode::CREATED, &answer.note))
 }
@@ -253,12 +226,11 @@ pub(crate) async fn amend_note(
 macro_rules! read_of_client {
     ($($name:ident: $request:ident => $method:ident;)*) => {$(
         pub(crate) async fn $name(
-            State(state): State<ApiState>,
-            headers: HeaderMap,
+            caller: Caller,
             Path(client_id): Path<String>,
         ) -> Result<Response, Problem> {
             let message = api::$request { client_id };
-            let answer = call(&state, &headers, message, |mut client, request| async move {
+            let answer = call(&caller, message, |mut client, request| async move {
                 client.$method(request).await
             })
             .await?;
@@ -282,8 +254,7 @@ read_of_client! {
 macro_rules! record_for_client {
     ($($name:ident: $request:ident => $method:ident . $field:ident;)*) => {$(
         pub(crate) async fn $name(
-            State(state): State<ApiState>,
-            headers: HeaderMap,
+            caller: Caller,
             Path(client_id): Path<String>,
             bytes: Bytes,
         ) -> Result<Response, Problem> {
@@ -291,7 +262,7 @@ macro_rules! record_for_client {
                 client_id,
                 ..body(&bytes)?
             };
-            let answer = call(&state, &headers, message, |mut client, request| async move {
+            let answer = call(&caller, message, |mut client, request| async move {
                 client.$method(request).await
             })
             .await?;
@@ -316,8 +287,7 @@ pub(crate) struct SchoolGatsbyQuery {
 }
 
 pub(crate) async fn school_gatsby(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(urn): Path<String>,
     parameters: Result<Query<SchoolGatsbyQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
@@ -326,12 +296,9 @@ pub(crate) async fn school_gatsby(
         urn,
         academic_year: parameters.academic_year,
     };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.get_school_gatsby(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.get_school_gatsby(request).await
+    })
     .await?;
     Ok(json(StatusCode::OK, &answer))
 }
@@ -348,8 +315,7 @@ pub(crate) struct AuditQuery {
 }
 
 pub(crate) async fn audit(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     parameters: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let parameters = query(parameters)?;
@@ -358,23 +324,16 @@ pub(crate) async fn audit(
         limit: parameters.limit,
         cursor: parameters.cursor,
     };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.list_audit_entries(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.list_audit_entries(request).await
+    })
     .await?;
     Ok(json(StatusCode::OK, &answer))
 }
 
-pub(crate) async fn verify_audit(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
+pub(crate) async fn verify_audit(caller: Caller) -> Result<Response, Problem> {
     let answer = call(
-        &state,
-        &headers,
+        &caller,
         api::VerifyAuditRequest {},
         |mut client, request| async move { client.verify_audit(request).await },
     )
@@ -389,15 +348,13 @@ pub(crate) struct TransferBody {
 }
 
 pub(crate) async fn request_transfer(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(client_id): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     let TransferBody { to_org } = body(&bytes)?;
     let answer = call(
-        &state,
-        &headers,
+        &caller,
         api::RequestTransferRequest { client_id, to_org },
         |mut client, request| async move { client.request_transfer(request).await },
     )
@@ -413,8 +370,7 @@ pub(crate) struct TransfersQuery {
 }
 
 pub(crate) async fn list_transfers(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     parameters: Result<Query<TransfersQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let parameters = query(parameters)?;
@@ -424,8 +380,7 @@ pub(crate) async fn list_transfers(
         parameters.direction
     };
     let answer = call(
-        &state,
-        &headers,
+        &caller,
         api::ListTransfersRequest { direction },
         |mut client, request| async move { client.list_transfers(request).await },
     )
@@ -434,13 +389,11 @@ pub(crate) async fn list_transfers(
 }
 
 pub(crate) async fn accept_transfer(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(transfer_id): Path<String>,
 ) -> Result<Response, Problem> {
     let answer = call(
-        &state,
-        &headers,
+        &caller,
         api::AcceptTransferRequest { transfer_id },
         |mut client, request| async move { client.accept_transfer(request).await },
     )
@@ -449,13 +402,11 @@ pub(crate) async fn accept_transfer(
 }
 
 pub(crate) async fn action_plan(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(client_id): Path<String>,
 ) -> Result<Response, Problem> {
     let answer = call(
-        &state,
-        &headers,
+        &caller,
         api::GetActionPlanRequest { client_id },
         |mut client, request| async move { client.get_action_plan(request).await },
     )
@@ -472,7 +423,7 @@ pub(crate) struct PlanBody {
 /// `PUT /v1/clients/{id}/action-plan` `{"actions":[{"goal","due_date","status","soc_codes"}]}`;
 /// `If-Match` optional (without it the plan is replaced whatever its version).
 pub(crate) async fn put_action_plan(
-    State(state): State<ApiState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(client_id): Path<String>,
     bytes: Bytes,
@@ -499,12 +450,9 @@ pub(crate) async fn put_action_plan(
         actions,
         expected_version,
     };
-    let answer = call(
-        &state,
-        &headers,
-        message,
-        |mut client, request| async move { client.put_action_plan(request).await },
-    )
+    let answer = call(&caller, message, |mut client, request| async move {
+        client.put_action_plan(request).await
+    })
     .await?;
     Ok(plan_response(answer.plan))
 }

@@ -6,21 +6,22 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
-    http::{HeaderMap, StatusCode},
+    extract::{Path, Query, rejection::QueryRejection},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use careers_proto::careers::lmi::v1::{
     ApproveFigureRequest, FigureView, ListFiguresRequest, ListReviewRequest, PublishedFigure,
-    RejectFigureRequest, ReportEntry, lmi_service_client::LmiServiceClient,
+    RejectFigureRequest, ReportEntry,
 };
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::routes::call::Caller;
 use crate::{
     problem::Problem,
-    routes::call::{ApiState, PageQuery, authenticate, page, query, upstream_request},
+    routes::call::{PageQuery, page, query},
 };
 
 fn instant(timestamp: Option<prost_types::Timestamp>) -> Option<String> {
@@ -49,24 +50,15 @@ pub(crate) fn figure_json(figure: PublishedFigure) -> Value {
 /// `GET /v1/lmi/review` (`qa_reviewer`): held figures, oldest first, each with the
 /// finding that held it; `row_id` is what approve and reject take.
 pub(crate) async fn review(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     parameters: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
     let parameters = query(parameters)?;
-    let request = upstream_request(
-        &state,
-        &caller,
-        ListReviewRequest {
-            limit: parameters.limit,
-            cursor: parameters.cursor,
-        },
-    )?;
-    let answer = LmiServiceClient::new(state.lmi.clone())
-        .list_review(request)
-        .await?
-        .into_inner();
+    let request = caller.request(ListReviewRequest {
+        limit: parameters.limit,
+        cursor: parameters.cursor,
+    })?;
+    let answer = caller.lmi().list_review(request).await?.into_inner();
     let items = answer
         .items
         .into_iter()
@@ -90,12 +82,10 @@ pub(crate) struct DecisionBody {
 /// `POST /v1/lmi/review/{row_id}/approve|reject` (`qa_reviewer`), body `{"reason"}`
 /// (required to reject).
 pub(crate) async fn decide(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path((row_id, decision)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
     let body: DecisionBody = if body.is_empty() {
         DecisionBody::default()
     } else {
@@ -107,23 +97,15 @@ pub(crate) async fn decide(
             )
         })?
     };
-    let mut client = LmiServiceClient::new(state.lmi.clone());
+    let mut client = caller.lmi();
     let (figure_id, reason) = (row_id, body.reason);
     let answer = match decision.as_str() {
         "approve" => client
-            .approve_figure(upstream_request(
-                &state,
-                &caller,
-                ApproveFigureRequest { figure_id, reason },
-            )?)
+            .approve_figure(caller.request(ApproveFigureRequest { figure_id, reason })?)
             .await
             .map(|response| response.into_inner().reviewed),
         "reject" => client
-            .reject_figure(upstream_request(
-                &state,
-                &caller,
-                RejectFigureRequest { figure_id, reason },
-            )?)
+            .reject_figure(caller.request(RejectFigureRequest { figure_id, reason })?)
             .await
             .map(|response| response.into_inner().reviewed),
         _ => {
@@ -188,11 +170,9 @@ fn parse_as_of(text: &str) -> Option<DateTime<Utc>> {
 }
 
 pub(crate) async fn figures(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     parameters: Result<Query<FiguresQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
     let parameters = query(parameters)?;
     let mut errors = Vec::new();
     let as_of = match parameters.as_of.as_str() {
@@ -222,29 +202,22 @@ pub(crate) async fn figures(
     if !errors.is_empty() {
         return Err(Problem::invalid_fields(errors));
     }
-    let request = upstream_request(
-        &state,
-        &caller,
-        ListFiguresRequest {
-            soc_code: parameters.soc_code,
-            region: parameters.region,
-            measure: parameters.measure,
-            breakdown: parameters.breakdown,
-            period_from: parameters.period_from,
-            period_to: parameters.period_to,
-            as_of: as_of.map(|at| prost_types::Timestamp {
-                seconds: at.timestamp(),
-                nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
-            }),
-            view: view.into(),
-            limit: parameters.limit,
-            cursor: parameters.cursor,
-        },
-    )?;
-    let answer = LmiServiceClient::new(state.lmi.clone())
-        .list_figures(request)
-        .await?
-        .into_inner();
+    let request = caller.request(ListFiguresRequest {
+        soc_code: parameters.soc_code,
+        region: parameters.region,
+        measure: parameters.measure,
+        breakdown: parameters.breakdown,
+        period_from: parameters.period_from,
+        period_to: parameters.period_to,
+        as_of: as_of.map(|at| prost_types::Timestamp {
+            seconds: at.timestamp(),
+            nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+        }),
+        view: view.into(),
+        limit: parameters.limit,
+        cursor: parameters.cursor,
+    })?;
+    let answer = caller.lmi().list_figures(request).await?.into_inner();
     let items = answer.items.into_iter().map(figure_json).collect();
     Ok(page(items, answer.next_cursor))
 }

@@ -4,20 +4,20 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, Query, State, rejection::QueryRejection},
-    http::{HeaderMap, StatusCode},
+    extract::{Path, Query, rejection::QueryRejection},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use careers_proto::careers::lmi::v1::{
     CreateSscRequest, GetSscRequest, ListSscsRequest, Ssc, UpdateSscRequest,
-    lmi_service_client::LmiServiceClient,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::routes::call::Caller;
 use crate::{
     problem::Problem,
-    routes::call::{ApiState, PageQuery, authenticate, page, query, upstream_request},
+    routes::call::{PageQuery, page, query},
 };
 
 fn ssc_json(ssc: Ssc) -> Value {
@@ -66,38 +66,25 @@ fn message(id: String, body: SscBody) -> Ssc {
 }
 
 pub(crate) async fn list(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     parameters: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
     let parameters = query(parameters)?;
-    let request = upstream_request(
-        &state,
-        &caller,
-        ListSscsRequest {
-            limit: parameters.limit,
-            cursor: parameters.cursor,
-        },
-    )?;
-    let answer = LmiServiceClient::new(state.lmi.clone())
-        .list_sscs(request)
-        .await?
-        .into_inner();
+    let request = caller.request(ListSscsRequest {
+        limit: parameters.limit,
+        cursor: parameters.cursor,
+    })?;
+    let answer = caller.lmi().list_sscs(request).await?.into_inner();
     Ok(page(
         answer.items.into_iter().map(ssc_json).collect(),
         answer.next_cursor,
     ))
 }
 
-pub(crate) async fn get_one(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
-    let request = upstream_request(&state, &caller, GetSscRequest { id })?;
-    let ssc = LmiServiceClient::new(state.lmi.clone())
+pub(crate) async fn get_one(caller: Caller, Path(id): Path<String>) -> Result<Response, Problem> {
+    let request = caller.request(GetSscRequest { id })?;
+    let ssc = caller
+        .lmi()
         .get_ssc(request)
         .await?
         .into_inner()
@@ -106,22 +93,14 @@ pub(crate) async fn get_one(
     Ok(Json(ssc_json(ssc)).into_response())
 }
 
-pub(crate) async fn create(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
+pub(crate) async fn create(caller: Caller, body: Bytes) -> Result<Response, Problem> {
     let body = parse(&body)?;
     let id = body.id.clone().unwrap_or_default();
-    let request = upstream_request(
-        &state,
-        &caller,
-        CreateSscRequest {
-            ssc: Some(message(id, body)),
-        },
-    )?;
-    let ssc = LmiServiceClient::new(state.lmi.clone())
+    let request = caller.request(CreateSscRequest {
+        ssc: Some(message(id, body)),
+    })?;
+    let ssc = caller
+        .lmi()
         .create_ssc(request)
         .await?
         .into_inner()
@@ -131,12 +110,10 @@ pub(crate) async fn create(
 }
 
 pub(crate) async fn replace(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
     let body = parse(&body)?;
     if body.id.as_ref().is_some_and(|named| *named != id) {
         return Err(Problem::invalid_fields(vec![(
@@ -144,14 +121,11 @@ pub(crate) async fn replace(
             format!("the body names another SSC than the path ({id})"),
         )]));
     }
-    let request = upstream_request(
-        &state,
-        &caller,
-        UpdateSscRequest {
-            ssc: Some(message(id, body)),
-        },
-    )?;
-    let ssc = LmiServiceClient::new(state.lmi.clone())
+    let request = caller.request(UpdateSscRequest {
+        ssc: Some(message(id, body)),
+    })?;
+    let ssc = caller
+        .lmi()
         .update_ssc(request)
         .await?
         .into_inner()

@@ -7,11 +7,10 @@ use std::collections::HashMap;
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::{Path, Query},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use careers_platform::identity::Identity;
 use careers_proto::careers::lmi::v1::{
     DeltaFigure, FigureRow, FigureRows, GetSubmissionRequest, Submission, SubmissionDelta,
     SubmissionEnd, SubmissionHeader, SubmitFiguresRequest, SubmitFiguresResponse,
@@ -21,9 +20,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::figures::report_entry_json;
+use crate::routes::call::Caller;
 use crate::{
     problem::{Problem, bad_request},
-    routes::call::{ApiState, Channel, authenticate, upstream_request},
+    routes::call::Channel,
 };
 
 /// The largest gRPC message to or from lmi: a submission's answer with its report.
@@ -207,8 +207,7 @@ async fn read_capped(body: axum::body::Body, limit: usize) -> Result<Bytes, Prob
 /// cap and never the whole file in memory. A record that cannot be read aborts the
 /// call before lmi sees the end of the stream, so nothing is recorded.
 async fn stream_csv(
-    state: &ApiState,
-    caller: &Identity,
+    caller: &Caller,
     lmi: &mut LmiServiceClient<Channel>,
     header: SubmitFiguresRequest,
     body: axum::body::Body,
@@ -231,8 +230,8 @@ async fn stream_csv(
     });
     let rows = ReceiverStream::new(received);
     let messages = futures::stream::once(async { header }).chain(rows);
-    let mut request = upstream_request(state, caller, messages)?;
-    request.set_timeout(state.submission_timeout);
+    let mut request = caller.request(messages)?;
+    request.set_timeout(caller.state.submission_timeout);
     let call = lmi.submit_figures(request);
     tokio::pin!(call);
     let mut parsed = false;
@@ -273,12 +272,11 @@ pub(crate) struct SubmissionQuery {
 }
 
 pub(crate) async fn submission(
-    State(state): State<ApiState>,
+    caller: Caller,
     headers: HeaderMap,
     Query(query): Query<SubmissionQuery>,
     body: axum::body::Body,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -291,7 +289,8 @@ pub(crate) async fn submission(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    let mut lmi = LmiServiceClient::new(state.lmi.clone())
+    let mut lmi = caller
+        .lmi()
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let header = |submission_key: String| SubmitFiguresRequest {
@@ -303,7 +302,7 @@ pub(crate) async fn submission(
     };
     let answer = match content_type.as_str() {
         "application/json" => {
-            let body = read_capped(body, state.max_json_bytes).await?;
+            let body = read_capped(body, caller.state.max_json_bytes).await?;
             let parsed: JsonSubmission = serde_json::from_slice(&body).map_err(|error| {
                 bad_request(
                     "malformed_json",
@@ -325,8 +324,8 @@ pub(crate) async fn submission(
                         })),
                     }))
                     .collect();
-            let mut request = upstream_request(&state, &caller, tokio_stream::iter(messages))?;
-            request.set_timeout(state.submission_timeout);
+            let mut request = caller.request(tokio_stream::iter(messages))?;
+            request.set_timeout(caller.state.submission_timeout);
             lmi.submit_figures(request).await?.into_inner()
         }
         "text/csv" => {
@@ -336,7 +335,7 @@ pub(crate) async fn submission(
                     "a CSV submission needs ?submission_key=",
                 )
             })?;
-            stream_csv(&state, &caller, &mut lmi, header(key), body).await?
+            stream_csv(&caller, &mut lmi, header(key), body).await?
         }
         other => {
             return Err(Problem::new(
@@ -401,14 +400,13 @@ fn submission_json(submission: Submission, with_delta: bool) -> Value {
 }
 
 async fn stored_submission(
-    state: &ApiState,
-    headers: &HeaderMap,
+    caller: &Caller,
     id: String,
     include_delta: bool,
 ) -> Result<Submission, Problem> {
-    let caller = authenticate(state, headers)?;
-    let request = upstream_request(state, &caller, GetSubmissionRequest { id, include_delta })?;
-    LmiServiceClient::new(state.lmi.clone())
+    let request = caller.request(GetSubmissionRequest { id, include_delta })?;
+    caller
+        .lmi()
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .get_submission(request)
         .await?
@@ -426,11 +424,11 @@ async fn stored_submission(
 /// `GET /v1/lmi/submissions/{id}`: the answer again; `Accept: text/csv` gives the report
 /// as CSV, so an SSC can fix its rows and resend.
 pub(crate) async fn submission_by_id(
-    State(state): State<ApiState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let submission = stored_submission(&state, &headers, id, false).await?;
+    let submission = stored_submission(&caller, id, false).await?;
     let wants_csv = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
@@ -481,11 +479,10 @@ pub(crate) async fn submission_by_id(
 /// `GET /v1/lmi/submissions/{id}/delta`: what the submission changed against the figures
 /// published when it was checked.
 pub(crate) async fn submission_delta(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let submission = stored_submission(&state, &headers, id, true).await?;
+    let submission = stored_submission(&caller, id, true).await?;
     Ok(Json(delta_json(submission.delta.unwrap_or_default())).into_response())
 }
 

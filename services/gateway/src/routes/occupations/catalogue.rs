@@ -4,21 +4,18 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, State},
+    extract::Path,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use careers_proto::careers::occupations::v1::{
     ListOccupationHistoryRequest, Occupation, UpdateOccupationRequest,
-    occupations_service_client::OccupationsServiceClient,
 };
 use serde_json::{Map, Value, json};
 
 use super::occupation::occupation_response;
-use crate::{
-    problem::Problem,
-    routes::call::{ApiState, authenticate, upstream_request},
-};
+use crate::problem::Problem;
+use crate::routes::call::Caller;
 
 /// The fields a patch may carry, text or lists of text.
 const TEXT_FIELDS: [&str; 3] = ["title", "description", "entry_routes_text"];
@@ -106,12 +103,11 @@ fn patch(body: &[u8]) -> Result<(Occupation, Vec<String>), Problem> {
 }
 
 pub(crate) async fn update(
-    State(state): State<ApiState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(soc): Path<String>,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -128,16 +124,13 @@ pub(crate) async fn update(
     let expected_version = expected_version(&headers)?;
     let (mut occupation, paths) = patch(&body)?;
     occupation.soc_code = soc;
-    let request = upstream_request(
-        &state,
-        &caller,
-        UpdateOccupationRequest {
-            occupation: Some(occupation),
-            update_mask: Some(prost_types::FieldMask { paths }),
-            expected_version,
-        },
-    )?;
-    let updated = OccupationsServiceClient::new(state.occupations.clone())
+    let request = caller.request(UpdateOccupationRequest {
+        occupation: Some(occupation),
+        update_mask: Some(prost_types::FieldMask { paths }),
+        expected_version,
+    })?;
+    let updated = caller
+        .occupations()
         .update_occupation(request)
         .await?
         .into_inner()
@@ -146,18 +139,10 @@ pub(crate) async fn update(
     Ok(occupation_response(updated))
 }
 
-pub(crate) async fn history(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(soc): Path<String>,
-) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
-    let request = upstream_request(
-        &state,
-        &caller,
-        ListOccupationHistoryRequest { soc_code: soc },
-    )?;
-    let changes = OccupationsServiceClient::new(state.occupations.clone())
+pub(crate) async fn history(caller: Caller, Path(soc): Path<String>) -> Result<Response, Problem> {
+    let request = caller.request(ListOccupationHistoryRequest { soc_code: soc })?;
+    let changes = caller
+        .occupations()
         .list_occupation_history(request)
         .await?
         .into_inner()

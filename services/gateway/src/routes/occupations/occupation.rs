@@ -6,30 +6,29 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{Path, Query, rejection::QueryRejection},
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use careers_proto::careers::occupations::v1::{
     GetOccupationRequest, ListOccupationsRequest, Occupation,
-    occupations_service_client::OccupationsServiceClient,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::routes::call::Caller;
 use crate::{
     problem::Problem,
-    routes::call::{ApiState, authenticate, page, query, upstream_request},
+    routes::call::{page, query},
 };
 
 pub(crate) async fn occupation(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(soc): Path<String>,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
-    let request = upstream_request(&state, &caller, GetOccupationRequest { soc_code: soc })?;
-    let occupation = OccupationsServiceClient::new(state.occupations.clone())
+    let request = caller.request(GetOccupationRequest { soc_code: soc })?;
+    let occupation = caller
+        .occupations()
         .get_occupation(request)
         .await?
         .into_inner()
@@ -155,11 +154,9 @@ pub(crate) struct OccupationsQuery {
 }
 
 pub(crate) async fn list(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     parameters: Result<Query<OccupationsQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
     let parameters = query(parameters)?;
     if !parameters.q.is_empty() {
         return Err(Problem::invalid_fields(vec![(
@@ -167,20 +164,17 @@ pub(crate) async fn list(
             "the listing takes no query: search at /v1/occupations/search".to_owned(),
         )]));
     }
-    let request = upstream_request(
-        &state,
-        &caller,
-        ListOccupationsRequest {
-            major_group: parameters.major_group,
-            stem: parameters.stem,
-            route: parameters.route,
-            min_median_pay: parameters.min_median_pay,
-            outlook: parameters.outlook,
-            cursor: parameters.cursor,
-            limit: parameters.limit,
-        },
-    )?;
-    let answer = OccupationsServiceClient::new(state.occupations.clone())
+    let request = caller.request(ListOccupationsRequest {
+        major_group: parameters.major_group,
+        stem: parameters.stem,
+        route: parameters.route,
+        min_median_pay: parameters.min_median_pay,
+        outlook: parameters.outlook,
+        cursor: parameters.cursor,
+        limit: parameters.limit,
+    })?;
+    let answer = caller
+        .occupations()
         .list_occupations(request)
         .await?
         .into_inner();

@@ -6,27 +6,25 @@
 use axum::{
     Json,
     extract::{Path, Query, State, rejection::QueryRejection},
-    http::HeaderMap,
     response::{IntoResponse, Response},
 };
 use careers_proto::careers::{
     ambassadors::v1::{
         CountAvailableAmbassadorsRequest, ambassadors_service_client::AmbassadorsServiceClient,
     },
-    lmi::v1::{
-        FigureView, ListFiguresRequest, PublishedFigure, lmi_service_client::LmiServiceClient,
-    },
-    occupations::v1::{GetOccupationRequest, occupations_service_client::OccupationsServiceClient},
+    lmi::v1::{FigureView, ListFiguresRequest, PublishedFigure},
+    occupations::v1::GetOccupationRequest,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tonic::Code;
 
 use super::occupation::occupation_json;
+use crate::routes::call::Caller;
 use crate::{
     problem::Problem,
     routes::{
-        call::{ApiState, authenticate, query, upstream_request},
+        call::{ApiState, query},
         lmi::figure_json,
     },
 };
@@ -52,35 +50,26 @@ fn is_outage(status: &tonic::Status) -> bool {
 }
 
 pub(crate) async fn profile(
+    caller: Caller,
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(soc): Path<String>,
     parameters: Result<Query<ProfileQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
     let parameters = query(parameters)?;
     let figures = |region: &str, measure: &str, breakdown: &str, view: FigureView| {
-        upstream_request(
-            &state,
-            &caller,
-            ListFiguresRequest {
-                soc_code: soc.clone(),
-                region: region.to_owned(),
-                measure: measure.to_owned(),
-                breakdown: breakdown.to_owned(),
-                view: view.into(),
-                limit: 100,
-                ..ListFiguresRequest::default()
-            },
-        )
-    };
-    let occupation_request = upstream_request(
-        &state,
-        &caller,
-        GetOccupationRequest {
+        caller.request(ListFiguresRequest {
             soc_code: soc.clone(),
-        },
-    )?;
+            region: region.to_owned(),
+            measure: measure.to_owned(),
+            breakdown: breakdown.to_owned(),
+            view: view.into(),
+            limit: 100,
+            ..ListFiguresRequest::default()
+        })
+    };
+    let occupation_request = caller.request(GetOccupationRequest {
+        soc_code: soc.clone(),
+    })?;
     let latest_request = figures("", "", "", FigureView::Latest)?;
     let trend_request = figures(
         TREND_REGION,
@@ -88,19 +77,12 @@ pub(crate) async fn profile(
         TREND_BREAKDOWN,
         FigureView::History,
     )?;
-    let ambassadors_request = upstream_request(
-        &state,
-        &caller,
-        CountAvailableAmbassadorsRequest {
-            soc_code: soc.clone(),
-            postcode_district: parameters.postcode_district.clone(),
-        },
-    )?;
-    let mut occupations = OccupationsServiceClient::new(state.occupations.clone());
-    let (mut lmi_latest, mut lmi_trend) = (
-        LmiServiceClient::new(state.lmi.clone()),
-        LmiServiceClient::new(state.lmi.clone()),
-    );
+    let ambassadors_request = caller.request(CountAvailableAmbassadorsRequest {
+        soc_code: soc.clone(),
+        postcode_district: parameters.postcode_district.clone(),
+    })?;
+    let mut occupations = caller.occupations();
+    let (mut lmi_latest, mut lmi_trend) = (caller.lmi(), caller.lmi());
     let mut ambassadors = AmbassadorsServiceClient::new(state.ambassadors.clone());
     let (occupation, latest, trend, ambassadors) = tokio::join!(
         occupations.get_occupation(occupation_request),

@@ -6,45 +6,36 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
-    http::HeaderMap,
+    extract::{Path, Query, rejection::QueryRejection},
     response::{IntoResponse, Response},
 };
 use careers_proto::careers::occupations::v1::{
     ListRelatedOccupationsRequest, SearchOccupationsRequest, SuggestOccupationsRequest,
-    occupations_service_client::OccupationsServiceClient,
 };
 use serde::Deserialize;
 use serde_json::json;
 
 use super::occupation::OccupationsQuery;
-use crate::{
-    problem::Problem,
-    routes::call::{ApiState, authenticate, query, upstream_request},
-};
+use crate::routes::call::Caller;
+use crate::{problem::Problem, routes::call::query};
 
 pub(crate) async fn search(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     parameters: Result<Query<OccupationsQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
     let parameters = query(parameters)?;
-    let request = upstream_request(
-        &state,
-        &caller,
-        SearchOccupationsRequest {
-            query: parameters.q,
-            cursor: parameters.cursor,
-            limit: parameters.limit,
-            major_group: parameters.major_group,
-            stem: parameters.stem,
-            route: parameters.route,
-            min_median_pay: parameters.min_median_pay,
-            outlook: parameters.outlook,
-        },
-    )?;
-    let answer = OccupationsServiceClient::new(state.occupations.clone())
+    let request = caller.request(SearchOccupationsRequest {
+        query: parameters.q,
+        cursor: parameters.cursor,
+        limit: parameters.limit,
+        major_group: parameters.major_group,
+        stem: parameters.stem,
+        route: parameters.route,
+        min_median_pay: parameters.min_median_pay,
+        outlook: parameters.outlook,
+    })?;
+    let answer = caller
+        .occupations()
         .search_occupations(request)
         .await?
         .into_inner();
@@ -87,21 +78,16 @@ pub(crate) struct SuggestQuery {
 }
 
 pub(crate) async fn suggest(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+    caller: Caller,
     parameters: Result<Query<SuggestQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
     let parameters = query(parameters)?;
-    let request = upstream_request(
-        &state,
-        &caller,
-        SuggestOccupationsRequest {
-            query: parameters.q,
-            limit: parameters.limit,
-        },
-    )?;
-    let answer = OccupationsServiceClient::new(state.occupations.clone())
+    let request = caller.request(SuggestOccupationsRequest {
+        query: parameters.q,
+        limit: parameters.limit,
+    })?;
+    let answer = caller
+        .occupations()
         .suggest_occupations(request)
         .await?
         .into_inner();
@@ -114,13 +100,12 @@ pub(crate) async fn suggest(
 }
 
 pub(crate) async fn related(
-    State(state): State<ApiState>,
+    caller: Caller,
     Path(soc_code): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let caller = authenticate(&state, &headers)?;
-    let request = upstream_request(&state, &caller, ListRelatedOccupationsRequest { soc_code })?;
-    let answer = OccupationsServiceClient::new(state.occupations.clone())
+    let request = caller.request(ListRelatedOccupationsRequest { soc_code })?;
+    let answer = caller
+        .occupations()
         .list_related_occupations(request)
         .await?
         .into_inner();
