@@ -9,6 +9,14 @@
 //! - `careersctl audit verify [--org O]`: check case notes' audit chains; exit 1 if broken.
 //! - `careersctl keys rewrap`: re-wrap case notes' data keys under the newest KEK.
 //! - `careersctl keys generate --dir D`: an internal identity key pair for a deployment.
+//!
+//! careersctl links the service crates, on purpose. Its admin commands (replay, `keys
+//! rewrap`, `audit verify`, `dev`) run the services' own code against their own stores: the
+//! same projection handlers, key store and audit chain, so a replay rebuilds exactly what
+//! the running service would. Separate admin binaries per service would ship that code a
+//! second time and need an RPC or a shell between careersctl and each of them. The cost is
+//! build time and one binary that knows every store's layout; it reaches a store only with
+//! the URL and secrets an operator passes it, exactly as the service would.
 
 mod casenotes;
 mod dev;
