@@ -18,6 +18,6 @@ stage() {
 
 stage "cargo fmt" cargo fmt --all -- --check
 stage "buf lint" buf lint proto
-stage "import loops" python3 scripts/module-loops.py
+stage "import loops" sh -c "python3 scripts/module-loops.py --self-test && python3 scripts/module-loops.py"
 stage "cargo deny" cargo deny --log-level error check licenses bans sources
 stage "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings

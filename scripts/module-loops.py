@@ -10,6 +10,7 @@ publishes its parts) and code under `#[cfg(test)]` (tests may reach anywhere). A
 cycle of uses: M uses N, and N, through any number of steps, uses M back.
 
     scripts/module-loops.py [crate directory ...]   (default: every crate in the workspace)
+    scripts/module-loops.py --self-test             (proves it finds a loop, and passes none)
 """
 
 import re
@@ -175,9 +176,44 @@ def loops(crate: Path) -> list[list[str]]:
     ]
 
 
+def self_test() -> int:
+    """A crate with a loop through three modules fails, and a parent re-exporting its child
+    or test code reaching back does not count."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        src = Path(directory) / "src"
+        (src / "a").mkdir(parents=True)
+        (src / "lib.rs").write_text("pub mod a;\npub mod b;\npub mod c;\n")
+        (src / "a" / "mod.rs").write_text("mod inner;\npub use inner::Thing;\nuse crate::b::B;\n")
+        (src / "a" / "inner.rs").write_text("pub struct Thing;\nuse super::Thing as _;\n")
+        (src / "b.rs").write_text("pub struct B;\npub fn f() { crate::c::g() }\n")
+        (src / "c.rs").write_text(
+            "pub fn g() {}\n#[cfg(test)]\nmod tests { use crate::b::B; }\nuse crate::a::Thing;\n"
+        )
+        found = loops(Path(directory))
+        expected = [
+            "crate::a -> crate::b",
+            "crate::b -> crate::c",
+            "crate::c -> crate::a",
+        ]
+        if found != [expected]:
+            print(f"self-test: expected one loop {expected}, found {found}")
+            return 1
+        (src / "c.rs").write_text("pub fn g() {}\n#[cfg(test)]\nmod tests { use crate::a::Thing; }\n")
+        if loops(Path(directory)):
+            print("self-test: test code or a parent's re-export was counted as a loop")
+            return 1
+    print("self-test: a loop is found, and test code and re-exports are not loops")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
+    manifests = [*ROOT.glob("*/Cargo.toml"), *ROOT.glob("*/*/Cargo.toml")]
     crates = [Path(arg) for arg in sys.argv[1:]] or sorted(
-        path.parent for path in ROOT.glob("*/*/Cargo.toml") if (path.parent / "src").is_dir()
+        path.parent for path in manifests if (path.parent / "src").is_dir()
     )
     failed = False
     for crate in crates:
