@@ -1,8 +1,9 @@
 //! Everything that can go wrong in ambassadors, mapped once to a status.
 
 use careers_platform::status;
+use careers_platform::status::Refusal;
 use sea_orm::DbErr;
-use tonic::{Code, Status};
+use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AmbassadorsError {
@@ -46,31 +47,19 @@ impl From<AmbassadorsError> for Status {
     fn from(error: AmbassadorsError) -> Self {
         let message = error.to_string();
         match &error {
-            AmbassadorsError::Forbidden(_) => {
-                status::status(Code::PermissionDenied, "forbidden", message)
-            }
-            AmbassadorsError::NotFound(_) => status::status(Code::NotFound, "not_found", message),
+            AmbassadorsError::Forbidden(_) => Refusal::Forbidden.status(message),
+            AmbassadorsError::NotFound(_) => Refusal::NotFound.status(message),
             AmbassadorsError::Invalid(fields) => status::invalid_fields(message, fields),
             AmbassadorsError::Rejected {
                 code,
                 field,
                 message,
             } => status::invalid_field(code, field, message.clone()),
-            AmbassadorsError::InvalidTransition(_) => {
-                status::status(Code::FailedPrecondition, "invalid_transition", message)
-            }
-            AmbassadorsError::IfMatchRequired => {
-                status::status(Code::FailedPrecondition, "if_match_required", message)
-            }
-            AmbassadorsError::VersionConflict(_) => {
-                status::status(Code::Aborted, "version_conflict", message)
-            }
-            AmbassadorsError::ConsentRequired => {
-                status::status(Code::FailedPrecondition, "consent_required", message)
-            }
-            AmbassadorsError::BadCursor => {
-                status::status(Code::InvalidArgument, "bad_cursor", message)
-            }
+            AmbassadorsError::InvalidTransition(_) => Refusal::InvalidTransition.status(message),
+            AmbassadorsError::IfMatchRequired => Refusal::IfMatchRequired.status(message),
+            AmbassadorsError::VersionConflict(_) => Refusal::VersionConflict.status(message),
+            AmbassadorsError::ConsentRequired => Refusal::ConsentRequired.status(message),
+            AmbassadorsError::BadCursor => Refusal::BadCursor.status(message),
             AmbassadorsError::Store(store) => status::store(store),
             AmbassadorsError::Events(_)
             | AmbassadorsError::Sealing(_)

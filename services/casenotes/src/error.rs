@@ -3,9 +3,10 @@
 use careers_platform::status;
 use sea_orm::DbErr;
 
-use tonic::{Code, Status};
+use tonic::Status;
 
 use crate::{audit_log::AuditLogError, crypto::CryptoError, keystore::KeystoreError};
+use careers_platform::status::Refusal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CasenotesError {
@@ -46,30 +47,18 @@ impl From<CasenotesError> for Status {
     fn from(error: CasenotesError) -> Self {
         let message = error.to_string();
         match &error {
-            CasenotesError::Forbidden(_) => {
-                status::status(Code::PermissionDenied, "forbidden", message)
-            }
-            CasenotesError::NotFound(_) => status::status(Code::NotFound, "not_found", message),
+            CasenotesError::Forbidden(_) => Refusal::Forbidden.status(message),
+            CasenotesError::NotFound(_) => Refusal::NotFound.status(message),
             CasenotesError::Invalid(fields) => status::invalid_fields(message, fields),
             // The contract's own code, with the field still named.
             CasenotesError::NoteTooLong { .. } => {
                 status::invalid_field("note_too_long", "text", message)
             }
-            CasenotesError::ConsentRequired(_) => {
-                status::status(Code::FailedPrecondition, "consent_required", message)
-            }
-            CasenotesError::IfMatchRequired => {
-                status::status(Code::FailedPrecondition, "if_match_required", message)
-            }
-            CasenotesError::VersionConflict(_) => {
-                status::status(Code::Aborted, "version_conflict", message)
-            }
-            CasenotesError::InvalidTransition(_) => {
-                status::status(Code::FailedPrecondition, "invalid_transition", message)
-            }
-            CasenotesError::BadCursor => {
-                status::status(Code::InvalidArgument, "bad_cursor", message)
-            }
+            CasenotesError::ConsentRequired(_) => Refusal::ConsentRequired.status(message),
+            CasenotesError::IfMatchRequired => Refusal::IfMatchRequired.status(message),
+            CasenotesError::VersionConflict(_) => Refusal::VersionConflict.status(message),
+            CasenotesError::InvalidTransition(_) => Refusal::InvalidTransition.status(message),
+            CasenotesError::BadCursor => Refusal::BadCursor.status(message),
             CasenotesError::Store(store) => status::store(store),
             CasenotesError::Keystore(_)
             | CasenotesError::Crypto(_)

@@ -1,6 +1,7 @@
 //! Everything that can go wrong in lmi, mapped once to a gRPC status.
 
 use careers_platform::status;
+use careers_platform::status::Refusal;
 use sea_orm::DbErr;
 use tonic::{Code, Status};
 
@@ -71,7 +72,7 @@ impl From<LmiError> for Status {
         let message = error.to_string();
         match &error {
             LmiError::RoleRequired(_) | LmiError::SscClaimMissing => {
-                status::status(Code::PermissionDenied, "forbidden", message)
+                Refusal::Forbidden.status(message)
             }
             LmiError::UnknownSsc(_) => {
                 status::status(Code::PermissionDenied, "unknown_ssc", message)
@@ -82,11 +83,11 @@ impl From<LmiError> for Status {
             LmiError::InvalidQuery(fields) | LmiError::InvalidSsc(fields) => {
                 status::invalid_fields(message, fields)
             }
-            LmiError::SscNotFound(_) => status::status(Code::NotFound, "not_found", message),
+            LmiError::SscNotFound(_) => Refusal::NotFound.status(message),
             LmiError::SscExists(_) => {
                 status::status(Code::AlreadyExists, "already_exists", message)
             }
-            LmiError::BadCursor => status::status(Code::InvalidArgument, "bad_cursor", message),
+            LmiError::BadCursor => Refusal::BadCursor.status(message),
             LmiError::HeaderFirst | LmiError::AfterEnd | LmiError::Unsealed { .. } => {
                 status::status(Code::InvalidArgument, "malformed_submission", message)
             }
@@ -94,7 +95,7 @@ impl From<LmiError> for Status {
                 status::status(Code::ResourceExhausted, "too_many_rows", message)
             }
             LmiError::SubmissionNotFound(_) | LmiError::FigureNotFound(_) => {
-                status::status(Code::NotFound, "not_found", message)
+                Refusal::NotFound.status(message)
             }
             LmiError::StagingExpired => status::status(Code::Aborted, "staging_expired", message),
             LmiError::AlreadyDecided(..) => {

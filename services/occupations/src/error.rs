@@ -3,9 +3,10 @@
 use careers_eventbus::EventbusError;
 use careers_platform::status;
 use sea_orm::DbErr;
-use tonic::{Code, Status};
+use tonic::Status;
 
 use crate::search;
+use careers_platform::status::Refusal;
 
 /// Everything that can go wrong in the occupations service, mapped once to a status.
 #[derive(Debug, thiserror::Error)]
@@ -76,23 +77,13 @@ impl From<OccupationsError> for Status {
             OccupationsError::InvalidEdit(fields) => {
                 status::invalid_fields(error.to_string(), fields)
             }
-            OccupationsError::RoleRequired(_) => {
-                status::status(Code::PermissionDenied, "forbidden", error.to_string())
-            }
-            OccupationsError::IfMatchRequired => status::status(
-                Code::FailedPrecondition,
-                "if_match_required",
-                error.to_string(),
-            ),
+            OccupationsError::RoleRequired(_) => Refusal::Forbidden.status(error.to_string()),
+            OccupationsError::IfMatchRequired => Refusal::IfMatchRequired.status(error.to_string()),
             OccupationsError::VersionConflict { .. } => {
-                status::status(Code::Aborted, "version_conflict", error.to_string())
+                Refusal::VersionConflict.status(error.to_string())
             }
-            OccupationsError::BadCursor => {
-                status::status(Code::InvalidArgument, "bad_cursor", error.to_string())
-            }
-            OccupationsError::NotFound(_) => {
-                status::status(Code::NotFound, "not_found", error.to_string())
-            }
+            OccupationsError::BadCursor => Refusal::BadCursor.status(error.to_string()),
+            OccupationsError::NotFound(_) => Refusal::NotFound.status(error.to_string()),
             OccupationsError::Store(store) => status::store(store),
             OccupationsError::Events(_)
             | OccupationsError::Search(_)

@@ -24,6 +24,46 @@ pub fn bounded(text: impl Into<String>) -> String {
     }
 }
 
+/// The refusals every service answers alike, each with its one gRPC code and contract
+/// code, so no service can drift from the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The caller's role or organisation does not allow this.
+    Forbidden,
+    NotFound,
+    /// A page cursor this listing did not issue.
+    BadCursor,
+    /// The record changed since the version the caller read.
+    VersionConflict,
+    /// A write that needs `If-Match` (or `expected_version`) came without it.
+    IfMatchRequired,
+    /// A state change the record's current state does not allow.
+    InvalidTransition,
+    /// Consent the data needs was not given.
+    ConsentRequired,
+}
+
+impl Refusal {
+    /// The gRPC code and the contract code (`ErrorInfo.reason`).
+    pub fn codes(self) -> (Code, &'static str) {
+        match self {
+            Self::Forbidden => (Code::PermissionDenied, "forbidden"),
+            Self::NotFound => (Code::NotFound, "not_found"),
+            Self::BadCursor => (Code::InvalidArgument, "bad_cursor"),
+            Self::VersionConflict => (Code::Aborted, "version_conflict"),
+            Self::IfMatchRequired => (Code::FailedPrecondition, "if_match_required"),
+            Self::InvalidTransition => (Code::FailedPrecondition, "invalid_transition"),
+            Self::ConsentRequired => (Code::FailedPrecondition, "consent_required"),
+        }
+    }
+
+    /// This refusal as a status saying `message`.
+    pub fn status(self, message: impl Into<String>) -> Status {
+        let (code, reason) = self.codes();
+        status(code, reason, message)
+    }
+}
+
 /// A status with its contract `code` (snake_case) and a message a person can act on.
 pub fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
     Status::with_error_details(
