@@ -8,6 +8,9 @@ ARG RUST_IMAGE=docker.io/library/rust:1.95-slim-bookworm@sha256:d7482085ff5b415f
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
 
 FROM ${RUST_IMAGE} AS build
+# The commit `careersctl --version` names; .git is not sent to the build.
+ARG CAREERS_COMMIT=unknown
+ENV CAREERS_COMMIT=${CAREERS_COMMIT}
 WORKDIR /src
 COPY . .
 # The registry and target caches survive between builds on the same machine.

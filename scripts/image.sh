@@ -9,5 +9,6 @@ prefix=${IMAGE_PREFIX:-ghcr.io/careers}
 tag=${TAG:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)}
 for target in gateway occupations lmi casenotes ambassadors careersctl; do
   echo "image: $prefix/$target:$tag" >&2
-  DOCKER_BUILDKIT=1 docker build --target "$target" --tag "$prefix/$target:$tag" .
+  DOCKER_BUILDKIT=1 docker build --target "$target" --tag "$prefix/$target:$tag" \
+    --build-arg "CAREERS_COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" .
 done

@@ -34,9 +34,19 @@ fn url<'a>(value: Option<&'a SecretString>, key: &str) -> anyhow::Result<&'a str
     })
 }
 
-/// Verifies every organisation's chain (or one); answers whether all held, printing a
-/// line per organisation.
-pub async fn verify(settings: &CasenotesSettings, org: Option<&str>) -> anyhow::Result<bool> {
+/// One organisation's chain: how many entries held, or what broke it.
+#[derive(Debug, serde::Serialize)]
+pub struct ChainCheck {
+    pub org: String,
+    pub entries: Option<u64>,
+    pub broken: Option<String>,
+}
+
+/// Verifies every organisation's chain (or one).
+pub async fn verify(
+    settings: &CasenotesSettings,
+    org: Option<&str>,
+) -> anyhow::Result<Vec<ChainCheck>> {
     let key = settings.audit.key()?;
     let db = store::connect(&DatabaseSettings::for_url(url(
         settings.database.as_ref(),
@@ -55,18 +65,22 @@ pub async fn verify(settings: &CasenotesSettings, org: Option<&str>) -> anyhow::
             .map(|row| row.try_get_by_index::<String>(0))
             .collect::<Result<_, _>>()?,
     };
-    let mut all_hold = true;
+    let mut checks = Vec::new();
     for org in orgs {
-        match audit_log::verify(&db, &key, &org).await {
-            Ok(held) => println!("{org}\tok\t{held} entries"),
+        let (entries, broken) = match audit_log::verify(&db, &key, &org).await {
+            Ok(held) => (Some(held as u64), None),
             Err(error @ (AuditLogError::Broken(_) | AuditLogError::TailMissing { .. })) => {
-                all_hold = false;
-                println!("{org}\tBROKEN\t{error}");
+                (None, Some(error.to_string()))
             }
             Err(error) => return Err(error.into()),
-        }
+        };
+        checks.push(ChainCheck {
+            org,
+            entries,
+            broken,
+        });
     }
-    Ok(all_hold)
+    Ok(checks)
 }
 
 /// Re-wraps every data key under the first KEK of `crypto`; answers how many changed.

@@ -99,17 +99,19 @@ impl Ports {
     }
 }
 
-/// One development token per role; `ssc_publisher` publishes for the `dev` SSC.
-const ROLES: [(&str, Option<&str>); 9] = [
-    ("adviser", None),
-    ("supervisor", None),
-    ("ssc_publisher", Some("dev")),
-    ("qa_reviewer", None),
-    ("catalogue_editor", None),
-    ("ambassador_coordinator", None),
-    ("school_contact", None),
-    ("ambassador", None),
-    ("operator", None),
+/// One development token per role, each with the claims its role needs: advisers and
+/// supervisors in `college-1`, the school contact for a seeded school (URN 100000),
+/// `ssc_publisher` for the `dev` SSC.
+const ROLES: [(&str, Option<&str>, Option<&str>); 9] = [
+    ("adviser", Some("college-1"), None),
+    ("supervisor", Some("college-1"), None),
+    ("ssc_publisher", None, Some("dev")),
+    ("qa_reviewer", None, None),
+    ("catalogue_editor", None, None),
+    ("ambassador_coordinator", None, None),
+    ("school_contact", Some("100000"), None),
+    ("ambassador", None, None),
+    ("operator", None, None),
 ];
 
 /// Runs the stack until Ctrl-C or SIGTERM.
@@ -267,8 +269,8 @@ pub async fn run(data: &Path, nats_server: &Path, ports: &Ports) -> anyhow::Resu
     println!("Gateway: {gateway_url}  (logs in {})", logs.display());
     println!("Development tokens (12 h; more with ./bin/careersctl token --role R):");
     let mut publisher = String::new();
-    for (role, ssc) in ROLES {
-        let token = crate::keys::dev_token(&bearer_pem, role, ssc)?;
+    for (role, org, ssc) in ROLES {
+        let token = crate::keys::dev_token(&bearer_pem, role, org, ssc)?;
         println!("  {role}: {token}");
         if role == "ssc_publisher" {
             publisher = token;

@@ -87,11 +87,16 @@ pub fn sign(pem: &Path, identity: &Identity, ttl: Duration) -> anyhow::Result<St
 }
 
 /// A 12-hour development bearer token for one role.
-pub fn dev_token(pem: &Path, role: &str, ssc: Option<&str>) -> anyhow::Result<String> {
+pub fn dev_token(
+    pem: &Path,
+    role: &str,
+    org: Option<&str>,
+    ssc: Option<&str>,
+) -> anyhow::Result<String> {
     let identity = Identity {
         sub: format!("dev-{role}"),
         roles: vec![role.to_owned()],
-        org: None,
+        org: org.map(str::to_owned),
         ssc: ssc.map(str::to_owned),
     };
     sign(pem, &identity, Duration::from_secs(12 * 3600))

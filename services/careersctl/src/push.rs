@@ -1,12 +1,18 @@
 //! `careersctl lmi push FILE`: an SSC's file sent through the gateway as it is read, with
-//! a progress bar, then the outcome counted and the first findings listed.
+//! its progress in rows, then the outcome counted and the first findings listed.
+//!
+//! A dropped connection is sent again with the same submission key: lmi records a
+//! submission only once its sealed end arrives, so a cut upload left nothing behind, and an
+//! upload that was recorded before the answer was lost is answered from the record.
 
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
+    time::Duration,
 };
 
 use anyhow::{Context, bail};
+use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
@@ -14,36 +20,89 @@ use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-/// How many findings the summary lists; the rest are in the stored report.
-const SHOWN_FINDINGS: usize = 10;
+use crate::progress::{Display, Progress, RecordCounter};
 
-/// What to push where.
+/// How many findings, and figures of a delta, the summary lists; `--json` has them all.
+const SHOWN: usize = 10;
+
+/// What to push where, and how to report it.
 #[derive(Debug)]
 pub struct Push {
     pub file: PathBuf,
     pub key: Option<String>,
     pub gateway: String,
     pub token: String,
+    /// Ask for the delta and record nothing.
+    pub dry_run: bool,
+    /// Print the answer as one JSON document instead of a summary.
+    pub json: bool,
+    pub display: Display,
+    /// Attempts after the first when the connection fails or the gateway is unavailable.
+    pub retries: usize,
 }
 
-/// The key when none is given: the file's name and a digest of its content, so sending
-/// the same file again is a replay and a changed file is a new submission.
-fn default_key(path: &Path) -> anyhow::Result<String> {
-    let mut hasher = Sha256::new();
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    std::io::copy(&mut file, &mut hasher)?;
-    let digest = hasher.finalize();
+/// How a push ended, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every row was accepted (or suppressed, which is a kind of acceptance).
+    AllAccepted,
+    /// Some rows were rejected or held for review.
+    NeedsAttention,
+}
+
+/// What the file holds: its default key and how many rows it has.
+#[derive(Debug)]
+struct Survey {
+    key: String,
+    rows: u64,
+    size: u64,
+}
+
+/// One pass over the file: the key when none is given (the file's name and a digest of its
+/// content, so sending the same file again is a replay and a changed file is a new
+/// submission), and its rows, the total the progress counts towards.
+fn survey(path: &Path, json: bool) -> anyhow::Result<Survey> {
+    use std::io::Read;
+    let reading = || format!("reading {}", path.display());
+    let mut file = std::fs::File::open(path).with_context(reading)?;
+    let (mut hasher, mut records, mut size) = (Sha256::new(), RecordCounter::default(), 0u64);
+    // Read in pieces: a CSV extract has no size cap, and need not fit in memory.
+    let mut buffer = vec![0; 256 * 1024];
+    loop {
+        let read = file.read(&mut buffer).with_context(reading)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        records.feed(&buffer[..read]);
+        size += read as u64;
+    }
+    let rows = if json {
+        // A JSON body is capped (8 MiB) by the gateway. One it will refuse counts as no
+        // rows here; its answer says why.
+        let reader = std::io::BufReader::new(std::fs::File::open(path).with_context(reading)?);
+        serde_json::from_reader::<_, serde_json::Value>(reader)
+            .ok()
+            .and_then(|document| document["rows"].as_array().map(Vec::len))
+            .unwrap_or_default() as u64
+    } else {
+        records.rows_total()
+    };
     let stem = path
         .file_stem()
         .and_then(|stem| stem.to_str())
         .unwrap_or("submission");
-    let hex: String = digest
+    let hex: String = hasher
+        .finalize()
         .iter()
         .take(8)
         .map(|byte| format!("{byte:02x}"))
         .collect();
-    Ok(format!("{stem}-{hex}"))
+    Ok(Survey {
+        key: format!("{stem}-{hex}"),
+        rows,
+        size,
+    })
 }
 
 trait Connection: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -80,8 +139,31 @@ async fn connect(uri: &hyper::Uri) -> anyhow::Result<Box<dyn Connection>> {
     Ok(Box::new(tls))
 }
 
-/// Sends the file and prints the outcome; fails when the gateway refuses it.
-pub async fn push(push: Push) -> anyhow::Result<()> {
+/// Why an attempt failed, and whether sending again with the same key can help.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    /// The connection failed or was cut, or the gateway was briefly unavailable.
+    #[error("{0:#}")]
+    Transient(anyhow::Error),
+    #[error("{0:#}")]
+    Fatal(anyhow::Error),
+}
+
+impl AttemptError {
+    fn transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+}
+
+/// The gateway's answer to one attempt.
+#[derive(Debug)]
+struct Answer {
+    replayed: bool,
+    body: serde_json::Value,
+}
+
+/// Sends the file, retrying a dropped connection with the same key, and prints the outcome.
+pub async fn push(push: Push) -> anyhow::Result<Verdict> {
     let content_type = match push
         .file
         .extension()
@@ -91,18 +173,20 @@ pub async fn push(push: Push) -> anyhow::Result<()> {
         Some("json") => "application/json",
         _ => bail!("{}: send a .csv or a .json file", push.file.display()),
     };
-    let key = match push.key {
-        Some(key) => key,
-        None => default_key(&push.file)?,
-    };
-    let size = std::fs::metadata(&push.file)
-        .with_context(|| format!("reading {}", push.file.display()))?
-        .len();
+    let survey = survey(&push.file, content_type == "application/json")?;
+    let key = push.key.clone().unwrap_or_else(|| survey.key.clone());
     // JSON carries its own key; CSV takes it from the query.
-    let query = if content_type == "text/csv" {
-        format!("?submission_key={}", percent_encode(&key))
-    } else {
+    let mut query = Vec::new();
+    if content_type == "text/csv" {
+        query.push(format!("submission_key={}", percent_encode(&key)));
+    }
+    if push.dry_run {
+        query.push("dry_run=true".to_owned());
+    }
+    let query = if query.is_empty() {
         String::new()
+    } else {
+        format!("?{}", query.join("&"))
     };
     let uri: hyper::Uri = format!(
         "{}/v1/lmi/submissions{query}",
@@ -110,71 +194,186 @@ pub async fn push(push: Push) -> anyhow::Result<()> {
     )
     .parse()
     .context("the gateway URL")?;
+
+    let policy = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(30))
+        .with_max_times(push.retries)
+        .with_jitter();
+    let answer = (|| send_once(&push, &uri, content_type, &survey))
+        .retry(policy)
+        .sleep(tokio::time::sleep)
+        .when(AttemptError::transient)
+        .notify(|error, wait| {
+            eprintln!(
+                "careersctl: {error}; sending again with the same key in {:.1} s",
+                wait.as_secs_f64()
+            );
+        })
+        .await
+        .map_err(|error| match error {
+            AttemptError::Transient(error) => error.context(format!(
+                "giving up after {} attempts; run the same command again to resume (the key \
+                 is {key})",
+                push.retries + 1
+            )),
+            AttemptError::Fatal(error) => error,
+        })?;
+    let verdict = verdict(&answer.body["counts"]);
+    if push.json {
+        let mut document = answer.body;
+        document["file"] = push.file.display().to_string().into();
+        document["replayed"] = answer.replayed.into();
+        document["dry_run"] = push.dry_run.into();
+        println!("{document:#}");
+    } else {
+        print_summary(&push, &key, &answer);
+    }
+    Ok(verdict)
+}
+
+/// One attempt: the file read and sent as hyper asks for it, so the rows counted are the rows
+/// the connection took.
+async fn send_once(
+    push: &Push,
+    uri: &hyper::Uri,
+    content_type: &'static str,
+    survey: &Survey,
+) -> Result<Answer, AttemptError> {
+    let transient = |error: anyhow::Error| AttemptError::Transient(error);
+    let fatal = |error: anyhow::Error| AttemptError::Fatal(error);
     let host = uri
         .authority()
-        .context("the gateway URL has no host")?
+        .context("the gateway URL has no host")
+        .map_err(fatal)?
         .to_string();
-
-    let progress = indicatif::ProgressBar::new(size).with_style(
-        indicatif::ProgressStyle::with_template("{bytes}/{total_bytes} {wide_bar} {eta} left")?,
-    );
-    let file = tokio::fs::File::open(&push.file).await?;
+    let file = tokio::fs::File::open(&push.file)
+        .await
+        .with_context(|| format!("reading {}", push.file.display()))
+        .map_err(fatal)?;
+    let progress = Arc::new(Progress::start(survey.rows, push.display));
     let counted = progress.clone();
+    let (mut records, mut bytes) = (RecordCounter::default(), 0u64);
+    let (total_rows, size, csv) = (survey.rows, survey.size.max(1), content_type == "text/csv");
     let chunks = tokio_util::io::ReaderStream::new(file).map(move |chunk| {
-        chunk.map(|bytes| {
-            counted.inc(bytes.len() as u64);
-            Frame::data(bytes)
+        chunk.map(|chunk| {
+            bytes += chunk.len() as u64;
+            let sent = if csv {
+                records.feed(&chunk);
+                records.rows_complete()
+            } else {
+                total_rows * bytes / size
+            };
+            counted.sent(sent);
+            if bytes == size {
+                counted.all_sent();
+            }
+            Frame::data(chunk)
         })
     });
-    let request = hyper::Request::post(uri)
+    let request = hyper::Request::post(uri.clone())
         .header(hyper::header::HOST, host)
         .header(
             hyper::header::AUTHORIZATION,
             format!("Bearer {}", push.token),
         )
         .header(hyper::header::CONTENT_TYPE, content_type)
-        .header(hyper::header::CONTENT_LENGTH, size)
-        .body(StreamBody::new(chunks))?;
+        .header(hyper::header::CONTENT_LENGTH, survey.size)
+        .body(StreamBody::new(chunks))
+        .map_err(|error| fatal(error.into()))?;
 
-    let connection = connect(request.uri()).await?;
-    let (mut sender, driver) =
-        hyper::client::conn::http1::handshake(TokioIo::new(connection)).await?;
-    let driving = tokio::spawn(driver);
+    let connection = connect(request.uri()).await.map_err(transient)?;
+    let (mut sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(connection))
+        .await
+        .map_err(|error| transient(error.into()))?;
+    // Aborted on every way out, which also ends the progress it holds.
+    let _driving = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(driver));
     let response = sender
         .send_request(request)
         .await
-        .context("sending the file")?;
-    progress.finish_and_clear();
+        .context("the connection to the gateway was lost while sending")
+        .map_err(transient)?;
     let status = response.status();
     let replayed = response.headers().contains_key("idempotent-replayed");
-    let body = response.into_body().collect().await?.to_bytes();
-    driving.abort();
-    let answer: serde_json::Value = serde_json::from_slice(&body).with_context(|| {
-        format!(
-            "the gateway answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        )
-    })?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .context("the connection to the gateway was lost before its answer was read")
+        .map_err(transient)?
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body)
+        .with_context(|| {
+            format!(
+                "the gateway answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            )
+        })
+        .map_err(|error| {
+            // A proxy in front of the gateway answers its own pages when it is unavailable.
+            if unavailable(status) {
+                transient(error)
+            } else {
+                fatal(error)
+            }
+        })?;
     if !status.is_success() {
-        bail!(
-            "the gateway refused the file ({status}): {}",
-            answer["message"].as_str().unwrap_or_default()
+        let refused = anyhow::anyhow!(
+            "the gateway refused the file ({status} {}): {}",
+            body["code"].as_str().unwrap_or_default(),
+            body["message"].as_str().unwrap_or_default()
         );
+        return Err(if unavailable(status) {
+            transient(refused)
+        } else {
+            fatal(refused)
+        });
     }
-    let counts = &answer["counts"];
+    Ok(Answer { replayed, body })
+}
+
+/// Answers that say "not now" rather than "not this".
+fn unavailable(status: hyper::StatusCode) -> bool {
+    use hyper::StatusCode;
+    [
+        StatusCode::TOO_MANY_REQUESTS,
+        StatusCode::BAD_GATEWAY,
+        StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::GATEWAY_TIMEOUT,
+    ]
+    .contains(&status)
+}
+
+fn verdict(counts: &serde_json::Value) -> Verdict {
+    let count = |name: &str| counts[name].as_u64().unwrap_or_default();
+    if count("rejected") + count("quarantined") > 0 {
+        Verdict::NeedsAttention
+    } else {
+        Verdict::AllAccepted
+    }
+}
+
+/// The counts, the first findings and, for a dry run, the delta, for a person to read.
+fn print_summary(push: &Push, key: &str, answer: &Answer) {
+    let body = &answer.body;
+    let counts = &body["counts"];
+    let sent = match (push.dry_run, answer.replayed) {
+        (true, _) => "Dry run of",
+        (false, true) => "Already sent",
+        (false, false) => "Sent",
+    };
     println!(
-        "{} {} as {}: {} rows, {} accepted, {} held for review, {} suppressed, {} rejected",
-        if replayed { "Already sent" } else { "Sent" },
+        "{sent} {} as {}: {} rows, {} accepted, {} held for review, {} suppressed, {} rejected",
         push.file.display(),
-        answer["submission_key"].as_str().unwrap_or(&key),
+        body["submission_key"].as_str().unwrap_or(key),
         counts["rows"],
         counts["accepted"],
         counts["quarantined"],
         counts["suppressed"],
         counts["rejected"],
     );
-    let report = answer["report"].as_array().cloned().unwrap_or_default();
-    for finding in report.iter().take(SHOWN_FINDINGS) {
+    let report = body["report"].as_array().cloned().unwrap_or_default();
+    for finding in report.iter().take(SHOWN) {
         println!(
             "  row {} (line {}) {} {}: {}",
             finding["row"],
@@ -184,15 +383,75 @@ pub async fn push(push: Push) -> anyhow::Result<()> {
             finding["message"].as_str().unwrap_or_default(),
         );
     }
-    if let Some(id) = answer["id"].as_str()
-        && report.len() > SHOWN_FINDINGS
-    {
-        println!(
-            "  … {} more: GET /v1/lmi/submissions/{id} with Accept: text/csv",
-            report.len() - SHOWN_FINDINGS
-        );
+    if report.len() > SHOWN {
+        match body["id"].as_str() {
+            Some(id) => println!(
+                "  … {} more: GET /v1/lmi/submissions/{id} with Accept: text/csv",
+                report.len() - SHOWN
+            ),
+            None => println!("  … {} more: --json lists them all", report.len() - SHOWN),
+        }
     }
-    Ok(())
+    if push.dry_run {
+        print_delta(&body["delta"]);
+        println!("Nothing was recorded (dry run).");
+    }
+}
+
+/// The delta of a dry run as a table: what would be added, what would change from what to
+/// what, and how many figures would stay as they are.
+fn print_delta(delta: &serde_json::Value) {
+    let added = delta["added"].as_array().cloned().unwrap_or_default();
+    let changed = delta["changed"].as_array().cloned().unwrap_or_default();
+    println!(
+        "Delta: {} added, {} changed, {} unchanged",
+        added.len(),
+        changed.len(),
+        delta["unchanged"]
+    );
+    let figure = |figure: &serde_json::Value| {
+        format!(
+            "{:<8} {:<10} {:<8} {:<28} {:<10}",
+            figure["soc_code"].as_str().unwrap_or_default(),
+            figure["region"].as_str().unwrap_or_default(),
+            figure["period"].as_str().unwrap_or_default(),
+            figure["measure"].as_str().unwrap_or_default(),
+            figure["breakdown"].as_str().unwrap_or_default(),
+        )
+    };
+    let heading = format!(
+        "{:<8} {:<10} {:<8} {:<28} {:<10}",
+        "soc", "region", "period", "measure", "breakdown"
+    );
+    if !changed.is_empty() {
+        println!("  changed:\n  {heading} {:>12} {:>12}", "old", "new");
+        for item in changed.iter().take(SHOWN) {
+            println!(
+                "  {} {:>12} {:>12}",
+                figure(item),
+                item["old_value"],
+                item["new_value"]
+            );
+        }
+        if changed.len() > SHOWN {
+            println!(
+                "  … {} more changed: --json lists them all",
+                changed.len() - SHOWN
+            );
+        }
+    }
+    if !added.is_empty() {
+        println!("  added:\n  {heading} {:>12}", "value");
+        for item in added.iter().take(SHOWN) {
+            println!("  {} {:>12}", figure(item), item["value"]);
+        }
+        if added.len() > SHOWN {
+            println!(
+                "  … {} more added: --json lists them all",
+                added.len() - SHOWN
+            );
+        }
+    }
 }
 
 /// Percent-encodes a query value (keys are usually plain, but need not be).
@@ -217,6 +476,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ashe 2024.csv");
         std::fs::write(&path, "soc_code\n2134\n").unwrap();
+        let default_key = |path: &Path| survey(path, false).map(|survey| survey.key);
         let first = default_key(&path).unwrap();
         assert!(
             first.starts_with("ashe 2024-") && first.len() == "ashe 2024-".len() + 16,

@@ -90,7 +90,7 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
         let home = home.path().to_owned();
         async move {
             let output = Command::new("bin/careersctl")
-                .args(["token", "--role", role])
+                .args(["token", "--role", role, "--org", "college-1"])
                 .current_dir(home)
                 .output()
                 .await?;

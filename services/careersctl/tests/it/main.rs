@@ -7,7 +7,9 @@ use careers_eventbus::{catalogue, envelope, provision, settings::NatsSettings};
 use careers_testkit::nats::NatsServer;
 
 mod audit;
+mod cli;
 mod dev;
+mod push;
 mod replay;
 
 fn careersctl(nats_url: &str, args: &[&str]) -> anyhow::Result<Output> {
