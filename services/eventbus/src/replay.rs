@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
+use backon::{ExponentialBuilder, Retryable};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::{
@@ -65,35 +66,31 @@ pub async fn rebuild<H: Handler>(
     // fail one of these with a transient store error (code 500) when both touch it at
     // once. Each is safe to repeat: a deleted durable stays deleted, and creating one
     // with the same configuration returns the one that exists.
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let deleted = if exists && stream.consumer_info(&spec.durable).await.is_ok() {
+    let recreate = || async {
+        if exists && stream.consumer_info(&spec.durable).await.is_ok() {
             stream
                 .delete_consumer(&spec.durable)
                 .await
-                .map(|_| ())
-                .map_err(EventbusError::nats)
-        } else {
-            Ok(())
-        };
-        let created = match deleted {
-            Ok(()) => stream
-                .create_consumer(spec.config(settings))
-                .await
-                .map(|_| ())
-                .map_err(EventbusError::nats),
-            Err(error) => Err(error),
-        };
-        match created {
-            Ok(()) => break,
-            Err(error) if attempt < 5 => {
-                tracing::warn!(durable = %spec.durable, %error, attempt, "recreating the durable failed; trying again");
-                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-            }
-            Err(error) => return Err(error),
+                .map_err(EventbusError::nats)?;
         }
-    }
+        stream
+            .create_consumer(spec.config(settings))
+            .await
+            .map(|_| ())
+            .map_err(EventbusError::nats)
+    };
+    recreate
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(100))
+                .with_jitter()
+                .with_max_times(4),
+        )
+        .sleep(tokio::time::sleep)
+        .notify(|error, pause| {
+            tracing::warn!(durable = %spec.durable, %error, retry_in = ?pause, "recreating the durable failed; trying again");
+        })
+        .await?;
     tracing::info!(durable = %spec.durable, "projection reset; replaying from the start of the stream");
     Ok(())
 }

@@ -3,10 +3,10 @@
 //! The file is re-read when a token names a key id the gateway does not hold (the issuer
 //! has rotated), at most once per [`RELOAD_INTERVAL`] so made-up key ids cannot make it
 //! read the file on every request. Verified tokens are cached by their SHA-256 until
-//! their `exp`, in a bounded map: a repeat caller costs a hash, not a signature check.
+//! their `exp`, in a bounded cache (quick_cache, which evicts the least useful entries):
+//! a repeat caller costs a hash, not a signature check.
 
 use std::{
-    collections::HashMap,
     path::PathBuf,
     sync::{Mutex, PoisonError, RwLock},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -20,7 +20,8 @@ use crate::AuthSettings;
 /// The shortest time between two reads of the JWKS file for unknown key ids.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
-type Cache = HashMap<[u8; 32], (Identity, u64)>;
+/// Verified identities and their `exp`, by the token's SHA-256.
+type Cache = quick_cache::sync::Cache<[u8; 32], (Identity, u64)>;
 
 #[derive(Debug)]
 pub struct Bearer {
@@ -29,9 +30,8 @@ pub struct Bearer {
     audience: String,
     verifier: RwLock<IdentityVerifier>,
     last_reload: Mutex<Option<Instant>>,
-    cache: Mutex<Cache>,
-    /// 0 turns the cache off.
-    capacity: usize,
+    /// None when `token_cache_entries` is 0.
+    cache: Option<Cache>,
 }
 
 impl Bearer {
@@ -47,8 +47,8 @@ impl Bearer {
             audience: settings.audience.clone(),
             verifier: RwLock::new(verifier),
             last_reload: Mutex::new(None),
-            cache: Mutex::new(HashMap::new()),
-            capacity: settings.token_cache_entries,
+            cache: (settings.token_cache_entries > 0)
+                .then(|| Cache::new(settings.token_cache_entries)),
         })
     }
 
@@ -57,11 +57,11 @@ impl Bearer {
     pub fn verify(&self, token: &str) -> Result<Identity, IdentityError> {
         let now = unix_now();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if self.capacity > 0
-            && let Some((identity, exp)) = self.cache().get(&digest)
-            && *exp > now
+        if let Some(cache) = &self.cache
+            && let Some((identity, exp)) = cache.get(&digest)
+            && exp > now
         {
-            return Ok(identity.clone());
+            return Ok(identity);
         }
         let verifier = self.current();
         let (identity, exp) = match verifier.verify_until(token) {
@@ -76,7 +76,10 @@ impl Bearer {
             }
             Ok(verified) => verified,
         };
-        self.remember(digest, &identity, exp, now);
+        if let Some(cache) = &self.cache {
+            // An expired entry is never answered from; eviction makes room in time.
+            cache.insert(digest, (identity.clone(), exp));
+        }
         Ok(identity)
     }
 
@@ -85,10 +88,6 @@ impl Bearer {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Re-reads the JWKS unless it was read within [`RELOAD_INTERVAL`]; true when new
@@ -118,22 +117,6 @@ impl Bearer {
                 false
             }
         }
-    }
-
-    /// Caches a verified token; when full, drops the expired ones, and if none had
-    /// expired, all of them.
-    fn remember(&self, digest: [u8; 32], identity: &Identity, exp: u64, now: u64) {
-        if self.capacity == 0 {
-            return;
-        }
-        let mut cache = self.cache();
-        if cache.len() >= self.capacity {
-            cache.retain(|_, (_, exp)| *exp > now);
-            if cache.len() >= self.capacity {
-                cache.clear();
-            }
-        }
-        cache.insert(digest, (identity.clone(), exp));
     }
 }
 

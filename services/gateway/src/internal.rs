@@ -1,12 +1,9 @@
 //! The internal identity tokens the gateway signs for its callers, reused while more than
 //! [`REUSE_FOR`] of their minute is left: an ES256 signature per request would be the
-//! largest cost of a read. Bounded: past [`CAPACITY`] callers the map starts afresh.
+//! largest cost of a read. Bounded at [`CAPACITY`] callers; quick_cache evicts the least
+//! useful (S3-FIFO) rather than dropping every caller's token at once.
 
-use std::{
-    collections::HashMap,
-    sync::{Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use careers_platform::identity::{Identity, IdentityError, IdentitySigner, TTL};
 
@@ -17,14 +14,14 @@ const CAPACITY: usize = 10_000;
 #[derive(Debug)]
 pub struct InternalTokens {
     signer: IdentitySigner,
-    minted: Mutex<HashMap<String, (String, Instant)>>,
+    minted: quick_cache::sync::Cache<String, (String, Instant)>,
 }
 
 impl InternalTokens {
     pub fn new(signer: IdentitySigner) -> Self {
         Self {
             signer,
-            minted: Mutex::new(HashMap::new()),
+            minted: quick_cache::sync::Cache::new(CAPACITY),
         }
     }
 
@@ -32,22 +29,14 @@ impl InternalTokens {
     pub fn token(&self, caller: &Identity) -> Result<String, IdentityError> {
         let key = serde_json::to_string(caller)
             .map_err(|error| IdentityError::Token(error.to_string()))?;
-        if let Some((token, at)) = self.lock().get(&key)
+        if let Some((token, at)) = self.minted.get(&key)
             && at.elapsed() < REUSE_FOR.min(TTL)
         {
-            return Ok(token.clone());
+            return Ok(token);
         }
         let token = self.signer.sign(caller)?;
-        let mut minted = self.lock();
-        if minted.len() >= CAPACITY {
-            minted.clear();
-        }
-        minted.insert(key, (token.clone(), Instant::now()));
+        self.minted.insert(key, (token.clone(), Instant::now()));
         Ok(token)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
-        self.minted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

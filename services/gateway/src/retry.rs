@@ -16,7 +16,8 @@ use tower::Service;
 
 use crate::balance::{Balanced, NotSent, unavailable};
 
-pub const RETRIES: u32 = 2;
+pub const RETRIES: usize = 2;
+/// The longest first pause (jitter picks from half of it to all), then four times as long.
 const FIRST_DELAY: Duration = Duration::from_millis(50);
 
 /// A service's replicas, with its reads retried.
@@ -72,7 +73,15 @@ impl Service<Request<Body>> for RetryReads {
                 Ok(collected) => collected.to_bytes(),
                 Err(error) => return Ok(Status::internal(error.to_string()).into_http()),
             };
-            let mut delay = FIRST_DELAY;
+            // 25–50 ms, then 100–200 ms: jitter adds up to as much again, so at most the
+            // 250 ms in all a read waited before jitter.
+            let mut pauses = backon::BackoffBuilder::build(
+                backon::ExponentialBuilder::default()
+                    .with_min_delay(FIRST_DELAY / 2)
+                    .with_factor(4.0)
+                    .with_jitter()
+                    .with_max_times(RETRIES),
+            );
             let mut attempt = 0;
             loop {
                 let mut again = Request::new(Body::new(Full::new(bytes.clone())));
@@ -91,13 +100,13 @@ impl Service<Request<Body>> for RetryReads {
                         tonic::Code::Cancelled | tonic::Code::DeadlineExceeded
                     ),
                 };
-                if attempt == RETRIES || !retry {
-                    return Ok(response.unwrap_or_else(not_sent));
-                }
+                let pause = match pauses.next() {
+                    Some(pause) if retry => pause,
+                    _ => return Ok(response.unwrap_or_else(not_sent)),
+                };
                 attempt += 1;
                 tracing::debug!(path = %parts.uri.path(), attempt, "read retried");
-                tokio::time::sleep(delay).await;
-                delay *= 4;
+                tokio::time::sleep(pause).await;
             }
         })
     }

@@ -35,17 +35,25 @@ pub async fn follow(
     jetstream: jetstream::Context,
     stop: CancellationToken,
 ) {
+    const LONGEST_PAUSE: Duration = Duration::from_secs(10);
+    let mut pauses = careers_eventbus::Pauses::new(LONGEST_PAUSE);
     loop {
+        let started = tokio::time::Instant::now();
         let outcome = tokio::select! {
             () = stop.cancelled() => return,
             outcome = follow_once(&index, &db, &jetstream) => outcome,
         };
+        // Following that lasted was working: this is a new outage, not the same one.
+        if started.elapsed() > 6 * LONGEST_PAUSE {
+            pauses.reset();
+        }
+        let pause = pauses.pause();
         if let Err(error) = outcome {
-            tracing::warn!(%error, "the search index stopped following events; starting again");
+            tracing::warn!(%error, retry_in = ?pause, "the search index stopped following events; starting again");
         }
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
 }
