@@ -1,5 +1,6 @@
-//! Stamps the commit into `careersctl --version`: `CAREERS_COMMIT` when the build sets it
-//! (an image built without `.git`), else `git rev-parse`, else "unknown".
+//! Stamps the commit into the build (`careers_build_info`, `careersctl --version`):
+//! `CAREERS_COMMIT` when the build sets it (an image built without `.git`), else
+//! `git rev-parse`, else "unknown".
 
 use std::process::Command;
 

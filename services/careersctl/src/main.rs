@@ -51,7 +51,7 @@ const EXIT_NEEDS_ATTENTION: u8 = 2;
 #[command(
     name = "careersctl",
     about = "Operate the careers service",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CAREERS_COMMIT"), ")"),
+    version = careers_platform::VERSION,
     after_help = "Example:\n  careersctl lmi push figures.csv --token \"$CAREERS_TOKEN\" --gateway https://careers.example\n\n\
                   Exit codes: 0 done; 1 an error; 2 a push with rejected or held rows (see lmi push --help)."
 )]

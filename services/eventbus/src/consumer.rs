@@ -140,7 +140,10 @@ impl<H: Handler> Consumer<H> {
             settings,
             handler: Arc::new(handler),
             caught_up: watch::channel(false).0,
-            applied: AtomicU64::new(0),
+            applied: {
+                crate::describe_metrics();
+                AtomicU64::new(0)
+            },
         }
     }
 
@@ -154,13 +157,18 @@ impl<H: Handler> Consumer<H> {
     /// applied when `stop` comes is committed and acknowledged first; what was pulled and
     /// not yet applied is redelivered to another replica after `ack_wait`.
     pub async fn run(self, stop: CancellationToken) {
-        let mut failures = 0u32;
+        const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+        let mut pauses = crate::Pauses::new(LONGEST_PAUSE);
         while !stop.is_cancelled() {
+            let started = tokio::time::Instant::now();
             match self.consume(&stop).await {
                 Ok(()) => break,
                 Err(error) => {
-                    failures = failures.saturating_add(1);
-                    let pause = crate::outbox::backoff(failures, Duration::from_secs(5));
+                    // A run that lasted was connected: this is a new outage, not the same one.
+                    if started.elapsed() > 6 * LONGEST_PAUSE {
+                        pauses.reset();
+                    }
+                    let pause = pauses.pause();
                     tracing::warn!(durable = %self.spec.durable, %error, retry_in = ?pause, "consumer interrupted");
                     tokio::select! {
                         () = stop.cancelled() => break,
@@ -299,6 +307,8 @@ impl<H: Handler> Consumer<H> {
         txn.commit().await?;
         self.applied
             .fetch_add(applied_times.len() as u64, Ordering::Relaxed);
+        metrics::counter!("careers_events_applied_total", "durable" => self.spec.durable.clone())
+            .increment(applied_times.len() as u64);
         // From the producer's commit (ce-time) to this effect's commit.
         let now = Utc::now();
         for time in applied_times {

@@ -20,6 +20,7 @@ mod error;
 pub mod known_occupations;
 pub mod migration;
 pub mod outbox;
+mod pauses;
 pub mod provision;
 pub mod reconcile;
 pub mod replay;
@@ -31,6 +32,7 @@ pub use consumer::{Consumer, ConsumerSpec, Handler, HandlerError};
 pub use envelope::Envelope;
 pub use error::EventbusError;
 pub use outbox::{Relay, RelayWaker, enqueue};
+pub use pauses::Pauses;
 
 use std::time::Duration;
 
@@ -171,4 +173,51 @@ pub async fn begin_write(
         ..TransactionOptions::default()
     })
     .await
+}
+
+/// The HELP text of the event bus's metric families, once per process (the exporter is
+/// installed first, at start).
+pub fn describe_metrics() {
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(|| {
+        use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+        describe_counter!(
+            "careers_events_applied_total",
+            "events a durable consumer applied (committed; duplicates not counted)"
+        );
+        describe_counter!(
+            "careers_events_redelivered_total",
+            "events delivered again to a durable consumer"
+        );
+        describe_counter!(
+            "careers_events_dead_lettered_total",
+            "events a durable consumer gave up on and sent to CAREERS_DEADLETTER"
+        );
+        describe_gauge!(
+            "careers_consumer_lag",
+            "events in the stream a durable consumer has not yet acknowledged"
+        );
+        describe_histogram!(
+            "careers_event_propagation_seconds",
+            Unit::Seconds,
+            "from the producer's commit of an event to the consumer's commit of its effect"
+        );
+        describe_counter!(
+            "careers_events_published_total",
+            "outbox events published to JetStream, by stream"
+        );
+        describe_counter!(
+            "careers_outbox_republished_total",
+            "outbox events the reconciler published again, by stream"
+        );
+        describe_gauge!("careers_outbox_pending", "outbox events not yet published");
+        describe_gauge!(
+            "careers_outbox_oldest_age_seconds",
+            "age of the oldest unpublished outbox event (0 when none)"
+        );
+        describe_gauge!(
+            "careers_nats_connected",
+            "1 while the NATS connection is up, 0 while it is down"
+        );
+    });
 }

@@ -91,6 +91,7 @@ impl Relay {
         settings: OutboxSettings,
         inbox_retention: Duration,
     ) -> Self {
+        crate::describe_metrics();
         Self {
             db,
             jetstream,
@@ -112,7 +113,7 @@ impl Relay {
     /// `reconcile_interval`, and the janitor every ten minutes, in this same task, so
     /// neither races this relay's publishes.
     pub async fn run(self, stop: CancellationToken) {
-        let mut failures = 0u32;
+        let mut pauses = crate::Pauses::new(self.settings.max_backoff);
         let mut provisioned = false;
         let mut next_reconcile = tokio::time::Instant::now();
         let mut next_prune = tokio::time::Instant::now();
@@ -127,8 +128,7 @@ impl Relay {
                 {
                     Ok(()) => provisioned = true,
                     Err(error) => {
-                        failures = failures.saturating_add(1);
-                        let pause = backoff(failures, self.settings.max_backoff);
+                        let pause = pauses.pause();
                         tracing::warn!(%error, retry_in = ?pause, "cannot provision streams yet");
                         tokio::select! {
                             () = stop.cancelled() => return,
@@ -164,15 +164,14 @@ impl Relay {
             }
             let pause = match self.publish_batch().await {
                 Ok(published) => {
-                    failures = 0;
+                    pauses.reset();
                     if published as u64 == self.settings.batch_size {
                         continue;
                     }
                     self.settings.poll_interval
                 }
                 Err(error) => {
-                    failures = failures.saturating_add(1);
-                    let pause = backoff(failures, self.settings.max_backoff);
+                    let pause = pauses.pause();
                     tracing::warn!(%error, retry_in = ?pause, "outbox relay failed; will retry");
                     pause
                 }
@@ -311,10 +310,4 @@ async fn mark_sent(
 
 fn first_error(acks: Vec<Result<PublishAck, EventbusError>>) -> Result<(), EventbusError> {
     acks.into_iter().find_map(Result::err).map_or(Ok(()), Err)
-}
-
-/// Exponential backoff from 50 ms, capped.
-pub(crate) fn backoff(failures: u32, max: Duration) -> Duration {
-    let millis = 50u64.saturating_mul(1u64 << failures.min(16));
-    Duration::from_millis(millis).min(max)
 }

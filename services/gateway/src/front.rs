@@ -173,7 +173,9 @@ pub(crate) async fn guard(State(front): State<Front>, request: Request, next: Ne
         .into_response();
     };
     let what = format!("{} {}", route.method, route.path);
-    match admit(
+    let span = tracing::Span::current();
+    span.record("http.route", route.path);
+    let (mut response, caller_kind) = match admit(
         &front,
         route.allowed,
         route.api_key,
@@ -181,14 +183,46 @@ pub(crate) async fn guard(State(front): State<Front>, request: Request, next: Ne
         request.headers(),
     ) {
         Ok(caller) => {
-            let _slot = match front.per_caller.take(&caller.sub) {
-                Ok(slot) => slot,
-                Err(problem) => return problem.into_response(),
+            // For the access line (and every line of this request): who.
+            let caller_kind = if caller.sub.starts_with("apikey:") {
+                "api_key"
+            } else {
+                "token"
             };
-            CALLER.scope(caller, next.run(request)).await
+            span.record("caller.sub", caller.sub.as_str());
+            span.record("caller.kind", caller_kind);
+            let response = match front.per_caller.take(&caller.sub) {
+                Ok(_slot) => CALLER.scope(caller, next.run(request)).await,
+                Err(problem) => {
+                    metrics::counter!("careers_gateway_refused_total", "reason" => "too_many_in_flight")
+                        .increment(1);
+                    problem.into_response()
+                }
+            };
+            (response, caller_kind)
         }
-        Err(problem) => problem.into_response(),
-    }
+        Err(problem) => {
+            let response = problem.into_response();
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                metrics::counter!("careers_gateway_refused_total", "reason" => "rate_limited")
+                    .increment(1);
+            }
+            (response, "none")
+        }
+    };
+    response.extensions_mut().insert(RouteLabels {
+        route: route.path,
+        caller_kind,
+    });
+    response
+}
+
+/// The labels of a request's metrics, known once the route matched and the caller was
+/// admitted: both bounded (a route template, a kind).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RouteLabels {
+    pub route: &'static str,
+    pub caller_kind: &'static str,
 }
 
 /// The caller, if its credentials are valid, `allowed` takes its roles (or `api_key` its
@@ -291,6 +325,7 @@ fn limit<T>(
 /// refusal the caller can retry beats a queue that makes everyone wait.
 pub(crate) async fn shed(State(front): State<Front>, request: Request, next: Next) -> Response {
     let Ok(_permit) = front.in_flight.clone().try_acquire_owned() else {
+        metrics::counter!("careers_gateway_refused_total", "reason" => "overloaded").increment(1);
         return Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
@@ -309,13 +344,7 @@ pub(crate) async fn request_id(request: Request, next: Next) -> Response {
         .headers()
         .get(REQUEST_ID)
         .and_then(|value| value.to_str().ok())
-        .filter(|value| {
-            !value.is_empty()
-                && value.len() <= 128
-                && value
-                    .bytes()
-                    .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:".contains(&byte))
-        })
+        .filter(|value| careers_platform::grpc::sane_request_id(value))
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
     let mut response = with_request_id(id.clone(), async {
         as_problem(next.run(request).await).await

@@ -8,7 +8,7 @@
 use std::{convert::Infallible, sync::Arc, task::Poll, time::Duration};
 
 use axum::http::{HeaderValue, Request, Response};
-use careers_platform::identity;
+use careers_platform::{grpc, identity};
 use futures::future::BoxFuture;
 use tonic::{Code, Status};
 use tower::Service;
@@ -44,13 +44,30 @@ impl Service<Request<axum::body::Body>> for GrpcProxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<axum::body::Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<axum::body::Body>) -> Self::Future {
         let proxy = self.clone();
+        // The caller's id when it sends a sane one, else a new one: on to the service, on
+        // the answer, and on this call's log lines.
+        let id = request
+            .headers()
+            .get(grpc::REQUEST_ID)
+            .and_then(|value| value.to_str().ok())
+            .filter(|id| grpc::sane_request_id(id))
+            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        tracing::Span::current().record("request_id", id.as_str());
+        let id = HeaderValue::from_str(&id).ok();
+        if let Some(id) = &id {
+            request.headers_mut().insert(grpc::REQUEST_ID, id.clone());
+        }
         Box::pin(async move {
-            Ok(match proxy.forward(request).await {
+            let mut response = match proxy.forward(request).await {
                 Ok(response) => response,
                 Err(status) => status.into_http(),
-            })
+            };
+            if let Some(id) = id {
+                response.headers_mut().insert(grpc::REQUEST_ID, id);
+            }
+            Ok(response)
         })
     }
 }

@@ -66,6 +66,40 @@ pub struct Settings {
     pub submissions: SubmissionSettings,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub access_log: AccessLogSettings,
+}
+
+/// `[access_log]`: the gateway's line per `/v1` request.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct AccessLogSettings {
+    /// The share of successful requests logged, from 0 (none) to 1 (all); a 4xx or 5xx
+    /// answer is always logged.
+    pub sample_rate: f64,
+}
+
+impl Default for AccessLogSettings {
+    fn default() -> Self {
+        Self { sample_rate: 1.0 }
+    }
+}
+
+impl AccessLogSettings {
+    /// Whether the request with this id is in the sample: decided by the id's hash, so one
+    /// request is in or out wherever it is asked.
+    pub fn samples(&self, request_id: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        if self.sample_rate >= 1.0 {
+            return true;
+        }
+        if self.sample_rate <= 0.0 {
+            return false;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        request_id.hash(&mut hasher);
+        (hasher.finish() as f64 / u64::MAX as f64) < self.sample_rate
+    }
 }
 
 /// `[limits]`: per replica; with N replicas a caller may get N times these rates.
@@ -480,6 +514,7 @@ impl App {
             // gRPC-Web comes over HTTP/1.1 from browsers.
             .accept_http1(true)
             .trace_fn(grpc::request_span)
+            .layer(grpc::AnswerLayer)
             .layer(cors.clone())
             .layer(tonic_web::GrpcWebLayer::new())
             .add_routes(routes)
@@ -500,6 +535,7 @@ impl App {
                 self.api,
                 self.front,
                 self.settings.limits.max_body_bytes,
+                self.settings.access_log,
             ))
             .layer(axum::middleware::from_fn(front::request_id))
             .layer(cors);
@@ -604,5 +640,46 @@ async fn readyz(State(state): State<ReadyState>) -> (StatusCode, Json<serde_json
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({"status": "degraded", "unavailable": unavailable})),
         )
+    }
+}
+
+/// The HELP text of the gateway's own metric families; call once the exporter is installed.
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(
+        "careers_http_requests_total",
+        "HTTP requests under /v1 answered, by route template, method, status class and caller kind"
+    );
+    describe_histogram!(
+        "careers_http_request_duration_seconds",
+        Unit::Seconds,
+        "time to answer an HTTP request under /v1, by route template and method"
+    );
+    describe_counter!(
+        "careers_gateway_refused_total",
+        "requests refused before any service was called: rate_limited, too_many_in_flight, overloaded"
+    );
+}
+
+#[cfg(test)]
+mod access_log_tests {
+    use super::AccessLogSettings;
+
+    #[test]
+    fn the_sample_rate_keeps_about_that_share_and_the_same_id_always_alike() {
+        let ids: Vec<String> = (0..2000).map(|n| format!("request-{n}")).collect();
+        let kept = |rate: f64| {
+            let settings = AccessLogSettings { sample_rate: rate };
+            ids.iter().filter(|id| settings.samples(id)).count()
+        };
+        assert_eq!(kept(1.0), 2000);
+        assert_eq!(kept(0.0), 0);
+        let half = kept(0.5);
+        assert!((800..1200).contains(&half), "{half} of 2000");
+        let settings = AccessLogSettings { sample_rate: 0.3 };
+        assert!(
+            ids.iter()
+                .all(|id| settings.samples(id) == settings.samples(id))
+        );
     }
 }

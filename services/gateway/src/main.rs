@@ -36,6 +36,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let _telemetry = telemetry::init("gateway", &settings.telemetry)?;
     telemetry::serve_metrics(&settings.metrics)?;
+    careers_gateway::describe_metrics();
     App::build(settings)
         .await?
         .run_until(shutdown::signal())

@@ -23,4 +23,14 @@ pub mod store;
 pub mod telemetry;
 
 pub use service::{App, AppError, Context, Service};
+
+/// The version and the commit this was built from, e.g. `0.1.0 (commit 8ae1317c0d2a)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CAREERS_COMMIT"),
+    ")"
+);
+/// The commit this was built from (`unknown` when neither git nor `CAREERS_COMMIT` said).
+pub const COMMIT: &str = env!("CAREERS_COMMIT");
 pub use settings::Settings;

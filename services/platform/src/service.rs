@@ -206,6 +206,7 @@ impl<S: Service> App<S> {
         let close = CancellationToken::new();
         let server = tonic::transport::Server::builder()
             .trace_fn(grpc::request_span)
+            .layer(grpc::AnswerLayer)
             .add_routes(routes)
             .serve_with_incoming_shutdown(accepted(listener), close.clone().cancelled_owned());
         tokio::pin!(server);
@@ -280,12 +281,17 @@ async fn prepare_store<M: MigratorTrait>(
     readiness: &Readiness,
 ) -> Result<DatabaseConnection, AppError> {
     let redacted = settings.redacted_url();
-    let mut attempt = 0u32;
+    // Without limit: a replica waits for its store however long it takes, serving health
+    // meanwhile. Jitter keeps replicas restarted together from retrying in step.
+    let mut pauses = backon::BackoffBuilder::build(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(400))
+            .with_max_delay(Duration::from_secs(10))
+            .with_jitter()
+            .without_max_times(),
+    );
     let mut wait = |reason: String| {
-        attempt = attempt.saturating_add(1);
-        let pause = Duration::from_millis(200)
-            .saturating_mul(2u32.saturating_pow(attempt.min(6)))
-            .min(Duration::from_secs(10));
+        let pause = pauses.next().unwrap_or(Duration::from_secs(10));
         tracing::warn!(%reason, retry_in = ?pause, "store not ready; serving health only");
         tokio::time::sleep(pause)
     };

@@ -78,6 +78,20 @@ pub fn init_with_exporter(
     settings: &TelemetrySettings,
     exporter: Option<impl SpanExporter + 'static>,
 ) -> Result<TelemetryGuard, TelemetryError> {
+    init_writing_to(service, settings, exporter, std::io::stdout)
+}
+
+/// Like [`init_with_exporter`], with the log lines written to `writer` instead of stdout:
+/// for tests that read what a process would have logged.
+pub fn init_writing_to<W>(
+    service: &str,
+    settings: &TelemetrySettings,
+    exporter: Option<impl SpanExporter + 'static>,
+    writer: W,
+) -> Result<TelemetryGuard, TelemetryError>
+where
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + Send + Sync + 'static,
+{
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter =
         EnvFilter::try_new(&settings.log_filter).map_err(|error| TelemetryError::Filter {
@@ -105,11 +119,17 @@ pub fn init_with_exporter(
     let tracer = provider.tracer(format!("careers-{service}"));
     opentelemetry::global::set_tracer_provider(provider.clone());
 
+    // One flat object per line: the event's fields and those of the spans it is written in
+    // (a call's method and request id, an event's type and id), so a request id finds
+    // every line of its request. Spans carry ids and names of operations only, never
+    // personal data.
     let logs = json_subscriber::fmt::layer()
         .with_opentelemetry_ids(true)
         .with_current_span(false)
-        .with_span_list(false)
-        .with_target(true);
+        .flatten_span_list_on_top_level(true)
+        .flatten_event(true)
+        .with_target(true)
+        .with_writer(writer);
     // The log filter applies to logs only: quieter logs must not drop the spans that
     // carry traces across services.
     let traces = settings.tracing.then(|| {
@@ -130,6 +150,30 @@ pub fn init_with_exporter(
     })
 }
 
+/// Histogram buckets, in seconds: from a cached read (a few ms) to a long submission.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The HELP text of the families every process exports, and `careers_build_info`.
+fn describe_process_metrics() {
+    metrics::describe_gauge!(
+        "careers_build_info",
+        "1, labelled with the version and the commit this process was built from"
+    );
+    metrics::gauge!("careers_build_info", "version" => env!("CARGO_PKG_VERSION"), "commit" => crate::COMMIT)
+        .set(1.0);
+    metrics::describe_counter!(
+        "careers_grpc_server_requests_total",
+        "gRPC calls answered, by method and status code"
+    );
+    metrics::describe_histogram!(
+        "careers_grpc_server_duration_seconds",
+        metrics::Unit::Seconds,
+        "time to the answer's headers of a gRPC call, by method"
+    );
+}
+
 /// Serves Prometheus metrics on their own port. Only the first call in a process
 /// installs the recorder; later calls (several services in one test) are no-ops.
 pub fn serve_metrics(settings: &MetricsSettings) -> Result<(), TelemetryError> {
@@ -138,9 +182,18 @@ pub fn serve_metrics(settings: &MetricsSettings) -> Result<(), TelemetryError> {
     }
     let result = metrics_exporter_prometheus::PrometheusBuilder::new()
         .with_http_listener(settings.listen)
+        // Every histogram as buckets, never a summary: buckets add up across replicas.
+        .set_buckets(&DURATION_BUCKETS)
+        .map_err(|error| TelemetryError::Metrics {
+            addr: settings.listen,
+            reason: error.to_string(),
+        })?
         .install();
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            describe_process_metrics();
+            Ok(())
+        }
         Err(metrics_exporter_prometheus::BuildError::FailedToSetGlobalRecorder(_)) => Ok(()),
         Err(error) => Err(TelemetryError::Metrics {
             addr: settings.listen,

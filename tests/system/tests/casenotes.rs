@@ -71,6 +71,8 @@ impl Gateway {
 
 #[tokio::test]
 async fn case_notes_over_http() -> anyhow::Result<()> {
+    // First, so the gateway and casenotes in this process log here.
+    let logs = careers_testkit::logs::capture()?;
     let store = TestSqlite::new()?;
     let internal = std::sync::Arc::new(TestKeys::new()?);
     let casenotes = spawn_trusting::<Casenotes>(&store.url, &[], &internal).await?;
@@ -434,5 +436,29 @@ async fn case_notes_over_http() -> anyhow::Result<()> {
 
     stop.send(()).ok();
     running.await??;
-    casenotes.shutdown().await
+    casenotes.shutdown().await?;
+
+    // What the gateway and casenotes logged on the way: one access line per request, and
+    // never a token, a client's name or a note's text.
+    let logged = logs.text();
+    assert!(
+        logged.matches(r#""target":"careers::access""#).count() >= 20,
+        "the access lines are missing:\n{logged}"
+    );
+    for secret in [
+        adviser.as_str(),
+        supervisor.as_str(),
+        stranger.as_str(),
+        "Hana Okafor",
+        "2009-05-01",
+        "Interested in robotics.",
+        "And AI.",
+    ] {
+        assert!(
+            !logged.contains(secret),
+            "the logs hold {:.24}…:\n{logged}",
+            secret
+        );
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! ports and a temporary directory, and stops its server when dropped.
 //!
 //! - [`grpc`]: health and reflection clients; [`http`]: a GET for health endpoints.
+//! - [`logs`]: the process's log lines, captured to search.
 //! - [`nats`]: a nats-server (≥ 2.10.23) with JetStream, or `CAREERS_TEST_NATS_URL`.
 //! - [`postgres`]: a PostgreSQL cluster, one per `make test` run (shared through
 //!   `CAREERS_TEST_DATABASE_URL`) or one per test process; a fresh database per test,
@@ -13,6 +14,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod logs;
 pub mod nats;
 pub mod postgres;
 pub mod process;

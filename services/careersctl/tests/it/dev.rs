@@ -174,8 +174,16 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
         let (home, url) = (home.path().to_owned(), url.clone());
         async move {
             let mut command = Command::new("bin/careersctl");
+            // One row is rejected on purpose: exit 2 unless --allow-rejected.
             command
-                .args(["lmi", "push", "figures.csv", "--gateway", &url])
+                .args([
+                    "lmi",
+                    "push",
+                    "figures.csv",
+                    "--allow-rejected",
+                    "--gateway",
+                    &url,
+                ])
                 .current_dir(home);
             match token {
                 Some(token) => command.env("CAREERS_TOKEN", token),
@@ -237,6 +245,71 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
         printed.contains(r#""text":"Interested in electrical engineering apprenticeships.""#),
         "{printed}"
     );
+
+    // An error's request id finds the gateway's access line and the service's line for
+    // the same request.
+    let adviser = token("adviser").await?;
+    let missing = get("/v1/occupations/9999", adviser.clone()).await?;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let problem: serde_json::Value = serde_json::from_str(&missing.body)?;
+    let request_id = problem["request_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!request_id.is_empty(), "{problem}");
+    let logs = home.path().join("data/logs");
+    let lines_of = |process: &str| -> anyhow::Result<Vec<serde_json::Value>> {
+        let text = std::fs::read_to_string(logs.join(format!("{process}.log")))?;
+        Ok(text
+            .lines()
+            .filter(|line| line.contains(&request_id))
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?)
+    };
+    let mut found = (Vec::new(), Vec::new());
+    for _ in 0..50 {
+        found = (lines_of("gateway")?, lines_of("occupations")?);
+        if !found.0.is_empty() && !found.1.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (gateway_lines, service_lines) = found;
+    let access = gateway_lines
+        .iter()
+        .find(|line| line["target"] == "careers::access")
+        .ok_or_else(|| anyhow::anyhow!("no access line for {request_id}: {gateway_lines:?}"))?;
+    assert_eq!(access["http.route"], "/v1/occupations/{soc}", "{access}");
+    assert_eq!(access["http.response.status_code"], 404, "{access}");
+    assert_eq!(access["caller.sub"], "dev-user", "{access}");
+    assert_eq!(access["caller.kind"], "token", "{access}");
+    assert!(access["duration_ms"].as_f64().is_some(), "{access}");
+    assert!(
+        service_lines
+            .iter()
+            .any(|line| line["rpc.method"] == "GetOccupation"
+                && line["message"] == "call answered with an error"
+                && line["rpc.grpc.status_code"] == 5),
+        "no occupations line for {request_id}: {service_lines:?}"
+    );
+
+    // Nothing secret reached a log: no bearer token, no client's name, no note's text.
+    for entry in std::fs::read_dir(&logs)? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path)?;
+        for secret in [
+            adviser.as_str(),
+            "Sam Patel",
+            "Interested in electrical engineering apprenticeships",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{} holds {:.20}…",
+                path.display(),
+                secret
+            );
+        }
+    }
 
     let pid = stack.id().ok_or_else(|| anyhow::anyhow!("no pid"))?;
     Command::new("kill")

@@ -94,6 +94,11 @@ fn upstream_request<T>(
     })?;
     request.metadata_mut().insert(identity::METADATA_KEY, value);
     careers_platform::grpc::inject_trace_context(request.metadata_mut());
+    if let Some(id) = crate::problem::current_request_id().and_then(|id| id.parse().ok()) {
+        request
+            .metadata_mut()
+            .insert(careers_platform::grpc::REQUEST_ID, id);
+    }
     Ok(request)
 }
 
