@@ -340,12 +340,7 @@ pub(crate) async fn shed(State(front): State<Front>, request: Request, next: Nex
 /// Gives every request an id (the caller's `x-request-id` when it is sane) and every
 /// response that id and the security headers.
 pub(crate) async fn request_id(request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| careers_platform::grpc::sane_request_id(value))
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let id = crate::problem::request_id_or_new(request.headers());
     let mut response = with_request_id(id.clone(), async {
         as_problem(next.run(request).await).await
     })

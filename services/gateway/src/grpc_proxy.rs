@@ -48,12 +48,7 @@ impl Service<Request<axum::body::Body>> for GrpcProxy {
         let proxy = self.clone();
         // The caller's id when it sends a sane one, else a new one: on to the service, on
         // the answer, and on this call's log lines.
-        let id = request
-            .headers()
-            .get(grpc::REQUEST_ID)
-            .and_then(|value| value.to_str().ok())
-            .filter(|id| grpc::sane_request_id(id))
-            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        let id = crate::problem::request_id_or_new(request.headers());
         tracing::Span::current().record("request_id", id.as_str());
         let id = HeaderValue::from_str(&id).ok();
         if let Some(id) = &id {

@@ -20,6 +20,16 @@ pub(crate) fn current_request_id() -> Option<String> {
     REQUEST.try_with(String::clone).ok()
 }
 
+/// The id of a request: the caller's `x-request-id` when it sends a sane one, else a new
+/// UUIDv7.
+pub(crate) fn request_id_or_new(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(careers_platform::grpc::REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| careers_platform::grpc::sane_request_id(id))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
+
 /// Runs `work` with `id` as the request id its problems and logs carry.
 pub(crate) async fn with_request_id<F: Future>(id: String, work: F) -> F::Output {
     REQUEST.scope(id, work).await

@@ -58,18 +58,7 @@ fn reset_peak() -> bool {
 
 pub async fn ingest() -> anyhow::Result<()> {
     let (stack, _databases) = crate::flow::start_stack().await?;
-    let codes: Vec<String> = {
-        let rows = stack
-            .lmi_db
-            .query_all_raw(sea_orm::Statement::from_string(
-                stack.lmi_db.get_database_backend(),
-                "SELECT soc_code FROM known_occupations ORDER BY soc_code",
-            ))
-            .await?;
-        rows.iter()
-            .map(|row| row.try_get_by_index::<String>(0))
-            .collect::<Result<_, _>>()?
-    };
+    let codes = stack.catalogue_codes().await?;
     anyhow::ensure!(
         codes.len() == 412,
         "lmi knows {} unit groups, not 412",

@@ -172,6 +172,22 @@ impl Stack {
         })
     }
 
+    /// The SOC codes lmi knows (the whole catalogue once started), in order: what test
+    /// submissions are written over.
+    pub async fn catalogue_codes(&self) -> anyhow::Result<Vec<String>> {
+        use sea_orm::ConnectionTrait;
+        let db = &self.lmi_db;
+        Ok(db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT soc_code FROM known_occupations ORDER BY soc_code",
+            ))
+            .await?
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0))
+            .collect::<Result<_, _>>()?)
+    }
+
     /// The occupations replica's gRPC port, for calls that skip the gateway.
     pub fn occupations_port(&self) -> u16 {
         self.occupations.port

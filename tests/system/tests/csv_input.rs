@@ -69,18 +69,7 @@ async fn csv_input(occupations_url: String, lmi_url: String) -> anyhow::Result<(
     let port = stack.gateway_port;
     let lmi_db = stack.lmi_db.clone();
     let token = stack.bearer(&["ssc_publisher"], Some("ons"))?;
-    let codes: Vec<String> = {
-        use sea_orm::ConnectionTrait;
-        lmi_db
-            .query_all_raw(sea_orm::Statement::from_string(
-                lmi_db.get_database_backend(),
-                "SELECT soc_code FROM known_occupations ORDER BY soc_code",
-            ))
-            .await?
-            .iter()
-            .map(|row| row.try_get_by_index::<String>(0))
-            .collect::<Result<_, _>>()?
-    };
+    let codes = stack.catalogue_codes().await?;
     let recorded = || async {
         Ok::<_, anyhow::Error>((
             count(&lmi_db, "SELECT COUNT(*) FROM submissions").await?,

@@ -48,20 +48,6 @@ fn rows(codes: &[String], count: usize, reject_every: Option<usize>) -> String {
     csv
 }
 
-async fn catalogue_codes(stack: &Stack) -> anyhow::Result<Vec<String>> {
-    use sea_orm::ConnectionTrait;
-    let db = &stack.lmi_db;
-    Ok(db
-        .query_all_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT soc_code FROM known_occupations ORDER BY soc_code",
-        ))
-        .await?
-        .iter()
-        .map(|row| row.try_get_by_index::<String>(0))
-        .collect::<Result<_, _>>()?)
-}
-
 /// careersctl with a token, its output captured (so stderr is no terminal).
 async fn push(token: &str, args: &[&str]) -> anyhow::Result<Output> {
     Ok(
@@ -110,7 +96,7 @@ async fn a_scheduled_push_reports_rows_and_gates_on_rejected_rows() -> anyhow::R
     let token = stack.bearer(&["ssc_publisher"], Some("ons"))?;
     let reader = stack.bearer(&["adviser"], None)?;
     let gateway = format!("http://127.0.0.1:{}", stack.gateway_port);
-    let codes = catalogue_codes(&stack).await?;
+    let codes = stack.catalogue_codes().await?;
     let dir = tempfile::tempdir()?;
     let file = write(dir.path(), "ashe.csv", &rows(&codes, 50_000, Some(2_000)))?;
     let common = ["--gateway", &gateway, "--progress-every", "200ms"];
@@ -253,7 +239,7 @@ async fn a_push_cut_off_mid_way_resumes_and_records_once() -> anyhow::Result<()>
     let (occupations, lmi) = (TestSqlite::new()?, TestSqlite::new()?);
     let stack = Stack::start(occupations.url.clone(), lmi.url.clone()).await?;
     let token = stack.bearer(&["ssc_publisher"], Some("ons"))?;
-    let codes = catalogue_codes(&stack).await?;
+    let codes = stack.catalogue_codes().await?;
     let dir = tempfile::tempdir()?;
     let body = rows(&codes, 30_000, None);
     let file = write(dir.path(), "cut.csv", &body)?;
