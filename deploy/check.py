@@ -22,12 +22,22 @@
    ObjectStore that exists, ScheduledBackups by the plugin), not the deprecated in-tree
    barmanObjectStore.
 5. The rendered nats.conf passes `nats-server -t -c`.
+   Monitoring: a PodMonitor and a Grafana dashboard ConfigMap per workload; the rendered
+   PrometheusRule passes `promtool check rules` and `promtool test rules`
+   (base/monitoring/alerts.test.yaml), where every alert has a case that fires and one
+   that must not, and a copy with a loosened threshold must fail; every alert names a
+   runbook section of deploy/README.md that exists; every dashboard query parses
+   (`promtool check rules`); the dashboards are what deploy/dashboards.py writes.
 6. The Dockerfile: bases pinned by digest, a numeric non-root USER, a target per service.
 
 Each of 4 (on every overlay) and 6 first proves it can fail: broken copies of a manifest
 and of the Dockerfile must be refused.
 
-    deploy/check.py --tools DIR   (DIR holds kubectl, kubernetes-validate, checkov, nats-server)
+    deploy/check.py --tools DIR   (DIR holds kubectl, kubernetes-validate, checkov, nats-server,
+                                   promtool)
+    deploy/check.py --tools DIR --metric-names
+        prints, as JSON, the metric names the alerts ("rules") and each dashboard use: the
+        system test looks every one of them up in a real scrape.
 """
 
 import argparse
@@ -67,7 +77,16 @@ SCHEMAS = {
     ("postgresql.cnpg.io/v1", "Cluster"): "postgresql.cnpg.io_v1_Cluster.json",
     ("postgresql.cnpg.io/v1", "ScheduledBackup"): "postgresql.cnpg.io_v1_ScheduledBackup.json",
     ("barmancloud.cnpg.io/v1", "ObjectStore"): "barmancloud.cnpg.io_v1_ObjectStore.json",
+    ("monitoring.coreos.com/v1", "PodMonitor"): "monitoring.coreos.com_v1_PodMonitor.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring.coreos.com_v1_PrometheusRule.json",
 }
+
+# Alerts and dashboards (deploy/base/monitoring/).
+MONITORING = DEPLOY / "base" / "monitoring"
+ALERT_TESTS = MONITORING / "alerts.test.yaml"
+DASHBOARD_LABEL = "grafana_dashboard"
+PROMQL_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
+                   "group_right", "bool", "offset", "inf", "nan"}
 
 # The gateway's HTTP API behind ingress-nginx (deploy/base/gateway/ingress.yaml).
 SUBMISSIONS_PATH = "/v1/lmi/submissions"
@@ -559,7 +578,10 @@ def validate_custom(resources, overlay):
             continue
         schema = json.loads((DEPLOY / "schemas" / schema_file).read_text())
         try:
-            jsonschema.validate(resource, schema)
+            # Not jsonschema.validate: it first checks the schema itself, and the Prometheus
+            # Operator's CRDs hold Go regexes (`(?i)` mid-pattern) Python's re refuses, in
+            # fields the manifests do not use.
+            jsonschema.validators.validator_for(schema)(schema).validate(resource)
         except jsonschema.ValidationError as error:
             sys.exit(f"{overlay}: {kind}/{resource['metadata']['name']} does not match {schema_file}: {error.message}")
         validated += 1
@@ -598,6 +620,136 @@ def nats_conf(tools, resources, overlay):
     if result.returncode != 0:
         sys.exit(f"{overlay}: nats-server -t rejected nats.conf:\n{result.stdout}{result.stderr}")
     print(f"{overlay}: nats.conf accepted by nats-server -t")
+
+
+def promql_metric_names(expr):
+    """The metric names a PromQL expression selects: every identifier that is not a
+    function, a keyword, a label (in braces or in a by/without/on/ignoring list), a range or
+    part of a string."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)
+    expr = re.sub(r"\{[^}]*\}", "", expr)
+    expr = re.sub(r"\[[^\]]*\]", "", expr)
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
+    names = set()
+    for match in re.finditer(r"(?<![\w.$])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?", expr):
+        name, call = match.group(1), match.group(2)
+        if call or name.lower() in PROMQL_KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def alert_rules(resources):
+    rules = [r for r in resources if r["kind"] == "PrometheusRule"]
+    if len(rules) != 1:
+        sys.exit(f"monitoring: expected one PrometheusRule, found {len(rules)}")
+    return rules[0]["spec"]["groups"]
+
+
+def dashboards(resources):
+    """Workload name to its dashboard (parsed JSON)."""
+    found = {}
+    for resource in resources:
+        if resource["kind"] != "ConfigMap" or resource["metadata"].get("labels", {}).get(DASHBOARD_LABEL) != "1":
+            continue
+        for name, text in resource["data"].items():
+            found[name.removesuffix(".json")] = json.loads(text)
+    return found
+
+
+def dashboard_queries(dashboard):
+    return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def promtool_test(tools, groups, scratch):
+    """Runs promtool check and test rules on `groups`; the failure text, or None."""
+    (scratch / "alerts.rules.yaml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    (scratch / "alerts.test.yaml").write_text(ALERT_TESTS.read_text())
+    for command in (["check", "rules", "alerts.rules.yaml"], ["test", "rules", "alerts.test.yaml"]):
+        result = run([str(tools / "promtool"), *command], cwd=scratch)
+        if result.returncode != 0:
+            return f"promtool {' '.join(command)}:\n{result.stdout}{result.stderr}"
+    return None
+
+
+def readme_anchors():
+    """GitHub's anchors of deploy/README.md's headings."""
+    anchors = set()
+    for line in (DEPLOY / "README.md").read_text().splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^a-z0-9 _-]", "", title).replace(" ", "-"))
+    return anchors
+
+
+def monitoring(tools, resources, overlay):
+    problems = []
+    monitored = {r["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name")
+                 for r in resources if r["kind"] == "PodMonitor"}
+    boards = dashboards(resources)
+    for workload in SERVICE_TARGETS:
+        if workload not in monitored:
+            problems.append(f"{workload}: no PodMonitor")
+        if workload not in boards:
+            problems.append(f"{workload}: no dashboard ConfigMap")
+    groups = alert_rules(resources)
+    alerts = [rule for group in groups for rule in group["rules"] if "alert" in rule]
+    tests = yaml.safe_load(ALERT_TESTS.read_text())["tests"]
+    cases = [case for test in tests for case in test.get("alert_rule_test", [])]
+    anchors = readme_anchors()
+    for alert in alerts:
+        name = alert["alert"]
+        own = [case for case in cases if case["alertname"] == name]
+        if not any(case.get("exp_alerts") for case in own) or not any(not case.get("exp_alerts") for case in own):
+            problems.append(f"alert {name}: needs a test case where it fires and one where it must not")
+        runbook = alert.get("annotations", {}).get("runbook_url", "")
+        if not runbook.startswith("deploy/README.md#") or runbook.split("#", 1)[1] not in anchors:
+            problems.append(f"alert {name}: runbook_url {runbook!r} is not a section of deploy/README.md")
+    committed = {path.name: path.read_text() for path in (MONITORING / "dashboards").glob("*.json")}
+    if committed != generated_dashboards():
+        problems.append("dashboards: base/monitoring/dashboards/ is not what deploy/dashboards.py writes; run it")
+    if problems:
+        sys.exit(f"{overlay}: monitoring:\n  " + "\n  ".join(problems))
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        failure = promtool_test(tools, groups, scratch)
+        if failure:
+            sys.exit(f"{overlay}: alerts: {failure}")
+        # The tests must be able to fail: with one alert's thresholds moved out of reach,
+        # its firing case must break.
+        for alert in alerts:
+            moved = copy.deepcopy(groups)
+            for group in moved:
+                for rule in group["rules"]:
+                    if rule.get("alert") == alert["alert"]:
+                        rule["expr"] = re.sub(r"== 0\b", "== 2", re.sub(r"> (\d)", r"> 1000\1", rule["expr"]))
+            if promtool_test(tools, moved, scratch) is None:
+                sys.exit(f"{overlay}: alerts self-test: the unit tests passed with {alert['alert']}'s thresholds moved")
+        queries = [{"record": f"dashboard:{board}:{index}", "expr": expr.replace("$namespace", "careers").replace("$job", board)}
+                   for board, dashboard in boards.items() for index, expr in enumerate(dashboard_queries(dashboard))]
+        (scratch / "queries.yaml").write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": queries}]}))
+        result = run([str(tools / "promtool"), "check", "rules", "queries.yaml"], cwd=scratch)
+        if result.returncode != 0:
+            sys.exit(f"{overlay}: a dashboard query does not parse:\n{result.stdout}{result.stderr}")
+    print(f"{overlay}: {len(alerts)} alerts pass promtool check and test rules (and fail with thresholds "
+          f"moved), each with a runbook section; {len(queries)} dashboard queries parse; "
+          f"PodMonitors and dashboards for {', '.join(SERVICE_TARGETS)}")
+
+
+def generated_dashboards():
+    sys.path.insert(0, str(DEPLOY))
+    import dashboards as generator  # deploy/dashboards.py
+    return generator.rendered()
+
+
+def metric_names(resources):
+    rules = set()
+    for group in alert_rules(resources):
+        for rule in group["rules"]:
+            rules |= promql_metric_names(rule["expr"])
+    boards = {board: sorted(set().union(*map(promql_metric_names, dashboard_queries(dashboard))))
+              for board, dashboard in dashboards(resources).items()}
+    return {"rules": sorted(rules), "dashboards": boards}
 
 
 def dockerfile_problems(text):
@@ -662,7 +814,13 @@ def check_dockerfile():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tools", type=Path, required=True)
+    parser.add_argument("--metric-names", action="store_true",
+                        help="print the metric names the alerts and dashboards use, as JSON")
     arguments = parser.parse_args()
+    if arguments.metric_names:
+        resources = [r for r in yaml.safe_load_all(render(arguments.tools, "prod")) if r]
+        print(json.dumps(metric_names(resources), indent=2))
+        return
     check_dockerfile()
     with tempfile.TemporaryDirectory() as scratch:
         for overlay in OVERLAYS:
@@ -679,6 +837,7 @@ def main():
                   "limits and the restricted securityContext")
             policy_self_test(resources, overlay)
             nats_conf(arguments.tools, resources, overlay)
+            monitoring(arguments.tools, resources, overlay)
             checkov(arguments.tools, rendered, overlay)
     print("deploy: all checks passed")
 

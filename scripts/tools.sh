@@ -3,7 +3,7 @@
 # by version, and links them as .tools/bin/. A second run installs nothing.
 #
 #   scripts/tools.sh [nats-server] [buf] [cargo-deny] [cargo-nextest] [postgres] [schemathesis]
-#                    [connect-es] [deploy-check]   (default: all)
+#                    [connect-es] [deploy-check] [promtool]   (default: all)
 #   scripts/tools.sh check-pins   (every requirements file resolves on OLDEST_PYTHON)
 #
 # CAREERS_TOOLS_CACHE moves the cache (default ~/.cache/careers-tools).
@@ -29,6 +29,8 @@ BUF_SHA256=98b19d4b2b46130e083157490c54dfdcb8ea771e53204d3c6a06a2b12edd0503
 DENY_VERSION=0.20.2
 NEXTEST_VERSION=0.9.148
 PG_MAJOR=15
+# promtool from Debian 12's prometheus package: any Debian revision of this upstream version.
+PROMETHEUS_VERSION=2.42.0
 
 say() { echo "tools: $*" >&2; }
 
@@ -147,6 +149,32 @@ postgres() {
   fi
 }
 
+# promtool (the alert and metrics checks) from Debian's prometheus package, downloaded and
+# unpacked into the cache rather than installed: installing would bring a Prometheus server
+# and its system service. Debian 12 ships one upstream version; a Debian security revision
+# of it is taken as it comes, another upstream version is refused.
+promtool() {
+  local dir="$cache/promtool-$PROMETHEUS_VERSION"
+  if [ ! -f "$dir/.installed" ]; then
+    begin_install "promtool $PROMETHEUS_VERSION (Debian's prometheus package)" "$dir"
+    step="apt-get download prometheus"
+    if ! (cd "$dir" && apt-get download -qq prometheus >/dev/null 2>&1); then
+      # A fresh machine may have no package lists yet.
+      step="apt-get update"
+      sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      step="apt-get download prometheus"
+      (cd "$dir" && apt-get download -qq prometheus)
+    fi
+    step="unpacking the prometheus package"
+    dpkg-deb -x "$(ls "$dir"/prometheus_*.deb)" "$dir/root"
+    rm -f "$dir"/prometheus_*.deb
+    step="checking that promtool is version $PROMETHEUS_VERSION"
+    "$dir/root/usr/bin/promtool" --version | grep -q "^promtool, version $PROMETHEUS_VERSION+"
+    finish_install "$dir/root/usr/bin/promtool" --version
+  fi
+  ln -sfn "$dir/root/usr/bin/promtool" "$bin/promtool"
+}
+
 # venv NAME REQUIREMENTS WHAT CHECK...: a virtual environment in the cache holding exactly
 # the packages of REQUIREMENTS (a pip freeze), keyed by the hash of it and of the pinned
 # pip; sets venv_dir. pip is upgraded to its pin first (Debian 12's venv brings 23.0.1).
@@ -201,6 +229,7 @@ deploy_check() {
     ln -sfn "$dir/bin/$tool" "$root/.tools/deploy-check/$tool"
   done
   ln -sfn "$bin/nats-server" "$root/.tools/deploy-check/nats-server"
+  ln -sfn "$bin/promtool" "$root/.tools/deploy-check/promtool"
   cat >"$bin/deploy-check" <<SCRIPT
 #!/bin/sh
 exec "$dir/bin/python" "$root/deploy/check.py" --tools "$root/.tools/deploy-check" "\$@"
@@ -252,7 +281,7 @@ check_pins() {
 }
 
 if [ $# -eq 0 ]; then
-  set -- nats-server buf cargo-deny cargo-nextest postgres schemathesis connect-es deploy-check
+  set -- nats-server buf cargo-deny cargo-nextest postgres schemathesis connect-es deploy-check promtool
 fi
 for tool in "$@"; do
   case "$tool" in
@@ -264,6 +293,7 @@ for tool in "$@"; do
     schemathesis) schemathesis ;;
     connect-es) connect_es ;;
     deploy-check) deploy_check ;;
+    promtool) promtool ;;
     check-pins) check_pins ;;
     *) say "unknown tool $tool"; exit 2 ;;
   esac

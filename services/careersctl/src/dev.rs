@@ -90,6 +90,19 @@ impl Ports {
         all
     }
 
+    /// Every process's addresses, as `<data>/ports.json` records them.
+    fn document(&self) -> serde_json::Value {
+        let mut document = serde_json::json!({
+            "nats": {"client": self.nats, "monitor": self.nats_monitor},
+            "gateway": {"http": self.gateway_http, "grpc": self.gateway_grpc,
+                "metrics": self.gateway_metrics},
+        });
+        for (service, (grpc, metrics)) in SERVICES.iter().zip(self.services) {
+            document[*service] = serde_json::json!({"grpc": grpc, "metrics": metrics});
+        }
+        document
+    }
+
     fn gateway_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.gateway_http)
     }
@@ -125,6 +138,11 @@ pub async fn run(data: &Path, nats_server: &Path, ports: &Ports) -> anyhow::Resu
     check_nats_version(nats_server).await?;
     let logs = data.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    // Where each process listens (with --free-ports, known nowhere else): for scrapers and
+    // tools pointed at a running stack.
+    let ports_file = data.join("ports.json");
+    std::fs::write(&ports_file, format!("{:#}\n", ports.document()))
+        .with_context(|| format!("writing {}", ports_file.display()))?;
     let keys = data.join("dev-keys");
     // The gateway signs the internal identity token; the services verify it.
     let (internal_pem, jwks) = crate::keys::ensure(&keys, "internal", "dev-internal-1")?;

@@ -89,6 +89,12 @@ impl Service for Casenotes {
         let keyring = Arc::new(settings.crypto.keyring().map_err(service_error)?);
         let audit_key = Arc::new(settings.audit.key().map_err(service_error)?);
         let keys = connect_keystore(settings).await?;
+        let pool_watch = careers_platform::store::watch_pool(&keys, "keystore");
+        let stop = context.stop.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            pool_watch.abort();
+        });
         // Before anything is served: a restored store must not show an erased client.
         erasure::reapply_tombstones(&context.db, &keys)
             .await

@@ -158,6 +158,15 @@ impl<H: Handler> Consumer<H> {
     /// not yet applied is redelivered to another replica after `ack_wait`.
     pub async fn run(self, stop: CancellationToken) {
         const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+        // Every counter at 0 from the start: an alert's increase() over a series that
+        // appears with its first dead letter would miss that dead letter.
+        for family in [
+            "careers_events_applied_total",
+            "careers_events_redelivered_total",
+            "careers_events_dead_lettered_total",
+        ] {
+            metrics::counter!(family, "durable" => self.spec.durable.clone()).increment(0);
+        }
         let mut pauses = crate::Pauses::new(LONGEST_PAUSE);
         while !stop.is_cancelled() {
             let started = tokio::time::Instant::now();

@@ -113,6 +113,12 @@ impl Relay {
     /// `reconcile_interval`, and the janitor every ten minutes, in this same task, so
     /// neither races this relay's publishes.
     pub async fn run(self, stop: CancellationToken) {
+        for family in [
+            "careers_events_published_total",
+            "careers_outbox_republished_total",
+        ] {
+            metrics::counter!(family, "stream" => self.stream.name).increment(0);
+        }
         let mut pauses = crate::Pauses::new(self.settings.max_backoff);
         let mut provisioned = false;
         let mut next_reconcile = tokio::time::Instant::now();

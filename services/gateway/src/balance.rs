@@ -223,7 +223,15 @@ impl Balanced {
         };
         replica.calls.fetch_add(1, Ordering::Relaxed);
         let mut channel = replica.channel.clone();
-        match ready_call(&mut channel, request).await {
+        let method = request
+            .uri()
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let started = std::time::Instant::now();
+        let answer = match ready_call(&mut channel, request).await {
             Ok(response) => {
                 if unavailable(&response) {
                     // Stopping, or its store is down: no more calls until a check passes.
@@ -236,7 +244,37 @@ impl Balanced {
                 tracing::warn!(upstream = self.inner.name, addr = %replica.addr, %error, "replica unreachable");
                 Err(NotSent(tonic::Status::from_error(error.into())))
             }
-        }
+        };
+        self.count(method, started.elapsed(), &answer);
+        answer
+    }
+
+    /// `careers_gateway_upstream_requests_total` and `…_duration_seconds`. The code is the
+    /// answer's header (an error before any message, as every unary error is) or OK; a
+    /// method the service does not have (UNIMPLEMENTED: the gRPC proxy passes on what
+    /// callers name) is counted as `unknown`, so no caller can mint series.
+    fn count(&self, method: String, elapsed: Duration, answer: &Result<Response<Body>, NotSent>) {
+        let code = match answer {
+            Ok(response) => response
+                .headers()
+                .get("grpc-status")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse::<i32>().ok())
+                .map_or(tonic::Code::Ok, tonic::Code::from_i32),
+            Err(NotSent(status)) => status.code(),
+        };
+        let method = if code == tonic::Code::Unimplemented {
+            "unknown".to_owned()
+        } else {
+            method
+        };
+        let service = self.inner.name;
+        metrics::histogram!("careers_gateway_upstream_duration_seconds",
+            "service" => service, "method" => method.clone())
+        .record(elapsed.as_secs_f64());
+        metrics::counter!("careers_gateway_upstream_requests_total",
+            "service" => service, "method" => method, "code" => format!("{code:?}"))
+        .increment(1);
     }
 }
 

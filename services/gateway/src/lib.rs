@@ -659,6 +659,20 @@ pub fn describe_metrics() {
         "careers_gateway_refused_total",
         "requests refused before any service was called: rate_limited, too_many_in_flight, overloaded"
     );
+    // At 0 from the start: a rate over a series that appears with its first refusal would
+    // miss that refusal.
+    for reason in ["rate_limited", "too_many_in_flight", "overloaded"] {
+        metrics::counter!("careers_gateway_refused_total", "reason" => reason).increment(0);
+    }
+    describe_counter!(
+        "careers_gateway_upstream_requests_total",
+        "calls to a service's replica (each attempt of a retried read), by service, method and gRPC code"
+    );
+    describe_histogram!(
+        "careers_gateway_upstream_duration_seconds",
+        Unit::Seconds,
+        "time to a service's answer headers, by service and method"
+    );
 }
 
 #[cfg(test)]

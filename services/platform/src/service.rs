@@ -203,6 +203,7 @@ impl<S: Service> App<S> {
             &context.settings.platform.readiness,
             context.stop.clone(),
         );
+        let pool_watch = store::watch_pool(&context.db, "main");
         let close = CancellationToken::new();
         let server = tonic::transport::Server::builder()
             .trace_fn(grpc::request_span)
@@ -235,6 +236,7 @@ impl<S: Service> App<S> {
         })
         .await;
         store_watch.abort();
+        pool_watch.abort();
         context.db.clone().close().await.ok();
         match drained {
             Ok(result) => {

@@ -95,6 +95,7 @@ pub fn invalid_field(reason: &str, field: &str, message: impl Into<String>) -> S
 pub fn store(error: &sea_orm::DbErr) -> Status {
     if matches!(error, sea_orm::DbErr::ConnectionAcquire(_)) {
         tracing::warn!(%error, "no store connection free");
+        metrics::counter!("careers_store_busy_total").increment(1);
         return status(
             Code::Unavailable,
             "store_busy",

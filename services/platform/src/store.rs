@@ -71,6 +71,61 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     Ok(db)
 }
 
+/// The HELP text of the store's families; `careers_store_busy_total` at 0.
+pub(crate) fn describe_metrics() {
+    metrics::describe_gauge!(
+        "careers_store_connections",
+        "store connections, by store and state: in_use (by a call or a background task) or idle"
+    );
+    metrics::describe_gauge!(
+        "careers_store_connections_max",
+        "the most connections the store's pool opens (database.max_connections)"
+    );
+    metrics::describe_counter!(
+        "careers_store_busy_total",
+        "calls answered UNAVAILABLE store_busy: no store connection came free in time"
+    );
+    metrics::counter!("careers_store_busy_total").increment(0);
+}
+
+/// Reports `store`'s pool every second (`careers_store_connections`), until aborted.
+/// sqlx counts no waiters: a pool at its maximum with calls answered `store_busy` is
+/// what saturation looks like.
+pub fn watch_pool(db: &DatabaseConnection, store: &'static str) -> tokio::task::JoinHandle<()> {
+    let db = db.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let (size, idle, max) = match db.get_database_backend() {
+                DatabaseBackend::Postgres => {
+                    let pool = db.get_postgres_connection_pool();
+                    (
+                        pool.size(),
+                        pool.num_idle(),
+                        pool.options().get_max_connections(),
+                    )
+                }
+                DatabaseBackend::Sqlite => {
+                    let pool = db.get_sqlite_connection_pool();
+                    (
+                        pool.size(),
+                        pool.num_idle(),
+                        pool.options().get_max_connections(),
+                    )
+                }
+                _ => return,
+            };
+            let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+            metrics::gauge!("careers_store_connections", "store" => store, "state" => "in_use")
+                .set(f64::from(size - idle));
+            metrics::gauge!("careers_store_connections", "store" => store, "state" => "idle")
+                .set(f64::from(idle));
+            metrics::gauge!("careers_store_connections_max", "store" => store).set(f64::from(max));
+        }
+    })
+}
+
 /// Applies pending migrations. On PostgreSQL they run in one transaction under an
 /// advisory lock, so replicas starting together migrate once and never see a half-made
 /// schema.

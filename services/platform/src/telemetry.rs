@@ -172,6 +172,23 @@ fn describe_process_metrics() {
         metrics::Unit::Seconds,
         "time to the answer's headers of a gRPC call, by method"
     );
+    crate::store::describe_metrics();
+    // The process families, read again every second by a thread of their own, so they
+    // are current whatever the runtime is busy with.
+    let collector = metrics_process::Collector::default();
+    collector.describe();
+    collector.collect();
+    let spawned = std::thread::Builder::new()
+        .name("process-metrics".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                collector.collect();
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the process metrics thread");
+    }
 }
 
 /// Serves Prometheus metrics on their own port. Only the first call in a process

@@ -259,3 +259,103 @@ pub async fn gateway(seconds: u64) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(10)).await;
     stack.stop().await
 }
+
+/// `observability`: the gateway as a process (as deployed) in front of the same
+/// occupations, at concurrency 32, with its metrics and an access line for every request
+/// on, beside both off. The modes alternate (off, on, off, on) so a drift of the machine
+/// falls on both; the access log goes to a file, as a container runtime's would.
+pub async fn observability(seconds: u64) -> anyhow::Result<()> {
+    const WORKERS: usize = 32;
+    let seconds = seconds.min(10);
+    let binary = std::env::current_exe()?
+        .parent()
+        .map(|directory| directory.join("gateway"))
+        .filter(|binary| binary.exists())
+        .ok_or_else(|| {
+            anyhow::anyhow!("no gateway binary beside careers-bench (make bench builds it)")
+        })?;
+    let (stack, _databases) = crate::flow::start_stack().await?;
+    let reader = format!("Bearer {}", stack.bearer(&["adviser"], None)?);
+    let path = format!("/v1/occupations/{SOC}");
+    let logs = tempfile::tempdir()?;
+    let keys = Arc::new(vec![String::new()]);
+    let mut rates = [Vec::new(), Vec::new()];
+    for (round, on) in [false, true, false, true].into_iter().enumerate() {
+        let port = free_port()?;
+        let mut environment = careers_stack::gateway_environment(
+            [
+                ("occupations", stack.occupations_port()),
+                ("lmi", free_port()?),
+                ("casenotes", free_port()?),
+                ("ambassadors", free_port()?),
+            ],
+            &stack.bearer_keys,
+            &stack.internal,
+        );
+        let sample_rate = if on { "1.0" } else { "0.0" };
+        environment.extend([
+            (
+                "CAREERS_GATEWAY__HTTP__LISTEN".into(),
+                format!("127.0.0.1:{port}"),
+            ),
+            ("CAREERS_GATEWAY__METRICS__ENABLED".into(), on.to_string()),
+            (
+                "CAREERS_GATEWAY__METRICS__LISTEN".into(),
+                format!("127.0.0.1:{}", free_port()?),
+            ),
+            (
+                "CAREERS_GATEWAY__ACCESS_LOG__SAMPLE_RATE".into(),
+                sample_rate.into(),
+            ),
+        ]);
+        let log = std::fs::File::create(logs.path().join(format!("gateway-{round}.log")))?;
+        let mut gateway = tokio::process::Command::new(&binary)
+            .env_clear()
+            .envs(environment)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()?;
+        // Ready once a read goes through (the balancer has checked occupations).
+        let started = std::time::Instant::now();
+        loop {
+            let answered = match Connection::open(port).await {
+                Ok(mut connection) => connection.get(&path, &reader).await.is_ok(),
+                Err(_) => false,
+            };
+            if answered {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "the gateway did not answer"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caller = HttpPool::open(port, WORKERS, &path, &reader)
+            .await?
+            .caller();
+        drive(keys.clone(), WORKERS, 1, caller.clone()).await?;
+        let (rate, _) = drive(keys.clone(), WORKERS, seconds, caller).await?;
+        rates[usize::from(on)].push(rate);
+        gateway.kill().await?;
+    }
+    let mean = |rates: &[f64]| rates.iter().sum::<f64>() / rates.len().max(1) as f64;
+    let (off, on) = (mean(&rates[0]), mean(&rates[1]));
+    let written = std::fs::read_dir(logs.path())?
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .map(|text| {
+            text.lines()
+                .filter(|line| line.contains("careers::access"))
+                .count()
+        })
+        .sum::<usize>();
+    println!(
+        "observability (GetOccupation {SOC} through the gateway process, c{WORKERS}, 2 × {seconds} s per mode): \
+         metrics and access log off {off:.0} req/s | on {on:.0} req/s ({written} access lines written) \
+         | on/off {:.2}x | goal ≥ 0.95x",
+        on / off
+    );
+    stack.stop().await
+}

@@ -13,6 +13,8 @@
 //! - `matching`: the optimal ambassador matcher beside the greedy baseline, in [`matching`].
 //! - `gateway`: an occupation read through the gateway beside direct gRPC and a bare
 //!   pass-through proxy, in [`gateway`].
+//! - `observability`: the gateway process with metrics and the access log on beside both
+//!   off, in [`gateway::observability`].
 //!
 //! `BENCH_SECONDS` shortens the timed runs (default 60).
 
@@ -61,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|value| value.parse().ok())
         .unwrap_or(60);
     let samples = recorder::install();
-    const BENCHES: [&str; 9] = [
+    const BENCHES: [&str; 10] = [
         "propagation",
         "outbox",
         "first_flow",
@@ -71,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         "casenotes",
         "matching",
         "gateway",
+        "observability",
     ];
     if let Some(name) = &only
         && !BENCHES.contains(&name.as_str())
@@ -91,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             "casenotes" => casenotes::casenotes(seconds).await?,
             "matching" => matching::matching()?,
             "gateway" => gateway::gateway(seconds).await?,
+            "observability" => gateway::observability(seconds).await?,
             _ => {}
         }
     }

@@ -11,6 +11,25 @@ pub fn gateway_settings(
     bearer: &TestKeys,
     internal: &TestKeys,
 ) -> anyhow::Result<Settings> {
+    Ok(load_standalone(
+        "gateway",
+        Sources {
+            defaults: careers_gateway::DEFAULTS,
+            file: None,
+            secrets_dir: None,
+            environment: gateway_environment(upstreams, bearer, internal)
+                .into_iter()
+                .collect(),
+        },
+    )?)
+}
+
+/// The environment of [`gateway_settings`], for a gateway run as a process.
+pub fn gateway_environment(
+    upstreams: [(&str, u16); 4],
+    bearer: &TestKeys,
+    internal: &TestKeys,
+) -> Vec<(String, String)> {
     let mut environment: Vec<(String, String)> = vec![
         (
             "CAREERS_GATEWAY__AUTH__JWKS_PATH".into(),
@@ -45,15 +64,7 @@ pub fn gateway_settings(
             format!("http://127.0.0.1:{port}"),
         ));
     }
-    Ok(load_standalone(
-        "gateway",
-        Sources {
-            defaults: careers_gateway::DEFAULTS,
-            file: None,
-            secrets_dir: None,
-            environment: environment.into_iter().collect(),
-        },
-    )?)
+    environment
 }
 
 /// A gateway serving in this process until [`RunningGateway::stop`].

@@ -311,6 +311,10 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
         }
     }
 
+    // What Prometheus would scrape from each process, and what the alerts and dashboards
+    // in deploy/ ask of it.
+    crate::scrapes::check(repository(), &home.path().join("data")).await?;
+
     let pid = stack.id().ok_or_else(|| anyhow::anyhow!("no pid"))?;
     Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -11,6 +11,7 @@ mod cli;
 mod dev;
 mod push;
 mod replay;
+mod scrapes;
 
 fn careersctl(nats_url: &str, args: &[&str]) -> anyhow::Result<Output> {
     careersctl_with(nats_url, &[], args)
