@@ -25,6 +25,10 @@ const NATS_MINIMUM: (u32, u32, u32) = (2, 10, 23);
 /// The services the stack runs, in start order (the gateway last).
 const SERVICES: [&str; 4] = ["occupations", "lmi", "casenotes", "ambassadors"];
 
+/// The gateway's CORS origins: `make run`'s default, unless the environment sets them.
+const CORS_VARIABLE: &str = "CAREERS_GATEWAY__CORS__ALLOWED_ORIGINS";
+const DEV_ORIGINS: &str = "http://localhost:*,http://127.0.0.1:*";
+
 /// Every port of the stack.
 #[derive(Debug, Clone)]
 pub struct Ports {
@@ -257,6 +261,9 @@ pub async fn run(data: &Path, nats_server: &Path, ports: &Ports) -> anyhow::Resu
             format!("http://127.0.0.1:{grpc}"),
         );
     }
+    // A front end's dev server on this machine may call the gateway, whatever its port.
+    let cors = std::env::var(CORS_VARIABLE).unwrap_or_else(|_| DEV_ORIGINS.to_owned());
+    gateway.env(CORS_VARIABLE, &cors);
     let child = gateway
         .stdin(Stdio::null())
         .stdout(log_file(&logs, "gateway")?)
@@ -285,6 +292,7 @@ pub async fn run(data: &Path, nats_server: &Path, ports: &Ports) -> anyhow::Resu
         }
     }
     println!("Gateway: {gateway_url}  (logs in {})", logs.display());
+    println!("Browser pages from {cors} may call it (CORS; set {CORS_VARIABLE} to change)");
     println!("Development tokens (12 h; more with ./bin/careersctl token --role R):");
     let mut publisher = String::new();
     for (role, org, ssc) in ROLES {

@@ -178,9 +178,30 @@ pub fn grpc_open(service: &str, method: &str) -> bool {
 
 /// The entry for a request, by its method and the route the router matched.
 pub fn lookup(method: &Method, matched_path: &str) -> Option<&'static RouteAccess> {
+    // HEAD is answered by the GET handler, so it takes the GET's access.
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
     ROUTES
         .iter()
-        .find(|route| route.path == matched_path && route.method == method.as_str())
+        .find(|route| route.path == matched_path && route.method == method)
+}
+
+/// The methods `matched_path` is served with (its `Allow`), and the path as the table
+/// holds it; none when the table has no such path.
+pub fn methods_of(matched_path: &str) -> Option<(&'static str, Vec<&'static str>)> {
+    let routes: Vec<_> = ROUTES
+        .iter()
+        .filter(|route| route.path == matched_path)
+        .collect();
+    let path = routes.first()?.path;
+    let mut methods: Vec<_> = routes.iter().map(|route| route.method).collect();
+    if methods.contains(&"GET") {
+        methods.push("HEAD");
+    }
+    Some((path, methods))
 }
 
 /// The table as `docs/access.md` holds it: one row per route, one column per role,

@@ -163,6 +163,14 @@ pub(crate) async fn guard(State(front): State<Front>, request: Request, next: Ne
         .get::<MatchedPath>()
         .and_then(|matched| access::lookup(request.method(), matched.as_str()));
     let Some(route) = route else {
+        let matched = request
+            .extensions()
+            .get::<MatchedPath>()
+            .and_then(|matched| access::methods_of(matched.as_str()));
+        if let Some((path, methods)) = matched {
+            // A caller's mistake: the path is served, not with this method.
+            return method_not_allowed(request.method(), path, &methods);
+        }
         // Fail closed: a route missing from the table is a bug, not an open door.
         tracing::error!(path = %request.uri().path(), "route missing from the access table");
         return Problem::new(
@@ -213,6 +221,29 @@ pub(crate) async fn guard(State(front): State<Front>, request: Request, next: Ne
     response.extensions_mut().insert(RouteLabels {
         route: route.path,
         caller_kind,
+    });
+    response
+}
+
+/// 405 with `Allow`, counted under the route's template.
+fn method_not_allowed(
+    method: &axum::http::Method,
+    path: &'static str,
+    methods: &[&str],
+) -> Response {
+    let allow = methods.join(", ");
+    let mut response = Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{path} is not served with {method}; it takes {allow}"),
+    )
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response.extensions_mut().insert(RouteLabels {
+        route: path,
+        caller_kind: "none",
     });
     response
 }

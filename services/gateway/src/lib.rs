@@ -21,10 +21,11 @@ pub mod openapi;
 mod problem;
 mod retry;
 pub mod routes;
+mod slow;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get, serve::ListenerExt};
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use careers_platform::{
     grpc,
     identity::IdentitySigner,
@@ -124,6 +125,15 @@ pub struct Limits {
     /// The deadline of an LMI submission, which may stream a large CSV.
     #[serde(with = "humantime_serde")]
     pub submission_timeout: Duration,
+    /// A request's headers must arrive within this; a kept-alive connection idle this long
+    /// between requests is closed too.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A request body must arrive at at least this many bytes a second once
+    /// `body_grace` has passed; slower is 408 `request_timeout` and the connection closed.
+    pub body_min_bytes_per_second: u64,
+    #[serde(with = "humantime_serde")]
+    pub body_grace: Duration,
 }
 
 impl Default for Limits {
@@ -136,6 +146,9 @@ impl Default for Limits {
             max_concurrent_per_caller: 32,
             upstream_timeout: Duration::from_secs(10),
             submission_timeout: Duration::from_secs(600),
+            header_read_timeout: Duration::from_secs(10),
+            body_min_bytes_per_second: 1024,
+            body_grace: Duration::from_secs(10),
         }
     }
 }
@@ -175,26 +188,85 @@ fn serve_reflection() -> bool {
 }
 
 /// `[cors]`: the browser origins allowed to call the HTTP API and gRPC-Web, exactly as
-/// they send them (`https://advisers.example.org`). None: no CORS headers at all.
+/// they send them (`https://advisers.example.org`), or with any port (`http://localhost:*`).
+/// From the environment, one string of comma-separated origins. None: no CORS headers.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct CorsSettings {
+    #[serde(deserialize_with = "origin_list")]
     pub allowed_origins: Vec<String>,
+}
+
+/// A list, or one string of comma-separated items (as an environment variable gives it).
+fn origin_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<String>),
+        One(String),
+    }
+    let items = match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::Many(items) => items,
+        OneOrMany::One(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect())
+}
+
+/// One allowed origin: exact, or a scheme and host with any port (`…:*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OriginPattern {
+    Exact(String),
+    AnyPort(String),
+}
+
+impl OriginPattern {
+    fn parse(text: &str) -> Result<Self, GatewayError> {
+        let bad = |why: &str| GatewayError::Serve(format!("cors.allowed_origins: {text:?} {why}"));
+        let (pattern, base) = match text.strip_suffix(":*") {
+            Some(base) => (Self::AnyPort(base.to_owned()), base),
+            None => (Self::Exact(text.to_owned()), text),
+        };
+        let (scheme, host) = base.split_once("://").ok_or_else(|| {
+            bad("is not an origin: write scheme://host[:port], as a browser sends it")
+        })?;
+        if !matches!(scheme, "http" | "https") {
+            return Err(bad("must be http or https"));
+        }
+        if host.is_empty()
+            || host.contains(['/', '*', ' '])
+            || base.parse::<axum::http::HeaderValue>().is_err()
+        {
+            return Err(bad("is not an origin: no path, no wildcard but a final :*"));
+        }
+        Ok(pattern)
+    }
+
+    fn allows(&self, origin: &[u8]) -> bool {
+        match self {
+            Self::Exact(exact) => origin == exact.as_bytes(),
+            Self::AnyPort(base) => origin.strip_prefix(base.as_bytes()).is_some_and(|rest| {
+                rest.is_empty()
+                    || rest
+                        .strip_prefix(b":")
+                        .is_some_and(|port| !port.is_empty() && port.iter().all(u8::is_ascii_digit))
+            }),
+        }
+    }
 }
 
 impl CorsSettings {
     fn layer(&self) -> Result<tower_http::cors::CorsLayer, GatewayError> {
         use axum::http::{HeaderName, Method, header};
         use tower_http::cors::{AllowOrigin, CorsLayer};
-        let origins = self
+        let patterns = self
             .allowed_origins
             .iter()
-            .map(|origin| {
-                origin
-                    .parse()
-                    .map_err(|_| GatewayError::Serve(format!("cors: bad origin {origin:?}")))
-            })
-            .collect::<Result<Vec<axum::http::HeaderValue>, GatewayError>>()?;
+            .map(|origin| OriginPattern::parse(origin))
+            .collect::<Result<Vec<_>, GatewayError>>()?;
         let named = |names: &[&'static str]| -> Vec<HeaderName> {
             names
                 .iter()
@@ -202,7 +274,11 @@ impl CorsSettings {
                 .collect()
         };
         Ok(CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
+            .allow_origin(AllowOrigin::predicate(move |origin, _| {
+                patterns
+                    .iter()
+                    .any(|pattern| pattern.allows(origin.as_bytes()))
+            }))
             .allow_methods([
                 Method::GET,
                 Method::POST,
@@ -534,24 +610,22 @@ impl App {
             .merge(routes::routes(
                 self.api,
                 self.front,
-                self.settings.limits.max_body_bytes,
+                &self.settings.limits,
                 self.settings.access_log,
             ))
             .layer(axum::middleware::from_fn(front::request_id))
             .layer(cors);
-        let http = self.http.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let http_server = axum::serve(http, router)
-            .with_graceful_shutdown(close.clone().cancelled_owned())
-            .into_future();
+        let http_server = slow::serve_http(
+            self.http,
+            router,
+            self.settings.limits.header_read_timeout,
+            close.clone(),
+        );
         tracing::info!("gateway serving");
         let servers = async {
             let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
-            grpc_result.map_err(|error| GatewayError::Serve(error.to_string()))?;
-            http_result.map_err(|error| GatewayError::Serve(error.to_string()))
+            let () = http_result;
+            grpc_result.map_err(|error| GatewayError::Serve(error.to_string()))
         };
         tokio::pin!(servers);
         tokio::select! {
@@ -657,11 +731,16 @@ pub fn describe_metrics() {
     );
     describe_counter!(
         "careers_gateway_refused_total",
-        "requests refused before any service was called: rate_limited, too_many_in_flight, overloaded"
+        "requests refused before any service was called: rate_limited, too_many_in_flight, overloaded, too_slow"
     );
     // At 0 from the start: a rate over a series that appears with its first refusal would
     // miss that refusal.
-    for reason in ["rate_limited", "too_many_in_flight", "overloaded"] {
+    for reason in [
+        "rate_limited",
+        "too_many_in_flight",
+        "overloaded",
+        "too_slow",
+    ] {
         metrics::counter!("careers_gateway_refused_total", "reason" => reason).increment(0);
     }
     describe_counter!(
@@ -673,6 +752,60 @@ pub fn describe_metrics() {
         Unit::Seconds,
         "time to a service's answer headers, by service and method"
     );
+}
+
+#[cfg(test)]
+mod cors_tests {
+    use super::{CorsSettings, OriginPattern};
+
+    #[test]
+    fn origins_match_exactly_or_with_any_port() -> Result<(), Box<dyn std::error::Error>> {
+        let any_port = OriginPattern::parse("http://localhost:*")?;
+        for allowed in [
+            "http://localhost",
+            "http://localhost:5173",
+            "http://localhost:3000",
+        ] {
+            assert!(any_port.allows(allowed.as_bytes()), "{allowed}");
+        }
+        for refused in [
+            "https://localhost:5173",
+            "http://localhost.evil.example",
+            "http://localhost:5173.evil.example",
+            "http://localhost:",
+            "http://127.0.0.1:5173",
+        ] {
+            assert!(!any_port.allows(refused.as_bytes()), "{refused}");
+        }
+        let exact = OriginPattern::parse("https://advisers.example.org")?;
+        assert!(exact.allows(b"https://advisers.example.org"));
+        assert!(!exact.allows(b"https://advisers.example.org:8443"));
+        for bad in [
+            "*",
+            "localhost:3000",
+            "ftp://example.org",
+            "https://example.org/app",
+            "https://*.example.org",
+        ] {
+            assert!(OriginPattern::parse(bad).is_err(), "{bad} was taken");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_environment_gives_a_comma_separated_list() -> Result<(), Box<dyn std::error::Error>> {
+        let from_text: CorsSettings = serde_json::from_str(
+            r#"{"allowed_origins": "http://localhost:*, http://127.0.0.1:*,"}"#,
+        )?;
+        assert_eq!(
+            from_text.allowed_origins,
+            ["http://localhost:*", "http://127.0.0.1:*"]
+        );
+        let from_list: CorsSettings =
+            serde_json::from_str(r#"{"allowed_origins": ["https://a.example"]}"#)?;
+        assert_eq!(from_list.allowed_origins, ["https://a.example"]);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

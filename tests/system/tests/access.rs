@@ -1,7 +1,8 @@
 //! The route-role matrix of `docs/access.md`, driven against the whole system: every
 //! route with a token of every role, with no credentials and with an API key. A "yes"
 //! must get past every role check, the gateway's and the service's (any status but 401
-//! and 403, and never a 5xx); a blank must be 403; no credentials 401.
+//! and 403, and never a 5xx); a blank must be 403; no credentials 401. Every other method
+//! on each of these paths is 405 with the path's `Allow`, and logs no ERROR.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -16,6 +17,7 @@ use careers_testkit::{
     sqlite::TestSqlite,
 };
 use common::{RunningGateway, call, gateway_settings};
+use serde_json::Value;
 
 mod common;
 
@@ -78,6 +80,7 @@ fn matrix() -> anyhow::Result<(Vec<String>, Vec<Row>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_every_role_as_documented() -> anyhow::Result<()> {
+    let logs = careers_testkit::logs::capture()?;
     let (columns, rows) = matrix()?;
     let internal = std::sync::Arc::new(TestKeys::new()?);
     let stores = [
@@ -180,6 +183,75 @@ async fn every_route_answers_every_role_as_documented() -> anyhow::Result<()> {
         wrong.len(),
         rows.len() * credentials.len(),
         wrong.join("\n")
+    );
+
+    // Every other method on every path: 405 with the path's methods in `Allow`, with
+    // credentials or without.
+    let mut served: Vec<(String, Vec<String>)> = Vec::new();
+    for row in &rows {
+        match served.iter_mut().find(|(path, _)| *path == row.path) {
+            Some((_, methods)) => methods.push(row.method.clone()),
+            None => served.push((row.path.clone(), vec![row.method.clone()])),
+        }
+    }
+    let adviser = credentials
+        .iter()
+        .find(|(who, _)| who == "adviser")
+        .and_then(|(_, header)| header.clone())
+        .ok_or_else(|| anyhow::anyhow!("no adviser column"))?;
+    let mut wrong = Vec::new();
+    for (path, methods) in &served {
+        let mut allow = methods.clone();
+        if allow.iter().any(|method| method == "GET") {
+            allow.push("HEAD".into());
+        }
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            if methods.iter().any(|served| served == method) {
+                continue;
+            }
+            for header in [Some(adviser.clone()), None] {
+                let response = call(
+                    port,
+                    method,
+                    path.clone(),
+                    header.into_iter().collect(),
+                    Vec::new(),
+                )
+                .await?;
+                let allowed = response
+                    .headers
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case("allow"))
+                    .map(|(_, value)| value.split(", ").map(str::to_owned).collect::<Vec<_>>());
+                if response.status != 405
+                    || allowed.as_ref() != Some(&allow)
+                    || !response.body.contains("method_not_allowed")
+                {
+                    wrong.push(format!(
+                        "{method} {path}: {} Allow {allowed:?} {}",
+                        response.status, response.body
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "wrong answers to a wrong method:\n{}",
+        wrong.join("\n")
+    );
+    let errors: Vec<_> = logs
+        .text()
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<Value>(line).is_ok_and(|entry| entry["level"] == "ERROR")
+        })
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "ERROR lines logged:\n{}",
+        errors.join("\n")
     );
 
     gateway.stop().await?;

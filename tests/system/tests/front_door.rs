@@ -640,3 +640,133 @@ async fn one_caller_holding_slow_requests_cannot_lock_out_another() -> anyhow::R
     gateway.stop().await?;
     occupations.shutdown().await
 }
+
+/// Reads from `stream` until the gateway closes it; what it sent, and when it closed.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> (String, std::time::Instant) {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => {
+                return (
+                    String::from_utf8_lossy(&received).into_owned(),
+                    std::time::Instant::now(),
+                );
+            }
+            Ok(read) => received.extend_from_slice(&buffer[..read]),
+        }
+    }
+}
+
+/// Slow clients are cut off within the configured times: one that never finishes its
+/// headers, one that opens a connection and says nothing, and one whose body trickles in
+/// below the minimum rate (408, connection closed). A body sent slowly but above the
+/// minimum rate still gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_a_slow_but_steady_upload_is_not() -> anyhow::Result<()> {
+    use std::time::Instant;
+    use tokio::io::AsyncWriteExt;
+    let internal = TestKeys::new()?;
+    let closed = free_port()?;
+    let bearer = TestKeys::new()?;
+    let mut settings = gateway_settings(
+        [
+            ("occupations", closed),
+            ("lmi", closed),
+            ("casenotes", closed),
+            ("ambassadors", closed),
+        ],
+        &bearer,
+        &internal,
+    )?;
+    settings.limits.header_read_timeout = Duration::from_secs(1);
+    settings.limits.body_grace = Duration::from_secs(1);
+    settings.limits.body_min_bytes_per_second = 200;
+    let gateway = RunningGateway::start(settings).await?;
+    let door = Door {
+        port: gateway.http_port,
+        bearer,
+    };
+    let token = door.token("trickler", "adviser")?;
+    let within = |started: Instant, closed: Instant, low: f64, high: f64, what: &str| {
+        let took = closed.duration_since(started).as_secs_f64();
+        assert!(
+            (low..high).contains(&took),
+            "{what}: cut after {took:.2} s, not within {low}–{high} s"
+        );
+    };
+
+    // Headers begun, never finished.
+    let mut half_head = tokio::net::TcpStream::connect(("127.0.0.1", door.port)).await?;
+    let started = Instant::now();
+    half_head
+        .write_all(b"GET /v1/occupations HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await?;
+    let (_, cut) = until_closed(&mut half_head).await;
+    within(started, cut, 0.9, 3.0, "unfinished headers");
+
+    // A connection that says nothing at all.
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", door.port)).await?;
+    let started = Instant::now();
+    let (_, cut) = until_closed(&mut silent).await;
+    within(started, cut, 0.9, 3.0, "a silent connection");
+
+    // A body of 1000 bytes, one byte every 200 ms (5 bytes a second against 200): allowed
+    // 1 s of grace plus 5 ms per byte sent, so cut about 1 s in.
+    let mut trickle = tokio::net::TcpStream::connect(("127.0.0.1", door.port)).await?;
+    let head = format!(
+        "POST /v1/clients HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    );
+    trickle.write_all(head.as_bytes()).await?;
+    let started = Instant::now();
+    let (mut reader, mut writer) = trickle.into_split();
+    let dripping = tokio::spawn(async move {
+        for _ in 0..1000 {
+            if writer.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let answer = {
+        use tokio::io::AsyncReadExt;
+        let mut received = Vec::new();
+        let mut buffer = [0; 4096];
+        loop {
+            match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => received.extend_from_slice(&buffer[..read]),
+            }
+        }
+        String::from_utf8_lossy(&received).into_owned()
+    };
+    within(started, Instant::now(), 0.9, 4.0, "a trickling body");
+    dripping.abort();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+
+    // 3,000 bytes at about 1,000 a second (five times the minimum): slow, but it gets
+    // through to the (closed) upstream: 503, not 408.
+    let body = format!(r#"{{"display_name": "{}"}}"#, "x".repeat(2975));
+    let mut steady = tokio::net::TcpStream::connect(("127.0.0.1", door.port)).await?;
+    let head = format!(
+        "POST /v1/clients HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    steady.write_all(head.as_bytes()).await?;
+    for chunk in body.as_bytes().chunks(100) {
+        steady.write_all(chunk).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (answer, _) = until_closed(&mut steady).await;
+    assert!(!answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+    gateway.stop().await
+}

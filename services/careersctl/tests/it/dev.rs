@@ -68,6 +68,7 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
     let mut lines = BufReader::new(stdout).lines();
     // The first run loads the ONS figures (about 105,000 rows) before it is ready.
     let deadline = Instant::now() + Duration::from_secs(600);
+    let mut printed = Vec::new();
     let url = loop {
         let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
             .await
@@ -76,7 +77,13 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
         if let Some(url) = line.strip_prefix("careers is ready at ") {
             break url.to_owned();
         }
+        printed.push(line);
     };
+    assert!(
+        printed.iter().any(|line| line
+            .starts_with("Browser pages from http://localhost:*,http://127.0.0.1:* may call it")),
+        "make run does not say which origins may call it: {printed:?}"
+    );
     // Nothing more is written to stdout after the ready line.
     let more = tokio::time::timeout(Duration::from_millis(500), lines.next_line()).await;
     assert!(
@@ -112,6 +119,36 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
         })
         .await?
     };
+    // A page from a dev server on any local port may call the gateway; another origin not.
+    let preflight = |origin: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            careers_testkit::http::request(
+                port,
+                "OPTIONS",
+                "/v1/occupations/search?q=engineer",
+                &[
+                    ("Origin", origin),
+                    ("Access-Control-Request-Method", "GET"),
+                    ("Access-Control-Request-Headers", "authorization"),
+                ],
+                b"",
+            )
+        })
+    };
+    for (origin, allowed) in [
+        ("http://localhost:5173", true),
+        ("http://127.0.0.1:3000", true),
+        ("https://elsewhere.example", false),
+    ] {
+        let answer = preflight(origin).await??;
+        let header = answer.header("access-control-allow-origin");
+        assert_eq!(
+            header,
+            allowed.then_some(origin),
+            "{origin}: {:?}",
+            answer.headers
+        );
+    }
     let occupation = get("/v1/occupations/2134", token("adviser").await?).await?;
     let occupation: serde_json::Value = serde_json::from_str(&occupation.body)?;
     let median = |breakdown: &str| {

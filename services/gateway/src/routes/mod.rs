@@ -19,7 +19,7 @@ pub use call::ApiState;
 pub fn routes(
     state: ApiState,
     front: crate::front::Front,
-    max_body_bytes: usize,
+    limits: &crate::Limits,
     access_log: crate::AccessLogSettings,
 ) -> Router {
     Router::new()
@@ -27,7 +27,7 @@ pub fn routes(
         .merge(lmi::routes())
         .merge(casenotes::routes())
         .merge(ambassadors::routes())
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .route_layer(axum::middleware::from_fn_with_state(
             front.clone(),
             crate::front::guard,
@@ -35,6 +35,13 @@ pub fn routes(
         .layer(axum::middleware::from_fn_with_state(
             front,
             crate::front::shed,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::slow::BodyRate {
+                grace: limits.body_grace,
+                min_bytes_per_second: limits.body_min_bytes_per_second,
+            },
+            crate::slow::min_body_rate,
         ))
         .layer(axum::middleware::from_fn_with_state(
             access_log,
