@@ -6,7 +6,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-scripts/tools.sh nats-server cargo-nextest postgres schemathesis connect-es promtool deploy-check
+scripts/tools.sh nats-server cargo-nextest postgres schemathesis connect-es promtool chromium deploy-check
 export PATH="$root/.tools/bin:$PATH"
 if [ $# -eq 0 ]; then
   deploy-check

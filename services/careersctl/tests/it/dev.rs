@@ -149,6 +149,8 @@ async fn make_runs_entry_point_gets_ready_and_the_readme_walk_through_works() ->
             answer.headers
         );
     }
+    // A page from another origin, in a real browser, renders the gateway's search.
+    crate::browser::search_page_renders(&url, &token("adviser").await?).await?;
     let occupation = get("/v1/occupations/2134", token("adviser").await?).await?;
     let occupation: serde_json::Value = serde_json::from_str(&occupation.body)?;
     let median = |breakdown: &str| {

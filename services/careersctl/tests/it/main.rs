@@ -7,6 +7,7 @@ use careers_eventbus::{catalogue, envelope, provision, settings::NatsSettings};
 use careers_testkit::nats::NatsServer;
 
 mod audit;
+mod browser;
 mod cli;
 mod dev;
 mod push;
