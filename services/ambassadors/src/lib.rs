@@ -84,7 +84,7 @@ impl Service for Ambassadors {
         let places = Arc::new(geo::Places::load(&settings.places.dir).map_err(service_error)?);
         let mut bus = Eventbus::for_service(
             Self::NAME,
-            context.db.clone(),
+            context.background.clone(),
             catalogue::AMBASSADORS,
             &settings.events(),
             careers_eventbus::Lifecycle {

@@ -101,7 +101,7 @@ impl Service for Casenotes {
             .map_err(service_error)?;
         let mut bus = Eventbus::for_service(
             Self::NAME,
-            context.db.clone(),
+            context.background.clone(),
             catalogue::CASENOTES,
             &settings.events(),
             careers_eventbus::Lifecycle {

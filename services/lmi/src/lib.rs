@@ -51,7 +51,7 @@ impl Service for Lmi {
     async fn routes(context: &Context<Self::Settings>) -> Result<Routes, AppError> {
         let mut bus = Eventbus::for_service(
             Self::NAME,
-            context.db.clone(),
+            context.background.clone(),
             catalogue::LMI,
             &context.settings.service.events(),
             careers_eventbus::Lifecycle {
@@ -73,7 +73,7 @@ impl Service for Lmi {
             submissions: context.settings.service.submissions.clone(),
         };
         tokio::spawn(submit::sweep_staging(
-            context.db.clone(),
+            context.background.clone(),
             context.settings.service.submissions.clone(),
             context.stop.clone(),
         ));

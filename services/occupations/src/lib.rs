@@ -45,7 +45,7 @@ impl Service for Occupations {
     async fn routes(context: &Context<Self::Settings>) -> Result<Routes, AppError> {
         let mut bus = Eventbus::for_service(
             Self::NAME,
-            context.db.clone(),
+            context.background.clone(),
             catalogue::OCCUPATIONS,
             &context.settings.service,
             careers_eventbus::Lifecycle {
@@ -66,7 +66,7 @@ impl Service for Occupations {
             .map_err(|error| AppError::Service(error.to_string()))?;
         tokio::spawn(search::follow(
             search.clone(),
-            context.db.clone(),
+            context.background.clone(),
             bus.jetstream().clone(),
             context.stop.clone(),
         ));

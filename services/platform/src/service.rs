@@ -66,7 +66,12 @@ pub trait Service: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct Context<S> {
     pub settings: Settings<S>,
+    /// The store, for work done on a caller's behalf.
     pub db: DatabaseConnection,
+    /// The same store through a pool of its own (`database.background_connections`):
+    /// for the event backbone, sweeps and other work no caller waits for, so that a
+    /// burst of callers cannot starve it.
+    pub background: DatabaseConnection,
     pub readiness: Readiness,
     /// Verifies the gateway's identity token; wrap the service's server with
     /// `identity.interceptor()`.
@@ -151,10 +156,16 @@ impl<S: Service> App<S> {
             tracing::warn!(%error, "the health-only server stopped with an error");
         }
         let db = db?;
+        let background = store::connect(&DatabaseSettings {
+            max_connections: platform.database.background_connections,
+            ..platform.database.clone()
+        })
+        .await?;
 
         let context = Context {
             settings,
             db,
+            background,
             readiness,
             identity,
             cursors,
@@ -199,11 +210,14 @@ impl<S: Service> App<S> {
         } = self;
         let shutdown_settings = context.settings.platform.shutdown.clone();
         let store_watch = context.readiness.watch_store(
-            context.db.clone(),
+            context.background.clone(),
             &context.settings.platform.readiness,
             context.stop.clone(),
         );
-        let pool_watch = store::watch_pool(&context.db, "main");
+        let pool_watches = [
+            store::watch_pool(&context.db, "main"),
+            store::watch_pool(&context.background, "background"),
+        ];
         let close = CancellationToken::new();
         let server = tonic::transport::Server::builder()
             .trace_fn(grpc::request_span)
@@ -236,8 +250,11 @@ impl<S: Service> App<S> {
         })
         .await;
         store_watch.abort();
-        pool_watch.abort();
+        for watch in pool_watches {
+            watch.abort();
+        }
         context.db.clone().close().await.ok();
+        context.background.clone().close().await.ok();
         match drained {
             Ok(result) => {
                 tracing::info!("drained");

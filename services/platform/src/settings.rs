@@ -91,8 +91,14 @@ pub struct DatabaseSettings {
     pub url: SecretString,
     #[serde(default = "yes")]
     pub migrate_on_start: bool,
+    /// The pool callers' requests use.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// A second pool, kept for background work (the event relay and consumers, sweeps,
+    /// the readiness check), so that callers taking every connection of theirs stall
+    /// none of it.
+    #[serde(default = "default_background_connections")]
+    pub background_connections: u32,
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
 }
@@ -104,6 +110,7 @@ impl DatabaseSettings {
             url: SecretString::from(url.into()),
             migrate_on_start: true,
             max_connections: default_max_connections(),
+            background_connections: default_background_connections(),
             connect_timeout: default_connect_timeout(),
         }
     }
@@ -186,6 +193,10 @@ fn yes() -> bool {
 
 fn default_max_connections() -> u32 {
     10
+}
+
+fn default_background_connections() -> u32 {
+    4
 }
 
 fn default_connect_timeout() -> Duration {

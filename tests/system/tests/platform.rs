@@ -88,3 +88,74 @@ async fn a_store_outage_makes_the_service_unready_but_alive() -> anyhow::Result<
     wait_for_health(running.port, name, ServingStatus::Serving, WAIT).await?;
     running.shutdown().await
 }
+
+/// Callers stuck holding every connection of the callers' pool (reads waiting behind a
+/// table lock) leave the next caller with UNAVAILABLE `store_busy`, while the readiness
+/// check, on the background pool, keeps the replica SERVING; once the lock goes, calls are
+/// answered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_taking_every_connection_leave_the_replica_ready() -> anyhow::Result<()> {
+    use careers_proto::careers::occupations::v1::{
+        GetOccupationRequest, occupations_service_client::OccupationsServiceClient,
+    };
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let database = postgres::empty_database().await?;
+    let running = spawn::<Occupations>(
+        &database.url,
+        &[
+            ("database.max_connections", "2"),
+            ("database.connect_timeout", "1s"),
+            ("readiness.store_check_interval", "200ms"),
+        ],
+    )
+    .await?;
+    let name = Occupations::GRPC_SERVICE;
+    wait_for_health(running.port, name, ServingStatus::Serving, WAIT).await?;
+    let identity = running.token(&["adviser"], None)?;
+    let read = |identity: String| {
+        let port = running.port;
+        async move {
+            let mut request = tonic::Request::new(GetOccupationRequest {
+                soc_code: "2134".into(),
+            });
+            request
+                .metadata_mut()
+                .insert(careers_platform::identity::METADATA_KEY, identity.parse()?);
+            let answer = OccupationsServiceClient::new(grpc::channel(port)?)
+                .get_occupation(request)
+                .await;
+            anyhow::Ok(answer.err().map(|status| status.code()))
+        }
+    };
+
+    let locker = sea_orm::Database::connect(database.url.as_str()).await?;
+    let lock = locker.begin().await?;
+    lock.execute_unprepared("LOCK TABLE occupations IN ACCESS EXCLUSIVE MODE")
+        .await?;
+    // Two reads wait behind the lock, each holding one of the two connections.
+    let stuck = [
+        tokio::spawn(read(identity.clone())),
+        tokio::spawn(read(identity.clone())),
+    ];
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        read(identity.clone()).await?,
+        Some(tonic::Code::Unavailable),
+        "a third read with no connection free"
+    );
+    // Readiness checks every 200 ms, each over 1 s without a connection were it on the
+    // callers' pool: it stays SERVING all along.
+    for _ in 0..10 {
+        assert_eq!(
+            grpc::health(running.port, name).await?,
+            ServingStatus::Serving
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    lock.rollback().await?;
+    for read in stuck {
+        assert_eq!(read.await??, Some(tonic::Code::NotFound));
+    }
+    assert_eq!(read(identity).await?, Some(tonic::Code::NotFound));
+    running.shutdown().await
+}
