@@ -242,7 +242,20 @@ impl Balanced {
             Err(error) => {
                 replica.healthy.store(false, Ordering::Relaxed);
                 tracing::warn!(upstream = self.inner.name, addr = %replica.addr, %error, "replica unreachable");
-                Err(NotSent(tonic::Status::from_error(error.into())))
+                let status = tonic::Status::from_error(error.into());
+                // A connection torn as the replica stops (an HTTP/2 error) reads as
+                // INTERNAL or UNKNOWN: it is the replica going away, not a fault in it.
+                Err(NotSent(
+                    if matches!(status.code(), tonic::Code::Internal | tonic::Code::Unknown) {
+                        tonic::Status::unavailable(format!(
+                            "{} went away: {}",
+                            self.inner.name,
+                            status.message()
+                        ))
+                    } else {
+                        status
+                    },
+                ))
             }
         };
         self.count(method, started.elapsed(), &answer);
