@@ -178,10 +178,14 @@ async fn a_scheduled_push_reports_rows_and_gates_on_rejected_rows() -> anyhow::R
         1
     );
 
-    // A refusal is exit 1 with the gateway's reason, and is not retried.
+    // A refusal is exit 1 with the gateway's reason, and is not retried. A small file: the
+    // gateway refuses before reading a body, and a large one still being written when the
+    // refusal comes may meet a closed connection first (then it is sent once more and
+    // refused again; the outcome is the same, but that is not what is tested here).
+    let small = write(dir.path(), "small.csv", &rows(&codes, 10, None))?;
     let refused = push(
         &stack.bearer(&["adviser"], None)?,
-        &[&[file.as_str(), "--key", "other"][..], &common].concat(),
+        &[&[small.as_str(), "--key", "other"][..], &common].concat(),
     )
     .await?;
     let (stdout, stderr) = text(&refused);
