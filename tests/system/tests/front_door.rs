@@ -642,7 +642,9 @@ async fn one_caller_holding_slow_requests_cannot_lock_out_another() -> anyhow::R
 }
 
 /// Reads from `stream` until the gateway closes it; what it sent, and when it closed.
-async fn until_closed(stream: &mut tokio::net::TcpStream) -> (String, std::time::Instant) {
+async fn until_closed(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> (String, std::time::Instant) {
     use tokio::io::AsyncReadExt;
     let mut received = Vec::new();
     let mut buffer = [0; 4096];
@@ -730,19 +732,8 @@ async fn slow_clients_are_cut_off_and_a_slow_but_steady_upload_is_not() -> anyho
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
-    let answer = {
-        use tokio::io::AsyncReadExt;
-        let mut received = Vec::new();
-        let mut buffer = [0; 4096];
-        loop {
-            match reader.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(read) => received.extend_from_slice(&buffer[..read]),
-            }
-        }
-        String::from_utf8_lossy(&received).into_owned()
-    };
-    within(started, Instant::now(), 0.9, 4.0, "a trickling body");
+    let (answer, cut) = until_closed(&mut reader).await;
+    within(started, cut, 0.9, 4.0, "a trickling body");
     dripping.abort();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
